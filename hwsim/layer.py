@@ -1,0 +1,195 @@
+"""Layer and LayerGraph: the workload the accelerator model evaluates.
+
+One ``Layer`` per compute op, in execution order. Counts are derived from the shape fields so
+they can never disagree with them. Sizes in bits are exact integers; byte properties divide by 8
+(low-bit tensors can occupy fractional bytes).
+"""
+
+from dataclasses import dataclass, field
+
+OPS = ("conv", "linear", "pool", "add", "concat")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One compute op with its shapes, precisions and compression statistics.
+
+    ``in_channels`` of a concat is the sum of its inputs; a linear layer has 1x1 maps and kernel.
+    ``weight_storage_bits`` is what the weights (and bias) occupy off chip; ``None`` means dense,
+    i.e. ``(weight_count + bias_count) * weight_bits``. ``stored_params`` likewise defaults to
+    the dense count. ``mac_density`` is the executed fraction of MACs (channel gating);
+    ``pred_bits`` / ``lsb_density`` describe precision gating (0 / 1.0 when off).
+    """
+
+    name: str
+    op: str
+    batch: int
+    in_channels: int
+    out_channels: int
+    in_hw: tuple[int, int]
+    out_hw: tuple[int, int]
+    kernel_size: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    groups: int = 1
+    bias: bool = False
+    weight_bits: int = 8
+    act_bits: int = 8
+    out_bits: int = 8
+    accum_bits: int = 32
+    weight_storage_bits: int | None = None
+    stored_params: int | None = None
+    gen_macs: int = 0
+    gen_bits: int = 0
+    mac_density: float = 1.0
+    pred_bits: int = 0
+    lsb_density: float = 1.0
+    inputs: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self):
+        if self.op not in OPS:
+            raise ValueError(f"Layer {self.name}: op must be one of {', '.join(OPS)}, "
+                             f"got {self.op!r}")
+        for key in ("batch", "in_channels", "out_channels", "groups", "weight_bits", "act_bits",
+                    "out_bits", "accum_bits"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"Layer {self.name}: {key} must be > 0, got {getattr(self, key)}")
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"Layer {self.name}: groups={self.groups} must divide in_channels="
+                             f"{self.in_channels} and out_channels={self.out_channels}")
+        if not 0.0 <= self.mac_density <= 1.0 or not 0.0 <= self.lsb_density <= 1.0:
+            raise ValueError(f"Layer {self.name}: mac_density and lsb_density must lie in [0, 1]")
+        if not 0 <= self.pred_bits <= self.act_bits:
+            raise ValueError(f"Layer {self.name}: pred_bits must lie in [0, act_bits]")
+        # Dense defaults are filled here so every consumer reads one number.
+        if self.stored_params is None:
+            object.__setattr__(self, "stored_params", self.weight_count + self.bias_count)
+        if self.weight_storage_bits is None:
+            object.__setattr__(self, "weight_storage_bits",
+                               (self.weight_count + self.bias_count) * self.weight_bits)
+
+    # --- shapes as GEMM (DESIGN.md 6) -------------------------------------------------------
+    @property
+    def has_weights(self) -> bool:
+        return self.op in ("conv", "linear")
+
+    @property
+    def reduction_size(self) -> int:
+        """Sr: reduction length of one output, per group: (in_channels/groups)·kh·kw."""
+        return self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
+
+    @property
+    def filters_per_group(self) -> int:
+        """Sc: filters per group."""
+        return self.out_channels // self.groups
+
+    @property
+    def output_pixels(self) -> int:
+        """T: batch·oh·ow."""
+        return self.batch * self.out_hw[0] * self.out_hw[1]
+
+    # --- counts -------------------------------------------------------------------------------
+    @property
+    def weight_count(self) -> int:
+        return self.out_channels * self.reduction_size if self.has_weights else 0
+
+    @property
+    def bias_count(self) -> int:
+        return self.out_channels if self.bias and self.has_weights else 0
+
+    @property
+    def macs(self) -> int:
+        """Dense multiply-accumulates (before any dynamic gating)."""
+        return self.output_pixels * self.out_channels * self.reduction_size if self.has_weights else 0
+
+    @property
+    def vector_ops(self) -> int:
+        """Element operations of pool / add / concat (compares, adds, copies)."""
+        outputs = self.output_pixels * self.out_channels
+        if self.op == "pool":
+            return outputs * self.kernel_size[0] * self.kernel_size[1]
+        if self.op == "add":
+            return outputs * (self.num_inputs - 1)
+        if self.op == "concat":
+            return outputs
+        return 0
+
+    @property
+    def num_inputs(self) -> int:
+        """Tensors read: an add reads all its operands (at least two), other ops one tensor."""
+        return max(2, len(self.inputs)) if self.op == "add" else 1
+
+    @property
+    def input_elements(self) -> int:
+        return self.num_inputs * self.batch * self.in_channels * self.in_hw[0] * self.in_hw[1]
+
+    @property
+    def output_elements(self) -> int:
+        return self.batch * self.out_channels * self.out_hw[0] * self.out_hw[1]
+
+    @property
+    def weight_bytes(self) -> float:
+        """Bytes of weights as stored off chip (compressed form when the layer is compressed)."""
+        return self.weight_storage_bits / 8
+
+    @property
+    def dense_weight_bytes(self) -> float:
+        """Bytes of the weights the array consumes (after any on-chip generation)."""
+        return (self.weight_count + self.bias_count) * self.weight_bits / 8
+
+    @property
+    def input_bytes(self) -> float:
+        return self.input_elements * self.act_bits / 8
+
+    @property
+    def output_bytes(self) -> float:
+        return self.output_elements * self.out_bits / 8
+
+
+@dataclass(frozen=True)
+class LayerGraph:
+    """A traced model: layers in execution order plus the model-level storage accounting.
+
+    ``inputs`` of each layer name its producers (``"input"`` for the model input), which makes
+    the residual and concat edges explicit. ``storage`` holds the model's parameter and storage
+    accounting (see ``hwsim.trace``); ``notes`` says what the tracer assumed.
+    """
+
+    model: str
+    input_shape: tuple[int, ...]
+    layers: tuple[Layer, ...]
+    storage: dict = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        names = [layer.name for layer in self.layers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"LayerGraph {self.model}: layer names must be unique")
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __getitem__(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"LayerGraph {self.model}: no layer named {name!r}")
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def params(self) -> int:
+        """Weights and biases of the traced conv / linear layers (BN folded)."""
+        return sum(layer.weight_count + layer.bias_count for layer in self.layers)
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+__all__ = ["Layer", "LayerGraph", "OPS", "ceil_div"]

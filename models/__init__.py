@@ -1,0 +1,9 @@
+"""PyTorch side of hwsim: model registry, layers, architectures, data and training.
+
+Never imports ``hwsim``; the simulator reads models only through tracing and ``hw_stats()``.
+"""
+
+from . import densenet, mobilenet, resnet  # noqa: F401  (register the zoo)
+from .registry import create_model, list_models, model_arguments, register_model
+
+__all__ = ["create_model", "list_models", "model_arguments", "register_model"]

@@ -1,0 +1,55 @@
+"""Named extension points of the training loop: extra loss terms, gradient hooks, initializers.
+
+Methods register factories here (``@register_loss("kd")``) and configs name them, so the loop
+never changes for a new method. Each factory receives the model and the parameters from its
+config section and returns the callable the loop uses:
+
+- loss term: ``factory(model, **params) -> fn(inputs, logits, targets) -> scalar tensor``
+  (the term is added to the task loss; the factory applies its own weight);
+- gradient hook: ``factory(model, **params) -> fn(step) -> None``, run after ``backward()`` and
+  before the optimizer step (e.g. ResRep's penalty gradients);
+- initializer: ``factory(model, **params) -> None``, run once before training starts on a fresh
+  model (e.g. MLG's projection from a teacher); not run again on resume.
+"""
+
+import difflib
+from typing import Callable
+
+LOSSES: dict[str, Callable] = {}
+GRAD_HOOKS: dict[str, Callable] = {}
+INITIALIZERS: dict[str, Callable] = {}
+_KINDS = {"loss": LOSSES, "grad_hook": GRAD_HOOKS, "init": INITIALIZERS}
+
+
+def _register(kind: str, name: str) -> Callable[[Callable], Callable]:
+    table = _KINDS[kind]
+
+    def decorate(factory: Callable) -> Callable:
+        if name in table:
+            raise ValueError(f"{kind} {name!r} is registered twice")
+        table[name] = factory
+        return factory
+
+    return decorate
+
+
+def register_loss(name: str) -> Callable[[Callable], Callable]:
+    return _register("loss", name)
+
+
+def register_grad_hook(name: str) -> Callable[[Callable], Callable]:
+    return _register("grad_hook", name)
+
+
+def register_init(name: str) -> Callable[[Callable], Callable]:
+    return _register("init", name)
+
+
+def lookup(kind: str, name: str) -> Callable:
+    """The factory registered as ``name`` of ``kind`` (loss, grad_hook, init)."""
+    table = _KINDS[kind]
+    if name not in table:
+        close = difflib.get_close_matches(name, table, n=3, cutoff=0.4)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise KeyError(f"unknown {kind} {name!r}{hint}; registered: {', '.join(sorted(table))}")
+    return table[name]

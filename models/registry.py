@@ -1,0 +1,71 @@
+"""Model registry: ``@register_model`` stores a builder under its name, ``create_model`` builds it.
+
+Builders take keyword arguments only; ``create_model`` checks every keyword against the builder's
+signature (name and type of its default) so a typo in a config or on the command line is a
+one-line error, not a silently ignored setting.
+"""
+
+import difflib
+import inspect
+from typing import Callable
+
+import torch.nn as nn
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register ``fn`` under its function name."""
+    if fn.__name__ in _MODELS:
+        raise ValueError(f"model {fn.__name__!r} is registered twice")
+    _MODELS[fn.__name__] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)
+
+
+def model_builder(name: str) -> Callable[..., nn.Module]:
+    """The registered builder for ``name``; unknown names list the closest registered ones."""
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, _MODELS, n=3, cutoff=0.4)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise KeyError(f"unknown model {name!r}: {hint}available: {', '.join(list_models())}")
+    return _MODELS[name]
+
+
+def model_arguments(name: str) -> dict[str, object]:
+    """Keyword arguments of the builder for ``name`` with their defaults."""
+    sig = inspect.signature(model_builder(name))
+    return {p.name: p.default for p in sig.parameters.values()}
+
+
+def _check_type(model: str, key: str, value: object, default: object) -> object:
+    if default is None or value is None or isinstance(default, dict):
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"model {model}: argument {key!r} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(default, (int, float, str)) and not isinstance(value, type(default)):
+        raise ValueError(
+            f"model {model}: argument {key!r} must be {type(default).__name__}, got {value!r}")
+    if isinstance(default, (int, float, str)) and isinstance(value, bool):
+        raise ValueError(
+            f"model {model}: argument {key!r} must be {type(default).__name__}, got {value!r}")
+    return value
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build the registered model ``name`` with checked keyword arguments."""
+    allowed = model_arguments(name)
+    checked = {}
+    for key, value in kwargs.items():
+        if key not in allowed:
+            raise ValueError(
+                f"model {name}: unknown argument {key!r}; allowed: {', '.join(allowed)}")
+        checked[key] = _check_type(name, key, value, allowed[key])
+    return _MODELS[name](**checked)
