@@ -16,8 +16,8 @@ class Layer:
 
     ``in_channels`` of a concat is the sum of its inputs; a linear layer has 1x1 maps and kernel.
     ``weight_storage_bits`` is what the weights (and bias) occupy off chip; ``None`` means dense,
-    i.e. ``(weight_count + bias_count) * weight_bits``. ``stored_params`` likewise defaults to
-    the dense count. ``mac_density`` is the executed fraction of MACs (channel gating);
+    i.e. ``(weight_count + bias_count) * weight_bits`` (read ``stored_weight_bits``).
+    ``stored_params`` likewise defaults to the dense count (read ``stored_param_count``). ``mac_density`` is the executed fraction of MACs (channel gating);
     ``pred_bits`` / ``lsb_density`` describe precision gating (0 / 1.0 when off).
     """
 
@@ -61,12 +61,6 @@ class Layer:
             raise ValueError(f"Layer {self.name}: mac_density and lsb_density must lie in [0, 1]")
         if not 0 <= self.pred_bits <= self.act_bits:
             raise ValueError(f"Layer {self.name}: pred_bits must lie in [0, act_bits]")
-        # Dense defaults are filled here so every consumer reads one number.
-        if self.stored_params is None:
-            object.__setattr__(self, "stored_params", self.weight_count + self.bias_count)
-        if self.weight_storage_bits is None:
-            object.__setattr__(self, "weight_storage_bits",
-                               (self.weight_count + self.bias_count) * self.weight_bits)
 
     # --- shapes as GEMM (DESIGN.md 6) -------------------------------------------------------
     @property
@@ -127,10 +121,25 @@ class Layer:
     def output_elements(self) -> int:
         return self.batch * self.out_channels * self.out_hw[0] * self.out_hw[1]
 
+    # The raw fields stay None for dense layers so ``dataclasses.replace`` never leaves a stale
+    # dense figure behind; read these resolved values instead.
+    @property
+    def stored_weight_bits(self) -> int:
+        """Bits of weights (and bias) off chip: compressed form if set, else dense."""
+        if self.weight_storage_bits is not None:
+            return self.weight_storage_bits
+        return (self.weight_count + self.bias_count) * self.weight_bits
+
+    @property
+    def stored_param_count(self) -> int:
+        if self.stored_params is not None:
+            return self.stored_params
+        return self.weight_count + self.bias_count
+
     @property
     def weight_bytes(self) -> float:
         """Bytes of weights as stored off chip (compressed form when the layer is compressed)."""
-        return self.weight_storage_bits / 8
+        return self.stored_weight_bits / 8
 
     @property
     def dense_weight_bytes(self) -> float:

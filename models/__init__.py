@@ -4,6 +4,8 @@ Never imports ``hwsim``; the simulator reads models only through tracing and ``h
 """
 
 from . import densenet, mobilenet, resnet  # noqa: F401  (register the zoo)
-from .registry import create_model, list_models, model_arguments, register_model
+from .registry import (create_model, default_input_shape, list_models, model_arguments,
+                       model_builder, register_model)
 
-__all__ = ["create_model", "list_models", "model_arguments", "register_model"]
+__all__ = ["create_model", "default_input_shape", "list_models", "model_arguments",
+           "model_builder", "register_model"]

@@ -14,12 +14,27 @@ import torch.nn as nn
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register ``fn`` under its function name."""
-    if fn.__name__ in _MODELS:
-        raise ValueError(f"model {fn.__name__!r} is registered twice")
-    _MODELS[fn.__name__] = fn
-    return fn
+def register_model(fn: Callable[..., nn.Module] | None = None, *,
+                   input_hw: tuple[int, int] = (32, 32)):
+    """Register ``fn`` under its function name; ``input_hw`` is its default input size.
+
+    Use as ``@register_model`` or ``@register_model(input_hw=(224, 224))``.
+    """
+    def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if builder.__name__ in _MODELS:
+            raise ValueError(f"model {builder.__name__!r} is registered twice")
+        builder.input_hw = tuple(input_hw)
+        _MODELS[builder.__name__] = builder
+        return builder
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def default_input_shape(name: str, in_channels: int | None = None) -> tuple[int, int, int]:
+    """(C, H, W) the model ``name`` is built for; C from ``in_channels`` or the builder default."""
+    channels = in_channels if in_channels is not None else model_arguments(name).get(
+        "in_channels", 3)
+    return (channels, *model_builder(name).input_hw)
 
 
 def list_models() -> list[str]:

@@ -149,7 +149,7 @@ def resnet56(num_classes: int = 10, in_channels: int = 3, width: float = 1.0,
                   shortcut, conv, linear)
 
 
-@register_model
+@register_model(input_hw=(224, 224))
 def resnet50(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0,
              shortcut: str = "B", conv: ConvFactory = plain_conv,
              linear: LinearFactory = plain_linear) -> nn.Module:

@@ -1,0 +1,330 @@
+"""``hwsim`` command line: run, list, export, train, pipeline.
+
+A thin layer over the library: it parses arguments, resolves one config dict (the same dotted
+``--set`` keys for every command), calls the library and prints. Bad input is one line on stderr
+and exit code 2; ``HWSIM_DEBUG=1`` shows the traceback instead.
+"""
+
+import argparse
+import os
+import re
+import sys
+
+import yaml
+
+import models
+
+from .config import METHOD_NAMESPACES, apply_overrides, load_yaml
+
+RUN_NAMESPACES = ("model", "accel", "trace", *METHOD_NAMESPACES)
+TRACE_KEYS = {"weight_bits": int, "act_bits": int}
+FORMATS = ("table", "csv", "json")
+OBJECTIVES = ("dram_bytes", "energy", "latency")
+DEFAULT_ACCEL = "systolic_32"
+COMPRESSED_PREFIXES = tuple(f"{ns}_" for ns in (*METHOD_NAMESPACES, "resrep"))
+
+
+class UsageError(ValueError):
+    """Bad command-line input; printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _input_shape(text: str) -> tuple[int, int, int]:
+    if not re.fullmatch(r"\d+x\d+x\d+", text or "") or 0 in (dims := tuple(
+            int(d) for d in text.split("x"))):
+        raise argparse.ArgumentTypeError(
+            f"expected CxHxW with positive integers, e.g. 3x32x32, got {text!r}")
+    return dims
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _seed_style_sets(extra: list[str]) -> list[str]:
+    """Turn seed-style ``--mlg.base_in=2`` / ``--mlg.base_in 2`` into ``mlg.base_in=2``."""
+    items, i = [], 0
+    while i < len(extra):
+        arg = extra[i]
+        if not (arg.startswith("--") and "." in arg.split("=")[0]):
+            raise UsageError(f"unrecognized argument {arg!r}")
+        if "=" in arg:
+            items.append(arg[2:])
+        elif i + 1 < len(extra):
+            items.append(f"{arg[2:]}={extra[i + 1]}")
+            i += 1
+        else:
+            raise UsageError(f"argument {arg}: expected a value")
+        i += 1
+    return items
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hwsim", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="trace a model and evaluate it on an accelerator")
+    run.add_argument("--model", help="registered model name (see `hwsim list`)")
+    run.add_argument("--checkpoint", help="trained checkpoint; the model is rebuilt from it")
+    run.add_argument("--data", help="dataset to report the checkpoint's test accuracy on")
+    run.add_argument("--data-root", help="folder with the dataset files")
+    run.add_argument("--accel", default=DEFAULT_ACCEL,
+                     help=f"accelerator preset name or YAML file (default {DEFAULT_ACCEL}); "
+                          "'none' for the workload only")
+    run.add_argument("--batch", type=_positive_int, default=1, help="batch size (default 1)")
+    run.add_argument("--input", type=_input_shape, help="input shape CxHxW (default: the model's)")
+    run.add_argument("--objective", choices=OBJECTIVES, default="dram_bytes",
+                     help="what the mapper minimizes (default dram_bytes)")
+    run.add_argument("--baseline", default="auto",
+                     help="dense model to compare with: a model name, 'auto' (the dense "
+                          "counterpart of a compressed model) or 'none'")
+    _common(run)
+
+    lst = sub.add_parser("list", help="list models and accelerators")
+    lst.add_argument("what", nargs="?", choices=("models", "accelerators"), default=None)
+
+    export = sub.add_parser("export", help="write the workload for a peer tool")
+    export.add_argument("--model", required=True)
+    export.add_argument("--accel", default=DEFAULT_ACCEL)
+    export.add_argument("--format", choices=("scalesim",), default="scalesim")
+    export.add_argument("--batch", type=_positive_int, default=1)
+    export.add_argument("--input", type=_input_shape)
+    export.add_argument("--out", required=True, help="output folder")
+    export.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+
+    for name, text in (("train", "train a model from a YAML config"),
+                       ("pipeline", "train, measure accuracy, trace, simulate, append results")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("config", help="YAML config (see experiments/configs/)")
+        cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="dotted override, e.g. optimizer.lr=0.05 (repeatable)")
+        cmd.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+        cmd.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def _common(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override, namespaced: model.*, accel.*, trace.*, mlg.*, resrep.*, "
+                          "pg.*, cg.* (repeatable)")
+    cmd.add_argument("--format", choices=FORMATS, default="table")
+    cmd.add_argument("--out", help="folder for layers.csv, summary.json, run.yaml")
+
+
+# --- config resolution ------------------------------------------------------------------------
+def model_kwargs(name: str, cfg: dict) -> dict:
+    """Builder kwargs for ``name`` from the ``model`` section and method namespaces of ``cfg``."""
+    allowed = models.model_arguments(name)
+    settable = {k for k, v in allowed.items()
+                if v is None or isinstance(v, (bool, int, float, str))}
+    kwargs = {}
+    for key, value in cfg.get("model", {}).items():
+        if key == "name":
+            continue
+        if key not in settable:
+            raise UsageError(f"--set model.{key}: unknown argument of {name}; allowed: "
+                             f"{', '.join(sorted(settable))}")
+        kwargs[key] = value
+    for ns in METHOD_NAMESPACES:
+        if ns in cfg:
+            if ns not in allowed:
+                takers = [m for m in models.list_models() if ns in models.model_arguments(m)]
+                raise UsageError(f"--set {ns}.*: model {name} has no {ns} settings; models that "
+                                 f"do: {', '.join(takers) or 'none yet'}")
+            kwargs[ns] = cfg[ns]
+    return kwargs
+
+
+def _check_namespaces(cfg: dict) -> None:
+    for key in cfg:
+        if key not in RUN_NAMESPACES:
+            raise UsageError(f"--set {key}.*: unknown namespace; allowed: "
+                             f"{', '.join(RUN_NAMESPACES)}")
+        if not isinstance(cfg[key], dict):
+            raise UsageError(f"--set {key}: expected {key}.KEY=VALUE")
+    for key, value in cfg.get("trace", {}).items():
+        if key not in TRACE_KEYS:
+            raise UsageError(f"--set trace.{key}: unknown key; allowed: {', '.join(TRACE_KEYS)}")
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 32:
+            raise UsageError(f"--set trace.{key}: expected an integer in 1..32, got {value!r}")
+
+
+def dense_counterpart(name: str) -> str | None:
+    """``resnet18`` for ``mlg_resnet18``: the dense model a compressed one is measured against."""
+    for prefix in COMPRESSED_PREFIXES:
+        if name.startswith(prefix) and name[len(prefix):] in models.list_models():
+            return name[len(prefix):]
+    return None
+
+
+def _load_accel(spec: str, cfg: dict):
+    if spec == "none":
+        if cfg.get("accel"):
+            raise UsageError("--set accel.*: no accelerator (--accel none)")
+        return None
+    from .accel import load_accelerator
+    return load_accelerator(spec, cfg.get("accel") or None)
+
+
+def _report_for(name: str, kwargs: dict, cfg: dict, args, accel, model=None):
+    from .report import build_report
+    from .trace import trace
+
+    model = model if model is not None else models.create_model(name, **kwargs)
+    shape = args.input or models.default_input_shape(name, kwargs.get("in_channels"))
+    graph = trace(model, shape, batch=args.batch, name=name, **cfg.get("trace", {}))
+    return build_report(graph, accel, objective=args.objective)
+
+
+BASELINE_KEYS = ("macs", "weight_bytes", "gen_macs", "weight_dram_bytes", "dram_bytes",
+                 "dram_transactions", "compute_cycles", "latency_cycles", "energy_pj",
+                 "gen_energy_pj", "dram_energy_pj")
+
+
+def _baseline(report: dict, base: dict) -> dict:
+    ratios = {}
+    for key in BASELINE_KEYS:
+        a, b = report["totals"].get(key), base["totals"].get(key)
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b:
+            ratios[f"{key}_ratio"] = a / b
+    ratios["memory_ratio"] = report["storage"]["memory_ratio"] / base["storage"]["memory_ratio"]
+    return {"model": base["model"], "totals": base["totals"], "storage": base["storage"],
+            "ratios": ratios}
+
+
+def cmd_run(args) -> int:
+    from .report import format_table, layers_frame, save_run, to_json
+
+    cfg = apply_overrides({}, args.set)
+    _check_namespaces(cfg)
+    model = meta = None
+    if args.checkpoint:
+        from .pipeline import load_checkpoint_model
+        model, meta = load_checkpoint_model(args.checkpoint)
+        name = meta["model"]
+        if args.model and args.model != name:
+            raise UsageError(f"--model {args.model} disagrees with the checkpoint's model {name}")
+        kwargs = dict(meta.get("model_kwargs", {}))
+    elif args.model:
+        name = args.model
+        models.model_builder(name)
+        kwargs = model_kwargs(name, cfg)
+    else:
+        raise UsageError("hwsim run: give --model NAME or --checkpoint FILE")
+    if args.data and not args.checkpoint:
+        raise UsageError("--data needs --checkpoint (accuracy of a trained model)")
+    accel = _load_accel(args.accel, cfg)
+    report = _report_for(name, kwargs, cfg, args, accel, model)
+    if args.data:
+        from .pipeline import evaluate_accuracy
+        report["totals"]["test_accuracy"] = evaluate_accuracy(model, args.data, args.data_root)
+    base_name = dense_counterpart(name) if args.baseline == "auto" else (
+        None if args.baseline == "none" else args.baseline)
+    if base_name:
+        base_kwargs = {k: v for k, v in kwargs.items() if k not in METHOD_NAMESPACES}
+        report["baseline"] = _baseline(report, _report_for(base_name, base_kwargs, cfg, args,
+                                                           accel))
+    if args.out:
+        resolved = {"command": "run", "model": {"name": name, **kwargs},
+                    "accel": args.accel, "accel_overrides": cfg.get("accel", {}),
+                    "trace": cfg.get("trace", {}), "batch": args.batch,
+                    "input": list(report["input_shape"][1:]), "objective": args.objective,
+                    "checkpoint": args.checkpoint}
+        save_run(args.out, report, resolved)
+    if args.format == "json":
+        print(to_json(report))
+    elif args.format == "csv":
+        print(layers_frame(report).to_csv(index=False), end="")
+    else:
+        print(format_table(report), end="")
+    return 0
+
+
+def cmd_list(args) -> int:
+    if args.what in (None, "models"):
+        print("models:")
+        for name in models.list_models():
+            arguments = models.model_arguments(name)
+            shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items()
+                              if v is None or isinstance(v, (bool, int, float, str)))
+            print(f"  {name:<20} {shown}")
+    if args.what in (None, "accelerators"):
+        from .accel import list_accelerators
+        print("accelerators:")
+        for name in list_accelerators():
+            print(f"  {name}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export_scalesim
+    from .trace import trace
+
+    cfg = apply_overrides({}, args.set)
+    _check_namespaces(cfg)
+    models.model_builder(args.model)
+    kwargs = model_kwargs(args.model, cfg)
+    accel = _load_accel(args.accel, cfg)
+    shape = args.input or models.default_input_shape(args.model, kwargs.get("in_channels"))
+    graph = trace(models.create_model(args.model, **kwargs), shape, batch=args.batch,
+                  name=args.model, **cfg.get("trace", {}))
+    for path in export_scalesim(graph, accel, args.out):
+        print(path)
+    return 0
+
+
+def _train_config(args) -> dict:
+    cfg = apply_overrides(load_yaml(args.config), args.set)
+    return cfg
+
+
+def cmd_train(args) -> int:
+    from .pipeline import train_from_config
+
+    metrics = train_from_config(_train_config(args), config_path=args.config, resume=args.resume,
+                                progress=not args.no_progress)
+    print(yaml.safe_dump(metrics, sort_keys=False), end="")
+    return 0
+
+
+def cmd_pipeline(args) -> int:
+    from .pipeline import run_pipeline
+
+    rows = run_pipeline(_train_config(args), progress=not args.no_progress)
+    print(rows.to_string(index=False))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "export": cmd_export, "train": cmd_train,
+            "pipeline": cmd_pipeline}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args, extra = build_parser().parse_known_args(argv)
+        if extra:
+            if not hasattr(args, "set"):
+                raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
+            args.set = [*args.set, *_seed_style_sets(extra)]
+        return COMMANDS[args.command](args)
+    except (UsageError, ValueError, KeyError, FileNotFoundError) as exc:
+        if os.environ.get("HWSIM_DEBUG"):
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"hwsim: error: {' '.join(str(message).split())}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

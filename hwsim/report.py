@@ -1,0 +1,130 @@
+"""Reports: the per-layer table, totals, the JSON object of ``hwsim run`` and atomic saving.
+
+The JSON object has stable keys (documented in README.md): ``model``, ``accelerator``,
+``totals``, ``layers``, ``storage``, ``notes`` and, for compressed models, ``baseline``.
+"""
+
+import io
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from .config import atomic_write_text, dump_yaml
+from .layer import LayerGraph
+
+WORKLOAD_COLUMNS = ["name", "op", "batch", "in_channels", "out_channels", "in_hw", "out_hw",
+                    "kernel_size", "stride", "groups", "weight_bits", "act_bits", "macs",
+                    "params", "weight_bytes", "input_bytes", "output_bytes", "gen_macs",
+                    "mac_density", "lsb_density"]
+WORKLOAD_TOTALS = ["macs", "params", "weight_bytes", "input_bytes", "output_bytes", "gen_macs"]
+TABLE_COLUMNS = ["name", "op", "in_channels", "out_channels", "out_hw", "kernel_size", "macs",
+                 "params", "weight_bytes", "compute_cycles", "latency_cycles", "dram_bytes",
+                 "dram_transactions", "energy_pj", "utilization"]
+
+
+def workload_frame(graph: LayerGraph) -> pd.DataFrame:
+    """One row per layer with the shapes and counts the tracer read."""
+    rows = []
+    for layer in graph.layers:
+        rows.append({
+            "name": layer.name, "op": layer.op, "batch": layer.batch,
+            "in_channels": layer.in_channels, "out_channels": layer.out_channels,
+            "in_hw": "x".join(map(str, layer.in_hw)), "out_hw": "x".join(map(str, layer.out_hw)),
+            "kernel_size": "x".join(map(str, layer.kernel_size)),
+            "stride": "x".join(map(str, layer.stride)), "groups": layer.groups,
+            "weight_bits": layer.weight_bits, "act_bits": layer.act_bits, "macs": layer.macs,
+            "params": layer.weight_count + layer.bias_count, "weight_bytes": layer.weight_bytes,
+            "input_bytes": layer.input_bytes, "output_bytes": layer.output_bytes,
+            "gen_macs": layer.gen_macs, "mac_density": layer.mac_density,
+            "lsb_density": layer.lsb_density,
+        })
+    return pd.DataFrame(rows, columns=WORKLOAD_COLUMNS)
+
+
+def _plain(value):
+    """JSON-safe Python scalar (numpy types, NaN → None)."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict]:
+    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def build_report(graph: LayerGraph, accel=None, objective: str = "dram_bytes") -> dict:
+    """The ``hwsim run`` object for ``graph``, with hardware columns when ``accel`` is given."""
+    layers = workload_frame(graph)
+    totals = {key: _plain(layers[key].sum()) for key in WORKLOAD_TOTALS}
+    totals["layers"] = len(graph.layers)
+    accel_info = None
+    if accel is not None:
+        from .accel import accelerator_dict
+        from .cost import evaluate, hardware_totals
+
+        costs = evaluate(graph, accel, objective=objective)
+        extra = [c for c in costs.columns if c not in layers.columns]
+        layers = layers.merge(costs[extra], left_on="name", right_index=True, how="left") \
+            if costs.index.name == "name" or "name" not in costs.columns \
+            else layers.merge(costs[["name", *extra]], on="name", how="left")
+        totals.update({k: _plain(v) for k, v in hardware_totals(costs, graph, accel).items()})
+        accel_info = accelerator_dict(accel)
+    return {"model": graph.model, "input_shape": list(graph.input_shape),
+            "accelerator": accel_info, "totals": totals, "layers": frame_records(layers),
+            "storage": {k: _plain(v) for k, v in graph.storage.items()},
+            "notes": list(graph.notes)}
+
+
+def layers_frame(report: dict) -> pd.DataFrame:
+    return pd.DataFrame(report["layers"])
+
+
+def format_table(report: dict) -> str:
+    """Console view: per-layer table, then totals and storage, one figure per line."""
+    frame = layers_frame(report)
+    columns = [c for c in TABLE_COLUMNS if c in frame.columns]
+    out = io.StringIO()
+    accel = report["accelerator"]
+    title = f"model {report['model']}  input {'x'.join(map(str, report['input_shape']))}"
+    if accel:
+        title += f"  accelerator {accel['name']}"
+    out.write(title + "\n")
+    out.write(frame[columns].to_string(index=False, float_format=lambda v: f"{v:,.4g}") + "\n\n")
+    out.write(_block("totals", report["totals"]))
+    out.write(_block("storage", report["storage"]))
+    if report.get("baseline"):
+        out.write(_block(f"compared with {report['baseline']['model']} (ratio = this / baseline)",
+                         report["baseline"]["ratios"]))
+    for note in report["notes"]:
+        out.write(f"note: {note}\n")
+    return out.getvalue()
+
+
+def _block(title: str, values: dict) -> str:
+    lines = [f"{title}:"]
+    for key, value in values.items():
+        if isinstance(value, dict):
+            continue
+        text = f"{value:,.6g}" if isinstance(value, float) else (
+            f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value))
+        lines.append(f"  {key:<28} {text}")
+    return "\n".join(lines) + "\n\n"
+
+
+def to_json(report: dict) -> str:
+    return json.dumps(report, indent=2)
+
+
+def save_run(out_dir: str | Path, report: dict, config: dict) -> list[Path]:
+    """Write layers.csv, summary.json and run.yaml into ``out_dir``, each atomically."""
+    out_dir = Path(out_dir)
+    paths = [out_dir / "layers.csv", out_dir / "summary.json", out_dir / "run.yaml"]
+    atomic_write_text(paths[0], layers_frame(report).to_csv(index=False))
+    summary = {k: v for k, v in report.items() if k != "layers"}
+    atomic_write_text(paths[1], json.dumps(summary, indent=2))
+    atomic_write_text(paths[2], dump_yaml(config))
+    return paths

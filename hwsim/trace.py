@@ -1,0 +1,244 @@
+"""nn.Module → LayerGraph: one Layer per compute op, shapes read from a run of the model.
+
+The model is traced with torch.fx (modules that define ``hw_stats()`` are kept as leaves) and
+run once on a batch-1 input to read every tensor shape. Convs, linears, pooling modules and
+functions, residual adds and concats become layers; everything else (activations, flatten,
+slicing, padding) is data routing. A BatchNorm right after a conv is folded into it (the conv
+gains a bias); a BatchNorm that follows anything else (pre-activation DenseNet) is an
+element-wise scale folded into the consumer and costs nothing here.
+
+Compressed modules describe themselves through ``hw_stats()`` (keys are Layer fields); dynamic
+statistics (gating densities) are read after the calibration batches ran through the model.
+"""
+
+import dataclasses
+import operator
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.fx.passes.shape_prop import ShapeProp
+
+from .layer import Layer, LayerGraph
+
+LAYER_FIELDS = {f.name for f in dataclasses.fields(Layer)}
+# hw_stats keys that describe the module itself, not the traced shape.
+STAT_FIELDS = LAYER_FIELDS - {"name", "op", "batch", "in_channels", "out_channels", "in_hw",
+                              "out_hw", "kernel_size", "stride", "padding", "groups", "inputs"}
+POOL_MODULES = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+POOL_FUNCTIONS = (F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d)
+ADD_FUNCTIONS = (operator.add, operator.iadd, torch.add)
+CONCAT_FUNCTIONS = (torch.cat, torch.concat)
+FOLD_NOTE = "BatchNorm folded into the preceding conv (adds a bias); other BatchNorms are free"
+STORAGE_RULE = ("stored bits: hw_stats() of compressed modules (MLG factors, quantized FC), "
+                "32 bits per parameter elsewhere; BN running statistics not counted; ratios "
+                "against the same architecture at 32 bits")
+
+
+class _LeafTracer(fx.Tracer):
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return hasattr(m, "hw_stats") or super().is_leaf_module(m, qualname)
+
+
+def _pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (int(value), int(value))
+
+
+def _shape(node) -> tuple[int, ...] | None:
+    meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
+    return tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else None
+
+
+def _hw(shape: tuple[int, ...]) -> tuple[int, int]:
+    return (shape[2], shape[3]) if len(shape) == 4 else (1, 1)
+
+
+def _scope(node: fx.Node) -> str:
+    stack = node.meta.get("nn_module_stack") or {}
+    return list(stack)[-1] if stack else ""
+
+
+def _module_layer(name: str, module: nn.Module, in_shape, out_shape, batch: int, bits: dict):
+    """Layer for a conv / linear / pooling module, or None for data routing."""
+    if isinstance(module, nn.Linear) or (hasattr(module, "in_features")
+                                         and hasattr(module, "out_features")):
+        return Layer(name, "linear", batch, module.in_features, module.out_features, (1, 1), (1, 1),
+                     bias=getattr(module, "bias", None) is not None, **bits)
+    if isinstance(module, nn.Conv2d) or (hasattr(module, "in_channels")
+                                         and hasattr(module, "kernel_size")):
+        return Layer(name, "conv", batch, module.in_channels, module.out_channels, _hw(in_shape),
+                     _hw(out_shape), _pair(module.kernel_size), _pair(module.stride),
+                     _pair(module.padding), module.groups,
+                     bias=getattr(module, "bias", None) is not None, **bits)
+    if isinstance(module, POOL_MODULES):
+        return _pool_layer(name, in_shape, out_shape, batch, bits,
+                           getattr(module, "kernel_size", None), getattr(module, "stride", None),
+                           getattr(module, "padding", 0))
+    if hasattr(module, "hw_stats"):
+        raise ValueError(f"trace: module {name} ({type(module).__name__}) defines hw_stats() but "
+                         f"is neither conv-like (in_channels, kernel_size) nor linear-like")
+    return None
+
+
+def _pool_layer(name, in_shape, out_shape, batch, bits, kernel_size, stride, padding):
+    in_hw, out_hw = _hw(in_shape), _hw(out_shape)
+    if kernel_size is None:  # adaptive pooling: the window that maps in_hw onto out_hw
+        kernel_size = tuple(-(-i // o) for i, o in zip(in_hw, out_hw))
+        stride = tuple(i // o for i, o in zip(in_hw, out_hw))
+    kernel_size = _pair(kernel_size)
+    return Layer(name, "pool", batch, in_shape[1], out_shape[1], in_hw, out_hw, kernel_size,
+                 _pair(stride or kernel_size), _pair(padding), groups=in_shape[1], **bits)
+
+
+def _function_layer(name: str, node: fx.Node, out_shape, tensor_inputs, batch: int, bits: dict):
+    if node.target in ADD_FUNCTIONS or (node.op == "call_method" and node.target in ("add",
+                                                                                     "add_")):
+        if len(tensor_inputs) < 2:
+            return None  # adding a constant is element-wise routing
+        c = out_shape[1]
+        return Layer(name, "add", batch, c, c, _hw(out_shape), _hw(out_shape), groups=c, **bits)
+    if node.target in CONCAT_FUNCTIONS:
+        return Layer(name, "concat", batch, out_shape[1], out_shape[1], _hw(out_shape),
+                     _hw(out_shape), **bits)
+    if node.target in POOL_FUNCTIONS:
+        in_shape = _shape(tensor_inputs[0])
+        args = list(node.args[1:]) + [None, None, None]
+        kernel = node.kwargs.get("kernel_size", args[0])
+        if node.target in (F.adaptive_avg_pool2d, F.adaptive_max_pool2d):
+            kernel = None
+        stride = node.kwargs.get("stride", args[1])
+        padding = node.kwargs.get("padding", args[2] or 0)
+        return _pool_layer(name, in_shape, out_shape, batch, bits, kernel, stride, padding)
+    return None
+
+
+def _merge_stats(layer: Layer, module: nn.Module, folded_bn: bool) -> Layer:
+    stats = dict(module.hw_stats())
+    unknown = set(stats) - STAT_FIELDS
+    if unknown:
+        raise ValueError(f"trace: {layer.name}.hw_stats() returned unknown key(s) "
+                         f"{', '.join(sorted(unknown))}; allowed: {', '.join(sorted(STAT_FIELDS))}")
+    if folded_bn and "weight_storage_bits" in stats and not layer.bias:
+        # The folded BN bias travels with the compressed weights, at the weight precision.
+        bits = stats.get("weight_bits", layer.weight_bits)
+        stats["weight_storage_bits"] += layer.out_channels * bits
+    return dataclasses.replace(layer, bias=layer.bias or folded_bn, **stats)
+
+
+def _storage(model: nn.Module, layers_by_module: dict[str, Layer]) -> dict:
+    """Model storage by the seeds' rule (METHODS.md A.4 / D.1), against an all-fp32 model."""
+    params = dense_params = stored_bits = 0
+    for name, module in model.named_modules():
+        own = sum(p.numel() for p in module.parameters(recurse=False))
+        if own == 0:
+            continue
+        stats = module.hw_stats() if hasattr(module, "hw_stats") else {}
+        if "stored_params" in stats and "weight_storage_bits" in stats:
+            layer = layers_by_module[name]
+            bias = getattr(module, "bias", None)
+            dense_params += layer.weight_count + (bias.numel() if bias is not None else 0)
+            params += stats["stored_params"]
+            stored_bits += stats["weight_storage_bits"]
+        else:
+            dense_params += own
+            params += own
+            stored_bits += 32 * own
+    fp32_bits = 32 * dense_params
+    return {"params": params, "dense_params": dense_params, "stored_bits": stored_bits,
+            "stored_bytes": stored_bits / 8, "fp32_bytes": fp32_bits / 8,
+            "param_ratio": params / dense_params if dense_params else 1.0,
+            "memory_ratio": stored_bits / fp32_bits if fp32_bits else 1.0,
+            "rule": STORAGE_RULE}
+
+
+def trace(model: nn.Module, input_shape: tuple[int, ...], calib=None, batch: int | None = None,
+          weight_bits: int = 8, act_bits: int = 8, name: str | None = None) -> LayerGraph:
+    """Trace ``model`` on inputs of ``input_shape`` ((C, H, W) or (N, C, H, W)) into a LayerGraph.
+
+    ``batch`` (default: N of a 4-d shape, else 1) is the batch the hardware runs. ``weight_bits``
+    and ``act_bits`` are the precisions of layers whose ``hw_stats()`` do not set their own.
+    ``calib`` is an iterable of input batches run through the model (eval mode, no grad) before
+    ``hw_stats()`` is read, so dynamic statistics come from real data; modules that keep such
+    statistics may define ``reset_hw_stats()``, called first.
+    """
+    input_shape = tuple(int(d) for d in input_shape)
+    if len(input_shape) == 4:
+        batch = batch or input_shape[0]
+        input_shape = input_shape[1:]
+    if len(input_shape) != 3 or min(input_shape) <= 0:
+        raise ValueError(f"trace: input_shape must be (C, H, W) or (N, C, H, W) with positive "
+                         f"sizes, got {input_shape}")
+    batch = batch or 1
+    name = name or getattr(model, "name", type(model).__name__)
+    bits = {"weight_bits": weight_bits, "act_bits": act_bits, "out_bits": act_bits}
+    was_training = model.training
+    model.eval()
+    try:
+        try:
+            graph_module = fx.GraphModule(model, _LeafTracer().trace(model))
+        except Exception as exc:  # fx raises many types on untraceable Python control flow
+            raise ValueError(f"trace: torch.fx cannot trace {name}: "
+                             f"{str(exc).splitlines()[0]}") from None
+        with torch.no_grad():
+            # Batch 1 is enough to read shapes; the hardware batch is a Layer field.
+            ShapeProp(graph_module).propagate(torch.zeros(1, *input_shape))
+            if calib is not None:
+                for module in model.modules():
+                    if hasattr(module, "reset_hw_stats"):
+                        module.reset_hw_stats()
+                for inputs in calib:
+                    model(inputs[0] if isinstance(inputs, (tuple, list)) else inputs)
+        layers, producers, module_of, folded = [], {}, {}, set()
+        names_seen: dict[str, int] = {}
+        for node in graph_module.graph.nodes:
+            tensor_inputs = [a for a in node.all_input_nodes if _shape(a) is not None]
+            sources = tuple(dict.fromkeys(s for a in tensor_inputs for s in producers.get(a, ())))
+            if node.op == "placeholder":
+                producers[node] = ("input",)
+                continue
+            out_shape = _shape(node)
+            layer = None
+            if node.op == "call_module":
+                module = graph_module.get_submodule(node.target)
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    src = tensor_inputs[0] if tensor_inputs else None
+                    # Fold only when the BN is the conv's sole consumer: a conv output that
+                    # also feeds a concat (pre-activation DenseNet) must stay un-normalized.
+                    if (src is not None and src in module_of and len(src.users) == 1
+                            and module_of[src] not in folded):
+                        folded.add(module_of[src])
+                layer = _module_layer(node.target, module, _shape(tensor_inputs[0]), out_shape,
+                                      batch, bits) if tensor_inputs else None
+            elif node.op in ("call_function", "call_method") and out_shape is not None:
+                scope = _scope(node)
+                base = f"{scope}.{node.target if isinstance(node.target, str) else node.target.__name__}"
+                layer = _function_layer(base.lstrip("."), node, out_shape, tensor_inputs, batch,
+                                        bits)
+            if layer is None:
+                producers[node] = sources
+                continue
+            count = names_seen.get(layer.name, 0)
+            names_seen[layer.name] = count + 1
+            if count:
+                layer = dataclasses.replace(layer, name=f"{layer.name}:{count}")
+            layer = dataclasses.replace(layer, inputs=sources)
+            producers[node] = (layer.name,)
+            if node.op == "call_module":
+                module_of[node] = len(layers)
+            layers.append([layer, node])
+    finally:
+        model.train(was_training)
+    final, by_module = [], {}
+    for index, (layer, node) in enumerate(layers):
+        if node.op == "call_module":
+            module = graph_module.get_submodule(node.target)
+            if hasattr(module, "hw_stats"):
+                layer = _merge_stats(layer, module, index in folded)
+            elif index in folded:
+                layer = dataclasses.replace(layer, bias=True)
+            by_module.setdefault(node.target, layer)
+        final.append(layer)
+    notes = (FOLD_NOTE,) if folded else ()
+    return LayerGraph(name, (batch, *input_shape), tuple(final), _storage(model, by_module),
+                      notes)
