@@ -1,0 +1,73 @@
+"""The CLI end to end through ``main([...])``: outputs, saved files, bad input."""
+
+import json
+
+import pytest
+import yaml
+
+from hwsim.cli import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_json_has_stable_keys_and_exact_counts(capsys):
+    code, out, _ = _run(capsys, "run", "--model", "resnet18", "--accel", "none", "--format",
+                        "json")
+    assert code == 0
+    report = json.loads(out)
+    assert {"model", "accelerator", "totals", "layers", "storage", "notes"} <= set(report)
+    assert report["totals"]["macs"] == 555_422_720
+    assert report["storage"]["params"] == 11_173_962
+    assert report["accelerator"] is None and len(report["layers"]) == report["totals"]["layers"]
+
+
+def test_run_table_csv_and_out(tmp_path, capsys):
+    code, out, _ = _run(capsys, "run", "--model", "resnet20", "--accel", "none", "--set",
+                        "model.width=0.25", "--set", "model.num_classes=5", "--batch", "2",
+                        "--out", str(tmp_path))
+    assert code == 0 and "totals:" in out and "layers.2.2.conv2" in out
+    run = yaml.safe_load((tmp_path / "run.yaml").read_text())
+    assert run["model"] == {"name": "resnet20", "width": 0.25, "num_classes": 5}
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["totals"]["macs"] == 2 * 2_617_504 - 2 * 160 + 2 * 16 * 5
+    assert (tmp_path / "layers.csv").read_text().startswith("name,op,batch")
+    code, out, _ = _run(capsys, "run", "--model", "resnet20", "--accel", "none", "--format",
+                        "csv", "--input", "1x16x16", "--set", "model.in_channels=1")
+    assert code == 0 and out.splitlines()[1].startswith("conv1,conv,1,1,16,16x16")
+
+
+def test_seed_style_namespace_flags(capsys):
+    code, _, err = _run(capsys, "run", "--model", "resnet18", "--accel", "none",
+                        "--model.width=0.5")
+    assert code == 0, err
+    code, _, err = _run(capsys, "run", "--model", "resnet18", "--model.width")
+    assert code == 2 and "expected a value" in err
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["run", "--model", "resnt18"], "did you mean resnet18"),
+    (["run", "--model", "resnet18", "--input", "3x32"], "argument --input: expected CxHxW"),
+    (["run", "--model", "resnet18", "--set", "model.depth=3"], "model.depth: unknown argument"),
+    (["run", "--model", "resnet18", "--set", "model.conv=x"], "model.conv: unknown argument"),
+    (["run", "--model", "resnet18", "--set", "model.num_classes=ten"], "must be int"),
+    (["run", "--model", "resnet18", "--set", "foo.bar=1"], "unknown namespace"),
+    (["run", "--model", "resnet18", "--set", "trace.act_bits=99"], "trace.act_bits"),
+    (["run", "--model", "resnet18", "--set", "mlg.base_in=2"], "has no mlg settings"),
+    (["run", "--model", "resnet18", "--batch", "-1"], "argument --batch"),
+    (["run"], "give --model NAME or --checkpoint FILE"),
+    (["run", "--model", "resnet18", "--format", "xml"], "argument --format"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_is_one_line_exit_2(capsys, argv, needle):
+    code, out, err = _run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and needle in err and "Traceback" not in err
+
+
+def test_list_models(capsys):
+    code, out, _ = _run(capsys, "list", "models")
+    assert code == 0 and "resnet18" in out and "num_classes=10" in out
