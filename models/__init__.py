@@ -4,6 +4,7 @@ Never imports ``hwsim``; the simulator reads models only through tracing and ``h
 """
 
 from . import densenet, mobilenet, resnet  # noqa: F401  (register the zoo)
+from . import mlg  # noqa: F401  (MLG models and training plug-ins)
 from .registry import (create_model, default_input_shape, list_models, model_arguments,
                        model_builder, register_model)
 
