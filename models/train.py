@@ -1,0 +1,374 @@
+"""The training loop: config in, trained checkpoint and metrics out. Read ``train`` top to bottom.
+
+The config schema (sections, keys, defaults) is ``SCHEMA`` below and is documented for users at
+the top of ``experiments/configs/default.yaml``. Extra loss terms, gradient hooks and
+initializers come from ``models.plugins`` by the names the config gives, so a new method never
+edits this file. Runs are deterministic for a seed on CPU and resume exactly: the data order
+and augmentation of epoch ``e`` derive from ``(seed, e)``, and the checkpoint written after
+every epoch holds the weights, optimizer state, RNG state and step count. Under ``torchrun``
+the loop runs data-parallel (gloo on CPU, NCCL on GPU); ``train.batch_size`` is the global batch.
+"""
+
+import csv
+import io
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from tqdm import tqdm
+
+from . import losses  # noqa: F401  (registers the generic loss terms)
+from .checkpoint import atomic_write_bytes, load_checkpoint, new_checkpoint, save_checkpoint
+from .data import ImageSet, load_dataset, sample
+from .plugins import lookup
+from .registry import create_model, model_arguments
+
+# Mirrors hwsim.config.METHOD_NAMESPACES (models/ must not import hwsim; a test keeps them equal).
+METHOD_NAMESPACES = ("mlg", "resrep", "pg", "cg")
+PLUGIN_SECTIONS = {"losses": "loss", "grad_hooks": "grad_hook", "init": "init"}
+OPTIMIZERS = ("sgd", "adam", "radam")
+SCHEDULES = ("cosine", "step", "exponential", "constant")
+DEVICES = ("auto", "cpu", "cuda")
+_NUMBER = (int, float)
+_OPT_INT = (int, type(None))
+_OPT_STR = (str, type(None))
+# section -> key -> (default, allowed types)
+SCHEMA: dict[str, dict[str, tuple[object, tuple[type, ...]]]] = {
+    "data": {"name": ("digits", (str,)), "root": (None, _OPT_STR), "download": (False, (bool,)),
+             "split": ("standard", (str,)), "train_subset": (None, _OPT_INT),
+             "test_subset": (None, _OPT_INT)},
+    "optimizer": {"name": ("sgd", (str,)), "lr": (0.1, _NUMBER), "momentum": (0.9, _NUMBER),
+                  "nesterov": (True, (bool,)), "betas": ([0.9, 0.999], (list,)),
+                  "eps": (1e-8, _NUMBER), "weight_decay": (5e-4, _NUMBER),
+                  "no_decay": (["bn", "bias"], (list,))},
+    "schedule": {"name": ("cosine", (str,)), "warmup_epochs": (0, _NUMBER),
+                 "min_lr": (0.0, _NUMBER), "milestones": ([], (list,)), "gamma": (0.1, _NUMBER)},
+    "train": {"epochs": (10, (int,)), "batch_size": (128, (int,)),
+              "eval_batch_size": (512, (int,)), "seed": (0, (int,)),
+              "out_dir": ("runs/default", (str,)), "eval_every_epochs": (1, (int,)),
+              "augment": (True, (bool,)), "device": ("auto", (str,)),
+              "threads": (None, _OPT_INT)},
+}
+CHOICES = {("optimizer", "name"): OPTIMIZERS, ("schedule", "name"): SCHEDULES,
+           ("train", "device"): DEVICES}
+POSITIVE = {("train", "epochs"), ("train", "batch_size"), ("train", "eval_batch_size"),
+            ("train", "eval_every_epochs"), ("optimizer", "lr")}
+CHECKPOINT_NAME = "last.pt"
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite; the last good checkpoint is left as it was."""
+
+
+def _mapping(value: object, where: str) -> dict:
+    """``value`` if it is a mapping (or empty); config errors are ValueErrors for the CLI."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: must be a mapping, got {value!r}")  # noqa: TRY004
+    return value
+
+
+def _section(config: dict, name: str) -> dict:
+    given = _mapping(config.get(name), name)
+    schema, out = SCHEMA[name], {}
+    for key, value in given.items():
+        if key not in schema:
+            raise ValueError(f"{name}.{key}: unknown key; allowed: {', '.join(schema)}")
+        types = schema[key][1]
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            allowed = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise ValueError(f"{name}.{key}: must be {allowed}, got {value!r}")
+        if (name, key) in CHOICES and value not in CHOICES[name, key]:
+            raise ValueError(f"{name}.{key}: {value!r} is not one of "
+                             f"{', '.join(CHOICES[name, key])}")
+        if (name, key) in POSITIVE and value <= 0:
+            raise ValueError(f"{name}.{key}: must be > 0, got {value!r}")
+        out[key] = value
+    return {key: out.get(key, default) for key, (default, _) in schema.items()}
+
+
+def resolve_config(config: dict, extra_sections: tuple[str, ...] = ()) -> dict:
+    """Check every section and key of ``config`` and fill in the defaults.
+
+    ``extra_sections`` are top-level keys other consumers own (the pipeline's ``hardware``);
+    they are kept unchecked here.
+    """
+    allowed = ("model", *SCHEMA, *PLUGIN_SECTIONS, *METHOD_NAMESPACES, *extra_sections)
+    for key in config:
+        if key not in allowed:
+            raise ValueError(f"config: unknown section {key!r}; allowed: {', '.join(allowed)}")
+    model = _mapping(config.get("model"), "model")
+    if not model.get("name"):
+        raise ValueError("model: a mapping with at least 'name' is required, "
+                         "e.g. model: {name: resnet20}")
+    resolved = {"model": dict(model)}
+    resolved.update({name: _section(config, name) for name in SCHEMA})
+    for name, kind in PLUGIN_SECTIONS.items():
+        entries = _mapping(config.get(name), name)
+        for plugin in entries:
+            try:
+                lookup(kind, plugin)
+            except KeyError as exc:
+                raise ValueError(f"{name}.{plugin}: {exc.args[0]}") from None
+        resolved[name] = {plugin: dict(_mapping(params, f"{name}.{plugin}"))
+                          for plugin, params in entries.items()}
+    for key in (*METHOD_NAMESPACES, *extra_sections):
+        if key in config:
+            resolved[key] = config[key]
+    return resolved
+
+
+def model_spec(config: dict, input_shape: tuple[int, ...], num_classes: int
+               ) -> tuple[str, dict]:
+    """Builder name and keyword arguments from the ``model`` section and method namespaces.
+
+    ``in_channels`` and ``num_classes`` default to the data's; given ones must agree with it.
+    """
+    kwargs = {k: v for k, v in config["model"].items() if k != "name"}
+    name = config["model"]["name"]
+    accepted = model_arguments(name)
+    for key, value in (("in_channels", input_shape[0]), ("num_classes", num_classes)):
+        if key in accepted and kwargs.setdefault(key, value) != value:
+            raise ValueError(f"model.{key}: {kwargs[key]} does not match data "
+                             f"{config['data']['name']} ({value})")
+    for namespace in METHOD_NAMESPACES:
+        if namespace in config and namespace in accepted:
+            kwargs[namespace] = config[namespace]
+    return name, kwargs
+
+
+def param_groups(model: nn.Module, weight_decay: float, no_decay: list[str]) -> list[dict]:
+    """Two groups: parameters whose name contains a ``no_decay`` word get no weight decay."""
+    decay, plain = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (plain if any(word in name for word in no_decay) else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": plain, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg["weight_decay"], cfg["no_decay"])
+    if cfg["name"] == "sgd":
+        return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"],
+                               nesterov=cfg["nesterov"] and cfg["momentum"] > 0)
+    betas = tuple(cfg["betas"])
+    if cfg["name"] == "adam":
+        return torch.optim.Adam(groups, lr=cfg["lr"], betas=betas, eps=cfg["eps"])
+    return torch.optim.RAdam(groups, lr=cfg["lr"], betas=betas, eps=cfg["eps"])
+
+
+def lr_at(step: int, steps_per_epoch: int, epochs: int, base_lr: float, schedule: dict) -> float:
+    """Learning rate for optimizer step ``step`` (0-based): linear warmup, then the schedule.
+
+    ``cosine`` anneals per step to ``min_lr``; ``step`` multiplies by ``gamma`` at each epoch in
+    ``milestones``; ``exponential`` multiplies by ``gamma`` every epoch.
+    """
+    epoch = step / steps_per_epoch
+    warmup = schedule["warmup_epochs"]
+    if epoch < warmup:
+        return base_lr * (step + 1) / (warmup * steps_per_epoch)
+    if schedule["name"] == "cosine":
+        progress = (epoch - warmup) / max(epochs - warmup, 1e-12)
+        return schedule["min_lr"] + (base_lr - schedule["min_lr"]) * 0.5 * (
+            1 + math.cos(math.pi * min(progress, 1.0)))
+    if schedule["name"] == "step":
+        passed = sum(1 for m in schedule["milestones"] if math.floor(epoch) >= m)
+        return base_lr * schedule["gamma"] ** passed
+    if schedule["name"] == "exponential":
+        return base_lr * schedule["gamma"] ** math.floor(epoch)
+    return base_lr
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset: ImageSet, batch_size: int, device: torch.device,
+             rank: int = 0, world_size: int = 1) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on ``dataset`` (summed over all ranks)."""
+    was_training = model.training
+    model.eval()
+    totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
+    for images, labels in dataset.batches(batch_size, rank=rank, world_size=world_size):
+        images, labels = images.to(device), labels.to(device)
+        logits = model(images)
+        totals += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
+                               (logits.argmax(1) == labels).sum().double(),
+                               torch.tensor(len(labels), dtype=torch.float64, device=device)])
+    if world_size > 1:
+        dist.all_reduce(totals)
+    model.train(was_training)
+    loss_sum, correct, count = totals.tolist()
+    return loss_sum / max(count, 1), correct / max(count, 1)
+
+
+def _write_metrics(out_dir: Path, history: list[dict]) -> None:
+    atomic_write_bytes(out_dir / "metrics.jsonl",
+                       "".join(json.dumps(row) + "\n" for row in history).encode())
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_bytes(out_dir / "metrics.csv", text.getvalue().encode())
+
+
+def _distributed_setup(device_name: str) -> tuple[int, int, torch.device, bool]:
+    """(rank, world size, device, whether this call started the process group)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
+    if device_name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device: 'cuda' requested but no CUDA device is available")
+    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    started = False
+    if world_size > 1 and not dist.is_initialized():
+        if use_cuda:
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+        started = True
+    return rank, world_size, device, started
+
+
+def train(config: dict, *, resume: bool = False, progress: bool = True,
+          config_path: str | None = None, extra_sections: tuple[str, ...] = ()) -> dict:
+    """Train the model ``config`` describes; returns the final metrics and the checkpoint path.
+
+    ``resume`` continues from ``train.out_dir/last.pt`` exactly where it stopped (the config
+    may extend ``train.epochs``; the model must be the same). Raises ``TrainingDiverged`` on a
+    NaN/inf loss, leaving the last good checkpoint in place.
+    """
+    cfg = resolve_config(config, extra_sections)
+    tcfg, ocfg = cfg["train"], cfg["optimizer"]
+    rank, world_size, device, started_group = _distributed_setup(tcfg["device"])
+    try:
+        if tcfg["threads"] is not None:
+            torch.set_num_threads(tcfg["threads"])
+        elif world_size > 1 and device.type == "cpu":  # do not oversubscribe the cores
+            local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+        if tcfg["batch_size"] % world_size:
+            raise ValueError(f"train.batch_size: {tcfg['batch_size']} is not divisible by the "
+                             f"{world_size} processes")
+        rank_batch = tcfg["batch_size"] // world_size
+
+        # Data and model.
+        dcfg = cfg["data"]
+        train_set, test_set = load_dataset(dcfg["name"], dcfg["root"], dcfg["download"],
+                                           dcfg["split"])
+        train_set = sample(train_set, dcfg["train_subset"])
+        test_set = sample(test_set, dcfg["test_subset"])
+        steps_per_epoch = len(train_set) // tcfg["batch_size"]
+        if steps_per_epoch == 0:
+            raise ValueError(f"train.batch_size: {tcfg['batch_size']} exceeds the "
+                             f"{len(train_set)} training examples")
+        torch.manual_seed(tcfg["seed"])
+        model_name, model_kwargs = model_spec(cfg, train_set.input_shape, train_set.num_classes)
+        model = create_model(model_name, **model_kwargs).to(device)
+        optimizer = make_optimizer(model, ocfg)
+
+        # Start fresh (initializers run) or continue from the last checkpoint.
+        out_dir = Path(tcfg["out_dir"])
+        ckpt_path = out_dir / CHECKPOINT_NAME
+        epoch, step, history = 0, 0, []
+        ckpt = load_checkpoint(ckpt_path, map_location=device) if resume else None
+        if ckpt is not None:
+            if (ckpt["model_name"], ckpt["model_kwargs"]) != (model_name, model_kwargs):
+                raise ValueError(f"{ckpt_path}: holds {ckpt['model_name']}"
+                                 f"({ckpt['model_kwargs']}) but the config asks for "
+                                 f"{model_name}({model_kwargs}); resume needs the same model")
+            if "optimizer" not in ckpt:
+                raise ValueError(f"{ckpt_path}: holds no training state; cannot resume from it")
+            model.load_state_dict(ckpt["state_dict"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            epoch, step, history = ckpt["epoch"], ckpt["step"], ckpt["history"]
+        else:
+            for name, params in cfg["init"].items():
+                lookup("init", name)(model, **params)
+        loss_terms = [lookup("loss", name)(model, **params)
+                      for name, params in cfg["losses"].items()]
+        grad_hooks = [lookup("grad_hook", name)(model, **params)
+                      for name, params in cfg["grad_hooks"].items()]
+        if ckpt is not None:  # last, so the RNG stream continues as if never interrupted
+            torch.set_rng_state(ckpt["rng_cpu"])
+            if device.type == "cuda" and ckpt.get("rng_cuda") is not None:
+                torch.cuda.set_rng_state(ckpt["rng_cuda"], device)
+        net = nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
+        if rank == 0:
+            atomic_write_bytes(out_dir / "config.yaml",
+                               yaml.safe_dump(cfg, sort_keys=False).encode())
+
+        bar = tqdm(total=tcfg["epochs"] * steps_per_epoch, initial=step, unit="step",
+                   desc=f"train {model_name}", disable=not progress or rank != 0)
+        metrics = history[-1] if history else {}
+        while epoch < tcfg["epochs"]:
+            net.train()
+            started = time.perf_counter()
+            loss_sum, correct, count = 0.0, 0, 0
+            epoch_seed = tcfg["seed"] * 1_000_003 + epoch
+            for images, labels in train_set.batches(
+                    rank_batch, augment=tcfg["augment"], seed=epoch_seed, rank=rank,
+                    world_size=world_size, drop_last=True):
+                images, labels = images.to(device), labels.to(device)
+                lr = lr_at(step, steps_per_epoch, tcfg["epochs"], ocfg["lr"], cfg["schedule"])
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                logits = net(images)
+                loss = F.cross_entropy(logits, labels)
+                for term in loss_terms:
+                    loss = loss + term(images, logits, labels)
+                loss_value = loss.item()
+                diverged = not math.isfinite(loss_value)
+                if world_size > 1:  # every rank must stop together or the others hang
+                    flag = torch.tensor([float(diverged)], device=device)
+                    dist.all_reduce(flag)
+                    diverged = flag.item() > 0
+                if diverged:
+                    last = f"last good checkpoint: {ckpt_path}" if epoch else "no checkpoint yet"
+                    raise TrainingDiverged(
+                        f"training diverged: loss {loss_value} at epoch {epoch + 1} step "
+                        f"{step}; lower optimizer.lr or check the loss terms ({last})")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                for hook in grad_hooks:
+                    hook(step)
+                optimizer.step()
+                step += 1
+                loss_sum += loss_value * len(labels)
+                correct += int((logits.argmax(1) == labels).sum())
+                count += len(labels)
+                bar.update()
+            train_s = time.perf_counter() - started
+            sums = torch.tensor([loss_sum, correct, count], dtype=torch.float64, device=device)
+            if world_size > 1:
+                dist.all_reduce(sums)
+            loss_sum, correct, count = sums.tolist()
+            epoch += 1
+            metrics = {"epoch": epoch, "step": step, "lr": lr,
+                       "train_loss": loss_sum / count, "train_acc": correct / count,
+                       "test_loss": None, "test_acc": None, "train_s": train_s,
+                       "train_images_per_s": count / train_s}
+            if epoch % tcfg["eval_every_epochs"] == 0 or epoch == tcfg["epochs"]:
+                metrics["test_loss"], metrics["test_acc"] = evaluate(
+                    model, test_set, tcfg["eval_batch_size"], device, rank, world_size)
+                bar.set_postfix(test_acc=f"{metrics['test_acc']:.4f}")
+            history.append(metrics)
+            if rank == 0:
+                save_checkpoint(ckpt_path, new_checkpoint(
+                    model_name, model_kwargs, model, cfg, train_set.input_shape,
+                    epoch=epoch, step=step, optimizer=optimizer.state_dict(),
+                    rng_cpu=torch.get_rng_state(),
+                    rng_cuda=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                    history=history, data=dcfg["name"], config_path=config_path))
+                _write_metrics(out_dir, history)
+        bar.close()
+        return {**metrics, "checkpoint": str(ckpt_path), "model_name": model_name,
+                "model_kwargs": model_kwargs, "world_size": world_size}
+    finally:
+        if started_group:
+            dist.destroy_process_group()
