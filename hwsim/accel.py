@@ -221,9 +221,12 @@ def _build(raw: dict) -> Accelerator:
     missing = [key for key in ("name", "clock_mhz", "array", "buffers", "dram") if key not in raw]
     if missing:
         raise ValueError(f"{missing[0]}: required key missing")
-    for section in ("array", "dram"):
-        required = [f.name for f in dataclasses.fields(_SECTIONS[section])
-                    if f.default is dataclasses.MISSING and f.name not in raw[section]]
+    for section, cls in _SECTIONS.items():
+        given = raw.get(section) or {}
+        required = [f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING and f.name not in given]
+        if section == "weight_gen" and not given:
+            continue
         if required:
             raise ValueError(f"{section}.{required[0]}: required key missing")
     buffers = []
