@@ -93,7 +93,7 @@ def format_table(report: dict) -> str:
     if accel:
         title += f"  accelerator {accel['name']}"
     out.write(title + "\n")
-    out.write(frame[columns].to_string(index=False, float_format=lambda v: f"{v:,.4g}") + "\n\n")
+    out.write(frame[columns].to_string(index=False, float_format=_figure) + "\n\n")
     out.write(_block("totals", report["totals"]))
     out.write(_block("storage", report["storage"]))
     if report.get("baseline"):
@@ -109,10 +109,17 @@ def _block(title: str, values: dict) -> str:
     for key, value in values.items():
         if isinstance(value, dict):
             continue
-        text = f"{value:,.6g}" if isinstance(value, float) else (
-            f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value))
-        lines.append(f"  {key:<28} {text}")
+        lines.append(f"  {key:<28} {_figure(value)}")
     return "\n".join(lines) + "\n\n"
+
+
+def _figure(value) -> str:
+    """Readable number: thousands separators, integers exact, small values to 4 digits."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or value.is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def to_json(report: dict) -> str:

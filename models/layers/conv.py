@@ -6,7 +6,7 @@ signature instead of copying the architecture.
 
 from typing import Protocol
 
-import torch.nn as nn
+from torch import nn
 
 
 class ConvFactory(Protocol):
