@@ -1,12 +1,14 @@
 """MLG: enable rules, generation, storage accounting (paper Table 2), regularizer, projection."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import models.losses  # noqa: F401  (registers the generic kd loss)
+from hwsim.config import load_yaml
 from hwsim.trace import trace
 from models import create_model
 from models.checkpoint import new_checkpoint, save_checkpoint
@@ -14,6 +16,7 @@ from models.layers.mlg import MLGConv2d, plan_generation
 from models.layers.quant import QuantLinear, dorefa_sym
 from models.mlg import MLGConfig, ortho_loss, project_from_teacher, reconstruction_error
 from models.plugins import lookup
+from models.train import resolve_config
 
 FP = {"basis_bits": 32, "coeff_in_bits": 32, "coeff_out_bits": 32}
 
@@ -286,3 +289,13 @@ def test_models_build_and_run_at_tiny_width():
         model = create_model(name, num_classes=7, width=0.125, mlg={"base_in": 1, "base_out": 2})
         assert model(torch.randn(2, 3, 16, 16)).shape == (2, 7)
         assert isinstance(model.fc, QuantLinear)
+
+
+@pytest.mark.parametrize("config", ["mlg_small", "mlg_small_teacher", "mlg_resnet18_cifar10",
+                                    "mlg_resnet18_cifar10_teacher"])
+def test_configs_resolve(config):
+    path = Path(__file__).parents[1] / "experiments" / "configs" / f"{config}.yaml"
+    cfg = resolve_config(load_yaml(path))
+    if "mlg" in cfg:
+        MLGConfig.from_dict(cfg["mlg"])
+        assert set(cfg["losses"]) == {"kd", "mlg_ortho"} and "mlg_projection" in cfg["init"]
