@@ -1,8 +1,11 @@
 """Analytical cost model: cycles, accesses and energy per layer, with the mapping searched.
 
 Compute cycles follow the systolic fold model (SCALE-Sim's, DESIGN.md 6) summed over the
-mapping's tiles: WS (2R+C+T-2)*ceil(Sr/R)*ceil(Sc/C), OS (2R+C+Sr-2)*ceil(T/R)*ceil(Sc/C),
+mapping's tiles: WS (2R+C+T-2)*ceil(Sr/R)*ceil(Sc/C), OS (R+C+Sr-2)*ceil(T/R)*ceil(Sc/C),
 IS (2R+C+Sc-2)*ceil(Sr/R)*ceil(T/C), scaled by the precision mode (cycles per MAC per PE).
+OS has no stationary operand to preload, so its fold pays R cycles less than DESIGN.md's
+uniform formula; that is what SCALE-Sim 3.0.0 does (tests/golden). SCALE-Sim reports one
+cycle less than these formulas on every layer (the index of the last cycle).
 Pool / add / concat run on a vector unit at the array edge: ``cols`` lanes, one element op
 per lane per cycle, energy of one ``act_bits`` add per op. Latency assumes double-buffered
 overlap: prologue (first tile loaded, first weights generated) + epilogue (last outputs
@@ -102,8 +105,8 @@ def _generation(accel: Accelerator, q: dict, gen_macs: np.ndarray):
 def _fold_cycles(accel: Accelerator, q: dict, n: dict, f: dict) -> np.ndarray:
     """Systolic fold-model cycles summed over the tiles (before precision scaling)."""
     rows, cols = accel.array.rows, accel.array.cols
-    fill = 2 * rows + cols - 2
     flow = accel.array.dataflow
+    fill = (rows if flow == "os" else 2 * rows) + cols - 2
     if flow == "ws":
         t = q["batch"] * q["oh"] * q["ow"]
         return (n["P"] * fill + t) * f["rows_Sr"] * f["cols_Sc"] * f["groups"]
