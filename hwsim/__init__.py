@@ -1,6 +1,14 @@
-"""hwsim: hardware cost simulator and analytical model for compressed CNNs."""
+"""hwsim: hardware cost simulator and analytical model for compressed CNNs.
 
+``trace`` turns a model into a LayerGraph, ``load_accelerator`` reads a spec, ``evaluate`` maps
+and costs every layer.
+"""
+
+from .accel import accelerator_dict, list_accelerators, load_accelerator
+from .cost import evaluate, hardware_totals, search_mappings
+from .export import export_scalesim
 from .layer import Layer, LayerGraph
 from .trace import trace
 
-__all__ = ["Layer", "LayerGraph", "trace"]
+__all__ = ["Layer", "LayerGraph", "accelerator_dict", "evaluate", "export_scalesim",
+           "hardware_totals", "list_accelerators", "load_accelerator", "search_mappings", "trace"]

@@ -19,7 +19,8 @@ from .config import METHOD_NAMESPACES, apply_overrides, load_yaml
 RUN_NAMESPACES = ("model", "accel", "trace", *METHOD_NAMESPACES)
 TRACE_KEYS = {"weight_bits": int, "act_bits": int}
 FORMATS = ("table", "csv", "json")
-OBJECTIVES = ("dram_bytes", "energy", "latency")
+# CLI words for the mapper objectives of hwsim.cost.
+OBJECTIVES = {"dram_bytes": "dram_bytes", "energy": "energy_pj", "latency": "latency_cycles"}
 DEFAULT_ACCEL = "systolic_32"
 COMPRESSED_PREFIXES = tuple(f"{ns}_" for ns in (*METHOD_NAMESPACES, "resrep"))
 
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "'none' for the workload only")
     run.add_argument("--batch", type=_positive_int, default=1, help="batch size (default 1)")
     run.add_argument("--input", type=_input_shape, help="input shape CxHxW (default: the model's)")
-    run.add_argument("--objective", choices=OBJECTIVES, default="dram_bytes",
+    run.add_argument("--objective", choices=list(OBJECTIVES), default="dram_bytes",
                      help="what the mapper minimizes (default dram_bytes)")
     run.add_argument("--baseline", default="auto",
                      help="dense model to compare with: a model name, 'auto' (the dense "
@@ -183,7 +184,7 @@ def _report_for(name: str, kwargs: dict, cfg: dict, args, accel, model=None):
     model = model if model is not None else models.create_model(name, **kwargs)
     shape = args.input or models.default_input_shape(name, kwargs.get("in_channels"))
     graph = trace(model, shape, batch=args.batch, name=name, **cfg.get("trace", {}))
-    return build_report(graph, accel, objective=args.objective)
+    return build_report(graph, accel, objective=OBJECTIVES[args.objective])
 
 
 BASELINE_KEYS = ("macs", "weight_bytes", "gen_macs", "weight_dram_bytes", "dram_bytes",
@@ -278,8 +279,13 @@ def cmd_export(args) -> int:
     shape = args.input or models.default_input_shape(args.model, kwargs.get("in_channels"))
     graph = trace(models.create_model(args.model, **kwargs), shape, batch=args.batch,
                   name=args.model, **cfg.get("trace", {}))
-    for path in export_scalesim(graph, accel, args.out):
-        print(path)
+    written = export_scalesim(graph, accel, args.out)
+    for key in ("topology", "layout", "config"):
+        print(f"{key}: {written[key]}")
+    for name in written["skipped"]:
+        print(f"skipped (no SCALE-Sim equivalent): {name}")
+    print(f"cross-check: python -m scalesim.scale -c {written['config']} "
+          f"-t {written['topology']} -l {written['layout']} -p LOGDIR")
     return 0
 
 

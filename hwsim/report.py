@@ -68,9 +68,7 @@ def build_report(graph: LayerGraph, accel=None, objective: str = "dram_bytes") -
 
         costs = evaluate(graph, accel, objective=objective)
         extra = [c for c in costs.columns if c not in layers.columns]
-        layers = layers.merge(costs[extra], left_on="name", right_index=True, how="left") \
-            if costs.index.name == "name" or "name" not in costs.columns \
-            else layers.merge(costs[["name", *extra]], on="name", how="left")
+        layers = layers.merge(costs[extra], left_on="name", right_index=True, how="left")
         totals.update({k: _plain(v) for k, v in hardware_totals(costs, graph, accel).items()})
         accel_info = accelerator_dict(accel)
     return {"model": graph.model, "input_shape": list(graph.input_shape),

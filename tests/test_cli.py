@@ -71,3 +71,53 @@ def test_bad_input_is_one_line_exit_2(capsys, argv, needle):
 def test_list_models(capsys):
     code, out, _ = _run(capsys, "list", "models")
     assert code == 0 and "resnet18" in out and "num_classes=10" in out
+
+
+def test_run_with_accelerator_reports_hardware_and_limits(capsys):
+    code, out, _ = _run(capsys, "run", "--model", "resnet20", "--set", "model.width=0.25",
+                        "--accel", "systolic_32", "--set", "accel.array.rows=16",
+                        "--format", "json")
+    assert code == 0
+    report = json.loads(out)
+    totals = report["totals"]
+    assert report["accelerator"]["array"]["rows"] == 16
+    assert totals["tech"] == "horowitz45" and "Horowitz" in totals["tech_citation"]
+    assert totals["dram_bytes"] >= totals["compulsory_dram_bytes"] > 0
+    assert totals["latency_cycles"] >= totals["roofline_latency_cycles"] > 0
+    parts = sum(totals[k] for k in ("mac_energy_pj", "sram_energy_pj", "dram_energy_pj",
+                                    "gen_energy_pj"))
+    assert totals["energy_pj"] == pytest.approx(parts)
+    layer = report["layers"][0]
+    assert {"compute_cycles", "dram_transactions", "loop_order", "energy_pj"} <= set(layer)
+    assert sum(row["dram_bytes"] for row in report["layers"]) == pytest.approx(
+        totals["dram_bytes"])
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--accel", "systolik_32"], "systolik_32"),
+    (["--set", "accel.array.rowz=3"], "accel.array.rowz: unknown key"),
+    (["--set", "accel.array.rows=0"], "array.rows must be > 0"),
+    (["--accel", "none", "--set", "accel.array.rows=8"], "no accelerator"),
+])
+def test_bad_accelerator_input(capsys, argv, needle):
+    code, _, err = _run(capsys, "run", "--model", "resnet20", *argv)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_compressed_model_is_compared_with_its_dense_counterpart(capsys):
+    code, out, _ = _run(capsys, "run", "--model", "mlg_resnet18", "--set", "model.width=0.25",
+                        "--accel", "mlg_gen", "--format", "json")
+    assert code == 0
+    report = json.loads(out)
+    base = report["baseline"]
+    assert base["model"] == "resnet18"
+    assert base["ratios"]["weight_dram_bytes_ratio"] < 0.2
+    assert report["totals"]["gen_macs"] > 0 and base["totals"]["gen_macs"] == 0
+
+
+def test_export_scalesim(tmp_path, capsys):
+    code, out, _ = _run(capsys, "export", "--model", "resnet20", "--set", "model.width=0.25",
+                        "--out", str(tmp_path))
+    assert code == 0 and "cross-check: python -m scalesim.scale" in out
+    topology = (tmp_path / "resnet20.csv").read_text().splitlines()
+    assert len(topology) == 1 + 19 + 1  # header, 19 convs, the classifier
