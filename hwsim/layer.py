@@ -17,8 +17,9 @@ class Layer:
     ``in_channels`` of a concat is the sum of its inputs; a linear layer has 1x1 maps and kernel.
     ``weight_storage_bits`` is what the weights (and bias) occupy off chip; ``None`` means dense,
     i.e. ``(weight_count + bias_count) * weight_bits`` (read ``stored_weight_bits``).
-    ``stored_params`` likewise defaults to the dense count (read ``stored_param_count``). ``mac_density`` is the executed fraction of MACs (channel gating);
-    ``pred_bits`` / ``lsb_density`` describe precision gating (0 / 1.0 when off).
+    ``stored_params`` likewise defaults to the dense count (read ``stored_param_count``).
+    ``mac_density`` is the executed fraction of MACs (channel gating); ``pred_bits`` /
+    ``lsb_density`` describe precision gating (0 / 1.0 when off).
     """
 
     name: str
@@ -94,7 +95,9 @@ class Layer:
     @property
     def macs(self) -> int:
         """Dense multiply-accumulates (before any dynamic gating)."""
-        return self.output_pixels * self.out_channels * self.reduction_size if self.has_weights else 0
+        if not self.has_weights:
+            return 0
+        return self.output_pixels * self.out_channels * self.reduction_size
 
     @property
     def vector_ops(self) -> int:

@@ -212,7 +212,8 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], calib=None, batch: int
                                       batch, bits) if tensor_inputs else None
             elif node.op in ("call_function", "call_method") and out_shape is not None:
                 scope = _scope(node)
-                base = f"{scope}.{node.target if isinstance(node.target, str) else node.target.__name__}"
+                target = node.target if isinstance(node.target, str) else node.target.__name__
+                base = f"{scope}.{target}"
                 layer = _function_layer(base.lstrip("."), node, out_shape, tensor_inputs, batch,
                                         bits)
             if layer is None:

@@ -64,5 +64,5 @@ class MobileNetV2(nn.Module):
 @register_model
 def mobilenetv2(num_classes: int = 10, in_channels: int = 3, width: float = 1.0,
                 conv: ConvFactory = plain_conv, linear: LinearFactory = plain_linear) -> nn.Module:
-    """MobileNetV2 (Sandler et al. 2018), CIFAR variant; width < 1 keeps the 1280 head as the paper."""
+    """MobileNetV2 (Sandler et al. 2018), CIFAR variant; width < 1 keeps the 1280-wide head."""
     return MobileNetV2(num_classes, in_channels, width, conv, linear)

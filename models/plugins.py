@@ -13,7 +13,7 @@ config section and returns the callable the loop uses:
 """
 
 import difflib
-from typing import Callable
+from collections.abc import Callable
 
 LOSSES: dict[str, Callable] = {}
 GRAD_HOOKS: dict[str, Callable] = {}

@@ -7,7 +7,7 @@ one-line error, not a silently ignored setting.
 
 import difflib
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 import torch.nn as nn
 
@@ -61,7 +61,8 @@ def _check_type(model: str, key: str, value: object, default: object) -> object:
         return value
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise ValueError(f"model {model}: argument {key!r} must be true or false, got {value!r}")
+            raise ValueError(
+                f"model {model}: argument {key!r} must be true or false, got {value!r}")
         return value
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

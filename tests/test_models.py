@@ -75,7 +75,8 @@ def test_folded_params_equal_module_count():
 def test_shortcut_options_differ_only_by_projections():
     a = trace(models.create_model("resnet56", shortcut="A"), (3, 32, 32))
     b = trace(models.create_model("resnet56", shortcut="B"), (3, 32, 32))
-    projections = [layer for layer in b.layers if layer.kernel_size == (1, 1) and layer.op == "conv"]
+    projections = [layer for layer in b.layers
+                   if layer.kernel_size == (1, 1) and layer.op == "conv"]
     assert len(projections) == 2
     assert b.macs - a.macs == sum(layer.macs for layer in projections)
 
