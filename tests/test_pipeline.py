@@ -1,0 +1,94 @@
+"""Pipeline: digits end to end, results appended atomically, checkpoint reuse, bad input."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hwsim.config import load_yaml
+from hwsim.pipeline import (
+    append_rows,
+    evaluate_accuracy,
+    file_sha256,
+    hardware_section,
+    load_checkpoint_model,
+    run_pipeline,
+)
+from models.train import resolve_config
+
+
+def tiny(tmp_path) -> dict:
+    return {"model": {"name": "resnet20", "width": 0.25},
+            "data": {"name": "digits", "train_subset": 256, "test_subset": 128},
+            "train": {"epochs": 1, "batch_size": 64, "out_dir": str(tmp_path / "run"),
+                      "threads": 1},
+            "hardware": {"accelerators": ["systolic_32", "eyeriss_like"],
+                         "results": str(tmp_path / "results.csv")}}
+
+
+def test_pipeline_trains_costs_and_appends_one_row_per_accelerator(tmp_path):
+    cfg = tiny(tmp_path)
+    rows = run_pipeline(cfg, progress=False)
+    assert list(rows["accelerator"]) == ["systolic_32", "eyeriss_like"]
+    checkpoint = tmp_path / "run" / "last.pt"
+    assert (rows["checkpoint_sha256"] == file_sha256(checkpoint)).all()
+    assert (rows["energy_pj"] > 0).all() and (rows["macs"] > 0).all()
+    assert 0 <= rows["test_acc"].iloc[0] <= 1
+    saved = json.loads(rows["config"].iloc[0])  # resolved: defaults filled in
+    assert saved["train"]["epochs"] == 1 and saved["optimizer"]["name"] == "sgd"
+    assert saved["hardware"]["accelerators"] == ["systolic_32", "eyeriss_like"]
+
+    again = run_pipeline({**cfg, "checkpoint": str(checkpoint)}, progress=False)
+    table = pd.read_csv(tmp_path / "results.csv")
+    assert len(table) == 4  # appended, not overwritten
+    # Same weights, same test subset: the reloaded checkpoint scores what training reported.
+    assert again["test_acc"].iloc[0] == pytest.approx(rows["test_acc"].iloc[0])
+    assert again["energy_pj"].tolist() == pytest.approx(rows["energy_pj"].tolist())
+
+
+def test_checkpoint_model_and_accuracy_for_hwsim_run(tmp_path):
+    run_pipeline(tiny(tmp_path), progress=False)
+    model, meta = load_checkpoint_model(tmp_path / "run" / "last.pt")
+    assert meta["model"] == "resnet20" and meta["input_shape"] == (1, 16, 16)
+    assert meta["model_kwargs"] == {"width": 0.25, "in_channels": 1, "num_classes": 10}
+    assert 0 <= evaluate_accuracy(model, "digits") <= 1
+    with pytest.raises(ValueError, match=r"data synthetic: inputs of shape \(3, 32, 32\) do not"):
+        evaluate_accuracy(model, "synthetic")
+
+
+def test_append_rows_keeps_existing_rows_and_unions_columns(tmp_path):
+    path = tmp_path / "results.csv"
+    append_rows(path, pd.DataFrame([{"a": 1, "b": 2}]))
+    append_rows(path, pd.DataFrame([{"a": 3, "c": 4}]))
+    table = pd.read_csv(path)
+    assert table["a"].tolist() == [1, 3] and list(table.columns) == ["a", "b", "c"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.parametrize("hardware, message", [
+    ({"accelerator": ["x"]}, "hardware.accelerator: unknown key; allowed: accelerators"),
+    ({"batch": 0}, "hardware.batch: must be positive"),
+    ({"accelerators": "systolic_32"}, "hardware.accelerators: must be list"),
+    ({"accelerators": []}, "hardware.accelerators: give at least one"),
+])
+def test_bad_hardware_section_is_a_one_line_error(hardware, message):
+    with pytest.raises(ValueError, match=message):
+        hardware_section({"hardware": hardware})
+
+
+def test_unknown_accelerator_fails_before_training(tmp_path):
+    cfg = tiny(tmp_path)
+    cfg["hardware"]["accelerators"] = ["no_such_accel"]
+    with pytest.raises((ValueError, FileNotFoundError, KeyError), match="no_such_accel"):
+        run_pipeline(cfg, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name", ["default", "mnist_resnet20", "cifar10_resnet20",
+                                  "cifar10_resnet56"])
+def test_shipped_configs_are_valid(name):
+    cfg = load_yaml(Path(__file__).resolve().parents[1] / "experiments" / "configs"
+                    / f"{name}.yaml")
+    resolve_config(cfg, ("hardware", "checkpoint"))
+    hardware_section(cfg)
