@@ -222,7 +222,7 @@ def project_from_teacher(student: nn.Module, teacher: nn.Module, steps: int = 30
 @register_init("mlg_projection")
 def mlg_projection(model: nn.Module, teacher: str, steps: int = 3000, lr: float = 2e-2,
                    alg: str = "train") -> None:
-    """Initializer: project the checkpoint ``teacher`` onto ``model`` (see ``project_from_teacher``).
+    """Initializer: project checkpoint ``teacher`` onto ``model`` (``project_from_teacher``).
 
     The teacher checkpoint rebuilds its own model (e.g. ``resnet18``, same width and classes).
     """

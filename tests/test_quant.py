@@ -84,4 +84,5 @@ def test_quant_linear_forward_and_hw_stats():
     assert torch.allclose(fc(x), F.linear(x, dorefa_sym(fc.weight, 8), fc.bias))
     assert fc.hw_stats() == {"weight_bits": 8, "weight_storage_bits": 21 * 8,
                              "stored_params": 21}
-    assert QuantLinear(6, 3, bias=False, weight_bits=32).hw_stats()["weight_storage_bits"] == 18 * 32
+    fp_fc = QuantLinear(6, 3, bias=False, weight_bits=32)
+    assert fp_fc.hw_stats()["weight_storage_bits"] == 18 * 32
