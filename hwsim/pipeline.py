@@ -7,9 +7,9 @@ config is a training config (``models.train.SCHEMA``) plus two top-level keys:
 - ``hardware``: what to measure it on, keys and defaults in ``HARDWARE`` below.
 
 Each (model, accelerator) pair appends one row to ``hardware.results``: accuracy, the hardware
-totals of ``hwsim.cost.hardware_totals``, the storage accounting of the trace, the config as a
-JSON string (defaults filled in) and the checkpoint's SHA-256. Appends hold a file lock and replace the table
-atomically, so concurrent jobs of a sweep can share one table.
+totals of ``hwsim.cost.hardware_totals``, the storage accounting of the trace, the resolved
+config as a JSON string and the checkpoint's SHA-256. Appends hold a file lock and replace the
+table atomically, so concurrent jobs of a sweep can share one table.
 """
 
 import fcntl
@@ -49,15 +49,14 @@ def hardware_section(config: dict) -> dict:
     """The ``hardware`` section with defaults filled in; unknown keys and bad types are errors."""
     given = config.get("hardware") or {}
     if not isinstance(given, dict):
-        raise ValueError(f"hardware: must be a mapping, got {given!r}")  # noqa: TRY004
+        raise ValueError(f"hardware: must be a mapping, got {given!r}")
     out = {}
     for key, value in given.items():
         if key not in HARDWARE:
             raise ValueError(f"hardware.{key}: unknown key; allowed: {', '.join(HARDWARE)}")
         types = HARDWARE[key][1]
         if isinstance(value, bool) or not isinstance(value, types):
-            raise ValueError(  # noqa: TRY004  (config errors are ValueErrors for the CLI)
-                f"hardware.{key}: must be {types[0].__name__}, got {value!r}")
+            raise ValueError(f"hardware.{key}: must be {types[0].__name__}, got {value!r}")
         if isinstance(value, int) and value < (0 if key == "calib_batches" else 1):
             raise ValueError(f"hardware.{key}: must be positive, got {value}")
         out[key] = value

@@ -68,11 +68,11 @@ class TrainingDiverged(ValueError):
 
 
 def _mapping(value: object, where: str) -> dict:
-    """``value`` if it is a mapping (or empty); config errors are ValueErrors for the CLI."""
+    """``value`` if it is a mapping (None counts as empty)."""
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ValueError(f"{where}: must be a mapping, got {value!r}")  # noqa: TRY004
+        raise ValueError(f"{where}: must be a mapping, got {value!r}")
     return value
 
 
@@ -246,6 +246,7 @@ def train(config: dict, *, resume: bool = False, progress: bool = True,
     cfg = resolve_config(config, extra_sections)
     tcfg, ocfg = cfg["train"], cfg["optimizer"]
     rank, world_size, device, started_group = _distributed_setup(tcfg["device"])
+    threads_before = torch.get_num_threads()  # restored on return: a setting, not a side effect
     try:
         if tcfg["threads"] is not None:
             torch.set_num_threads(tcfg["threads"])
@@ -370,5 +371,6 @@ def train(config: dict, *, resume: bool = False, progress: bool = True,
         return {**metrics, "checkpoint": str(ckpt_path), "model_name": model_name,
                 "model_kwargs": model_kwargs, "world_size": world_size}
     finally:
+        torch.set_num_threads(threads_before)
         if started_group:
             dist.destroy_process_group()

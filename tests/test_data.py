@@ -28,8 +28,8 @@ def test_digits_is_a_fixed_disjoint_split_of_1x16x16_images():
 
 def _toy(n=10, channels=2, size_px=6, pad=2, hflip=True) -> ImageSet:
     images = torch.arange(n * channels * size_px * size_px).view(n, channels, size_px, size_px)
-    return ImageSet("toy", (images % 251).to(torch.uint8), torch.arange(n) % 3, 3, (0.0,) * channels,
-                    (1 / 255,) * channels, crop_padding_px=pad, hflip=hflip)
+    return ImageSet("toy", (images % 251).to(torch.uint8), torch.arange(n) % 3, 3,
+                    (0.0,) * channels, (1 / 255,) * channels, crop_padding_px=pad, hflip=hflip)
 
 
 def test_augmented_image_is_a_window_of_the_padded_or_flipped_original():
