@@ -15,7 +15,9 @@ from hwsim import trace
 
 # Small widths keep the suite fast; full-width checks are pinned below by published figures.
 TEST_KWARGS = {"densenet121": {"width": 0.25}, "mobilenetv2": {"width": 0.25},
-               "resnet50": {"width": 0.25}}
+               "resnet50": {"width": 0.25}, "resnet56": {"width": 0.5},
+               "mlg_densenet121": {"width": 0.125}, "mlg_mobilenetv2": {"width": 0.125},
+               "mlg_resnet18": {"width": 0.25}}
 
 
 def _oracle_macs(model, shape, batch=2):
