@@ -128,8 +128,11 @@ def append_rows(path: str | os.PathLike, rows: pd.DataFrame) -> None:
         atomic_write_text(path, table.to_csv(index=False))
 
 
-def run_pipeline(config: dict, progress: bool = True) -> pd.DataFrame:
-    """Train or load, measure accuracy, trace, cost on every accelerator, append the rows."""
+def run_pipeline(config: dict, progress: bool = True, resume: bool = False) -> pd.DataFrame:
+    """Train or load, measure accuracy, trace, cost on every accelerator, append the rows.
+
+    ``resume`` continues an interrupted training run from its last checkpoint.
+    """
     from .accel import load_accelerator
     from .cost import evaluate as evaluate_cost
     from .cost import hardware_totals
@@ -142,7 +145,7 @@ def run_pipeline(config: dict, progress: bool = True) -> pd.DataFrame:
     if config.get("checkpoint"):
         checkpoint_path, test_acc = str(config["checkpoint"]), None
     else:
-        metrics = train_from_config(config, progress=progress)
+        metrics = train_from_config(config, resume=resume, progress=progress)
         checkpoint_path, test_acc = metrics["checkpoint"], metrics["test_acc"]
     model, meta = load_checkpoint_model(checkpoint_path)
     train_set, test_set = load_dataset(data_cfg["name"], data_cfg["root"], data_cfg["download"],
