@@ -177,12 +177,12 @@ def _load_accel(spec: str, cfg: dict):
     return load_accelerator(spec, cfg.get("accel") or None)
 
 
-def _report_for(name: str, kwargs: dict, cfg: dict, args, accel, model=None):
+def _report_for(name: str, kwargs: dict, cfg: dict, args, accel, model=None, shape=None):
     from .report import build_report
     from .trace import trace
 
     model = model if model is not None else models.create_model(name, **kwargs)
-    shape = args.input or models.default_input_shape(name, kwargs.get("in_channels"))
+    shape = args.input or shape or models.default_input_shape(name, kwargs.get("in_channels"))
     graph = trace(model, shape, batch=args.batch, name=name, **cfg.get("trace", {}))
     return build_report(graph, accel, objective=OBJECTIVES[args.objective])
 
@@ -208,7 +208,7 @@ def cmd_run(args) -> int:
 
     cfg = apply_overrides({}, args.set)
     _check_namespaces(cfg)
-    model = meta = None
+    model = meta = shape = None
     if args.checkpoint:
         from .pipeline import load_checkpoint_model
         model, meta = load_checkpoint_model(args.checkpoint)
@@ -216,6 +216,7 @@ def cmd_run(args) -> int:
         if args.model and args.model != name:
             raise UsageError(f"--model {args.model} disagrees with the checkpoint's model {name}")
         kwargs = dict(meta.get("model_kwargs", {}))
+        shape = tuple(meta["input_shape"])
     elif args.model:
         name = args.model
         models.model_builder(name)
@@ -225,7 +226,7 @@ def cmd_run(args) -> int:
     if args.data and not args.checkpoint:
         raise UsageError("--data needs --checkpoint (accuracy of a trained model)")
     accel = _load_accel(args.accel, cfg)
-    report = _report_for(name, kwargs, cfg, args, accel, model)
+    report = _report_for(name, kwargs, cfg, args, accel, model, shape)
     if args.data:
         from .pipeline import evaluate_accuracy
         report["totals"]["test_accuracy"] = evaluate_accuracy(model, args.data, args.data_root)
@@ -234,7 +235,7 @@ def cmd_run(args) -> int:
     if base_name:
         base_kwargs = {k: v for k, v in kwargs.items() if k not in METHOD_NAMESPACES}
         report["baseline"] = _baseline(report, _report_for(base_name, base_kwargs, cfg, args,
-                                                           accel))
+                                                           accel, shape=shape))
     if args.out:
         resolved = {"command": "run", "model": {"name": name, **kwargs},
                     "accel": args.accel, "accel_overrides": cfg.get("accel", {}),
@@ -290,8 +291,12 @@ def cmd_export(args) -> int:
 
 
 def _train_config(args) -> dict:
-    cfg = apply_overrides(load_yaml(args.config), args.set)
-    return cfg
+    return apply_overrides(load_yaml(args.config), args.set)
+
+
+def _is_main_process() -> bool:
+    """Only rank 0 prints under torchrun."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def cmd_train(args) -> int:
@@ -299,15 +304,17 @@ def cmd_train(args) -> int:
 
     metrics = train_from_config(_train_config(args), config_path=args.config, resume=args.resume,
                                 progress=not args.no_progress)
-    print(yaml.safe_dump(metrics, sort_keys=False), end="")
+    if _is_main_process():
+        print(yaml.safe_dump(metrics, sort_keys=False), end="")
     return 0
 
 
 def cmd_pipeline(args) -> int:
     from .pipeline import run_pipeline
 
-    rows = run_pipeline(_train_config(args), progress=not args.no_progress)
-    print(rows.to_string(index=False))
+    rows = run_pipeline(_train_config(args), progress=not args.no_progress, resume=args.resume)
+    if _is_main_process():
+        print(rows.to_string(index=False))
     return 0
 
 

@@ -121,3 +121,29 @@ def test_export_scalesim(tmp_path, capsys):
     assert code == 0 and "cross-check: python -m scalesim.scale" in out
     topology = (tmp_path / "resnet20.csv").read_text().splitlines()
     assert len(topology) == 1 + 19 + 1  # header, 19 convs, the classifier
+
+
+def test_train_then_run_checkpoint_with_accuracy(tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": {"name": "resnet20", "width": 0.25},
+        "data": {"name": "digits", "train_subset": 128, "test_subset": 64},
+        "train": {"epochs": 1, "batch_size": 64, "out_dir": str(tmp_path / "run"),
+                  "threads": 1}}))
+    code, out, err = _run(capsys, "train", str(config), "--no-progress", "--set",
+                          "optimizer.lr=0.05")
+    assert code == 0, err
+    metrics = yaml.safe_load(out)
+    checkpoint = tmp_path / "run" / "last.pt"
+    assert metrics["checkpoint"] == str(checkpoint) and metrics["model_name"] == "resnet20"
+    code, out, err = _run(capsys, "run", "--checkpoint", str(checkpoint), "--data", "digits",
+                          "--format", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["input_shape"] == [1, 1, 16, 16]  # from the checkpoint, not the zoo default
+    assert 0 <= report["totals"]["test_accuracy"] <= 1
+    code, _, err = _run(capsys, "train", str(config), "--set", "optimizer.lrr=0.05")
+    assert code == 2 and "lrr" in err and len(err.strip().splitlines()) == 1
+    checkpoint.write_bytes(b"not a checkpoint")
+    code, _, err = _run(capsys, "run", "--checkpoint", str(checkpoint))
+    assert code == 2 and "last.pt" in err and len(err.strip().splitlines()) == 1
