@@ -2,7 +2,8 @@
 
 Writes ``tests/golden/scalesim_<dataflow>.csv`` (one row per layer: the GEMM, the array,
 SCALE-Sim's total and stall cycles) and ``tests/golden/scalesim_timing.csv`` (SCALE-Sim's wall
-time per dataflow; with ``--jobs 1`` for a clean timing). ``tests/test_scalesim_golden.py`` compares hwsim against these files without SCALE-Sim.
+time per dataflow; with ``--jobs 1`` for a clean timing). ``tests/test_scalesim_golden.py``
+compares hwsim against these files without SCALE-Sim.
 
 SCALE-Sim 3.0.0 breaks under numpy >= 2 (it calls ``int()`` on a 1-element array), so run it
 from its own environment:
@@ -20,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from hwsim.accel import load_accelerator
-from hwsim.export import export_scalesim
+from hwsim.export import scalesim_files
 from hwsim.layer import Layer, LayerGraph
 from hwsim.trace import trace
 from models import create_model
@@ -55,10 +56,13 @@ def golden_layers() -> LayerGraph:
 
 def run_scalesim(python: str, graph: LayerGraph, accel, workdir: Path) -> tuple[list, float]:
     """Export, run SCALE-Sim once, return its COMPUTE_REPORT rows and the wall time (s)."""
-    paths = export_scalesim(graph, accel, workdir)
+    files, _ = scalesim_files(graph, accel)
+    for name, text in files.items():
+        (workdir / name).write_text(text)
+    topology, layout, config = (str(workdir / name) for name in files)
     start = time.perf_counter()
-    subprocess.run([python, "-m", "scalesim.scale", "-c", paths["config"], "-t",
-                    paths["topology"], "-l", paths["layout"], "-p", str(workdir / "logs"),
+    subprocess.run([python, "-m", "scalesim.scale", "-c", config, "-t",
+                    topology, "-l", layout, "-p", str(workdir / "logs"),
                     "-s", "N"], check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     seconds = time.perf_counter() - start

@@ -6,9 +6,9 @@ and costs every layer.
 
 from .accel import accelerator_dict, list_accelerators, load_accelerator
 from .cost import evaluate, hardware_totals, search_mappings
-from .export import export_scalesim
+from .export import scalesim_files
 from .layer import Layer, LayerGraph
 from .trace import trace
 
-__all__ = ["Layer", "LayerGraph", "accelerator_dict", "evaluate", "export_scalesim",
-           "hardware_totals", "list_accelerators", "load_accelerator", "search_mappings", "trace"]
+__all__ = ["Layer", "LayerGraph", "accelerator_dict", "evaluate", "hardware_totals",
+           "list_accelerators", "load_accelerator", "scalesim_files", "search_mappings", "trace"]

@@ -6,15 +6,18 @@ and exit code 2; ``HWSIM_DEBUG=1`` shows the traceback instead.
 """
 
 import argparse
+import json
 import os
 import re
 import sys
+from pathlib import Path
 
 import yaml
 
 import models
+from models.checkpoint import atomic_write_bytes
 
-from .config import METHOD_NAMESPACES, apply_overrides, load_yaml
+from .config import METHOD_NAMESPACES, apply_overrides, dump_yaml, load_yaml
 
 RUN_NAMESPACES = ("model", "accel", "trace", *METHOD_NAMESPACES)
 TRACE_KEYS = {"weight_bits": int, "act_bits": int}
@@ -203,8 +206,19 @@ def _baseline(report: dict, base: dict) -> dict:
             "ratios": ratios}
 
 
+def save_run(out_dir: str, report: dict, config: dict) -> None:
+    """Write layers.csv, summary.json (the report without layers) and run.yaml atomically."""
+    from .report import layers_frame
+
+    out = Path(out_dir)
+    summary = {k: v for k, v in report.items() if k != "layers"}
+    atomic_write_bytes(out / "layers.csv", layers_frame(report).to_csv(index=False).encode())
+    atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
+    atomic_write_bytes(out / "run.yaml", dump_yaml(config).encode())
+
+
 def cmd_run(args) -> int:
-    from .report import format_table, layers_frame, save_run, to_json
+    from .report import format_table, layers_frame, to_json
 
     cfg = apply_overrides({}, args.set)
     _check_namespaces(cfg)
@@ -269,7 +283,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_scalesim
+    from .export import scalesim_files
     from .trace import trace
 
     cfg = apply_overrides({}, args.set)
@@ -280,13 +294,16 @@ def cmd_export(args) -> int:
     shape = args.input or models.default_input_shape(args.model, kwargs.get("in_channels"))
     graph = trace(models.create_model(args.model, **kwargs), shape, batch=args.batch,
                   name=args.model, **cfg.get("trace", {}))
-    written = export_scalesim(graph, accel, args.out)
-    for key in ("topology", "layout", "config"):
-        print(f"{key}: {written[key]}")
-    for name in written["skipped"]:
+    files, skipped = scalesim_files(graph, accel)
+    paths = [Path(args.out) / name for name in files]
+    for path, text in zip(paths, files.values()):
+        atomic_write_bytes(path, text.encode())
+        print(f"wrote {path}")
+    for name in skipped:
         print(f"skipped (no SCALE-Sim equivalent): {name}")
-    print(f"cross-check: python -m scalesim.scale -c {written['config']} "
-          f"-t {written['topology']} -l {written['layout']} -p LOGDIR")
+    topology, layout, config = paths
+    print(f"cross-check: python -m scalesim.scale -c {config} -t {topology} -l {layout} "
+          f"-p LOGDIR")
     return 0
 
 

@@ -248,7 +248,7 @@ def _select(accel: Accelerator, graph: LayerGraph, objective: str):
 
 def search_mappings(graph: LayerGraph, accel: Accelerator,
                     objective: str = "dram_bytes") -> dict[str, mp.Mapping]:
-    """Best mapping of every layer for ``objective`` (ties: the other two objectives, then order)."""
+    """Best mapping of every layer for ``objective`` (ties: the other objectives, then order)."""
     q = _select(accel, graph, objective)
     n = mp.trips(q)
     return mp.to_mappings(graph.layers, q, n, mp.refetches(q, n))

@@ -10,10 +10,8 @@ batch x 1 map, conv layers need batch 1, and pool / add / concat are left out (l
 return value). SCALE-Sim words are one byte, so buffer sizes are given in KB as they are.
 """
 
-from pathlib import Path
 
 from .accel import Accelerator
-from .config import atomic_write_text
 from .layer import LayerGraph
 
 TOPOLOGY_HEADER = ("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, "
@@ -106,25 +104,20 @@ RandomNumberGeneratorSeed = 40
 """
 
 
-def export_scalesim(graph: LayerGraph, accel: Accelerator, out_dir) -> dict:
-    """Write ``<model>.csv``, ``<model>_layout.csv`` and ``<accel>.cfg`` under ``out_dir``.
+def scalesim_files(graph: LayerGraph, accel: Accelerator) -> tuple[dict[str, str], list[str]]:
+    """SCALE-Sim inputs as texts by file name, and the layers left out.
 
-    Returns the paths written and the layers left out. Run SCALE-Sim with
-    ``python -m scalesim.scale -c CFG -t TOPOLOGY -l LAYOUT -p LOGDIR``.
+    Files: ``<model>.csv`` (topology), ``<model>_layout.csv`` and ``<accel>.cfg``. Run
+    SCALE-Sim with ``python -m scalesim.scale -c CFG -t TOPOLOGY -l LAYOUT -p LOGDIR``.
     """
-    out = Path(out_dir)
     rows, skipped = scalesim_rows(graph)
-    topology = out / f"{graph.model}.csv"
-    layout = out / f"{graph.model}_layout.csv"
-    config = out / f"{accel.name}.cfg"
     lines = [TOPOLOGY_HEADER] + [",".join(str(v) for v in row) + "," for row in rows]
-    atomic_write_text(topology, "\n".join(lines) + "\n")
     header = "Layer name," + ",".join(f"layout{i}" for i in range(20)) + ","
-    atomic_write_text(layout, "\n".join([header] + [f"{row[0]},{_LAYOUT_ROW}," for row in rows])
-                      + "\n")
-    atomic_write_text(config, scalesim_config(accel, f"{graph.model}_{accel.name}"))
-    return {"topology": str(topology), "layout": str(layout), "config": str(config),
-            "skipped": skipped}
+    layout = [header] + [f"{row[0]},{_LAYOUT_ROW}," for row in rows]
+    files = {f"{graph.model}.csv": "\n".join(lines) + "\n",
+             f"{graph.model}_layout.csv": "\n".join(layout) + "\n",
+             f"{accel.name}.cfg": scalesim_config(accel, f"{graph.model}_{accel.name}")}
+    return files, skipped
 
 
-__all__ = ["export_scalesim", "scalesim_config", "scalesim_rows"]
+__all__ = ["scalesim_config", "scalesim_files", "scalesim_rows"]

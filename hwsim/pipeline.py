@@ -24,11 +24,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from models.checkpoint import build_model, load_checkpoint
+from models.checkpoint import atomic_write_bytes, build_model, load_checkpoint
 from models.data import ImageSet, load_dataset, sample
 from models.train import evaluate, resolve_config, train
-
-from .config import atomic_write_text
 
 # key -> (default, allowed types)
 HARDWARE: dict[str, tuple[object, tuple[type, ...]]] = {
@@ -125,7 +123,7 @@ def append_rows(path: str | os.PathLike, rows: pd.DataFrame) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         table = pd.concat([pd.read_csv(path), rows], ignore_index=True) if path.exists() \
             else rows
-        atomic_write_text(path, table.to_csv(index=False))
+        atomic_write_bytes(path, table.to_csv(index=False).encode())
 
 
 def run_pipeline(config: dict, progress: bool = True, resume: bool = False) -> pd.DataFrame:

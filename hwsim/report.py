@@ -7,11 +7,9 @@ The JSON object has stable keys (documented in README.md): ``model``, ``accelera
 import io
 import json
 import math
-from pathlib import Path
 
 import pandas as pd
 
-from .config import atomic_write_text, dump_yaml
 from .layer import LayerGraph
 
 WORKLOAD_COLUMNS = ["name", "op", "batch", "in_channels", "out_channels", "in_hw", "out_hw",
@@ -122,14 +120,3 @@ def _figure(value) -> str:
 
 def to_json(report: dict) -> str:
     return json.dumps(report, indent=2)
-
-
-def save_run(out_dir: str | Path, report: dict, config: dict) -> list[Path]:
-    """Write layers.csv, summary.json and run.yaml into ``out_dir``, each atomically."""
-    out_dir = Path(out_dir)
-    paths = [out_dir / "layers.csv", out_dir / "summary.json", out_dir / "run.yaml"]
-    atomic_write_text(paths[0], layers_frame(report).to_csv(index=False))
-    summary = {k: v for k, v in report.items() if k != "layers"}
-    atomic_write_text(paths[1], json.dumps(summary, indent=2))
-    atomic_write_text(paths[2], dump_yaml(config))
-    return paths

@@ -72,7 +72,8 @@ def test_unknown_preset_suggests():
 
 
 def test_overrides():
-    accel = load_accelerator("systolic_32", {"array": {"rows": 16}, "dram": {"bw_bytes_per_cycle": 8}})
+    accel = load_accelerator("systolic_32",
+                             {"array": {"rows": 16}, "dram": {"bw_bytes_per_cycle": 8}})
     assert accel.array.rows == 16 and accel.array.cols == 32 and accel.dram.bw_bytes_per_cycle == 8
     with pytest.raises(ValueError, match=r"^accel\.array\.rowz: unknown key; allowed: rows, cols"):
         load_accelerator("systolic_32", {"array": {"rowz": 16}})

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hwsim.config import apply_overrides, atomic_write_text, load_yaml, parse_set
+from hwsim.config import apply_overrides, load_yaml, parse_set
 
 
 def test_parse_set_types():
@@ -41,8 +41,3 @@ def test_load_yaml_strict(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.yaml"):
         load_yaml(tmp_path / "missing.yaml")
 
-
-def test_atomic_write_leaves_no_temp(tmp_path):
-    atomic_write_text(tmp_path / "sub" / "f.txt", "hello")
-    assert (tmp_path / "sub" / "f.txt").read_text() == "hello"
-    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["f.txt"]
