@@ -326,12 +326,20 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_pipeline(args) -> int:
-    from .pipeline import run_pipeline
+PIPELINE_SUMMARY = ("model", "accelerator", "data", "test_acc", "macs", "memory_ratio",
+                    "dram_bytes", "latency_ms", "energy_pj", "utilization")
 
-    rows = run_pipeline(_train_config(args), progress=not args.no_progress, resume=args.resume)
+
+def cmd_pipeline(args) -> int:
+    from .pipeline import hardware_section, run_pipeline
+    from .report import figure
+
+    config = _train_config(args)
+    rows = run_pipeline(config, progress=not args.no_progress, resume=args.resume)
     if _is_main_process():
-        print(rows.to_string(index=False))
+        shown = [c for c in PIPELINE_SUMMARY if c in rows.columns]
+        print(rows[shown].to_string(index=False, float_format=figure))
+        print(f"appended {len(rows)} row(s) to {hardware_section(config)['results']}")
     return 0
 
 

@@ -89,7 +89,7 @@ def format_table(report: dict) -> str:
     if accel:
         title += f"  accelerator {accel['name']}"
     out.write(title + "\n")
-    out.write(frame[columns].to_string(index=False, float_format=_figure) + "\n\n")
+    out.write(frame[columns].to_string(index=False, float_format=figure) + "\n\n")
     out.write(_block("totals", report["totals"]))
     out.write(_block("storage", report["storage"]))
     if report.get("baseline"):
@@ -105,11 +105,11 @@ def _block(title: str, values: dict) -> str:
     for key, value in values.items():
         if isinstance(value, dict):
             continue
-        lines.append(f"  {key:<28} {_figure(value)}")
+        lines.append(f"  {key:<28} {figure(value)}")
     return "\n".join(lines) + "\n\n"
 
 
-def _figure(value) -> str:
+def figure(value) -> str:
     """Readable number: thousands separators, integers exact, small values to 4 digits."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
