@@ -17,7 +17,7 @@ from torch import nn
 
 from .checkpoint import build_model, load_checkpoint
 from .densenet import densenet121
-from .layers.mlg import MLGConv2d
+from .layers.mlg import MLGConv2d, check_gen_weight_bits
 from .layers.quant import QuantLinear, check_bits
 from .mobilenet import mobilenetv2
 from .plugins import register_init, register_loss
@@ -34,6 +34,10 @@ class MLGConfig:
     ``base_in`` / ``base_out``: B_i / B_c (0 switches a level off); ``basis_bit``,
     ``coeff_in_bit``, ``coeff_out_bit``: q_b, q_u, q_v; ``weight_bit``: the classifier's
     width (the seed's ``model.weight_bit``, 8 in its train.yml). Widths >= 16 mean fp32.
+    ``gen_weight_bit``: our hardware knob, not the seed's: the width the generated weights are
+    requantized to on chip, in the forward pass too (``MLGConv2d``); 8 by default, the weight
+    precision of hwsim's 8-bit arrays; 0 keeps them exact as the paper (19 bits for 2-44-3-6-3,
+    several passes per MAC on an 8-bit bit-parallel array).
     """
 
     base_in: int = 2
@@ -42,6 +46,7 @@ class MLGConfig:
     coeff_in_bit: int = 6
     coeff_out_bit: int = 3
     weight_bit: int = 8
+    gen_weight_bit: int = 8
 
     def __post_init__(self):
         for key in ("base_in", "base_out"):
@@ -50,6 +55,7 @@ class MLGConfig:
                 raise ValueError(f"mlg: {key} must be an int >= 0 (0: level off), got {value!r}")
         for key in ("basis_bit", "coeff_in_bit", "coeff_out_bit", "weight_bit"):
             check_bits(f"mlg: {key}", getattr(self, key))
+        check_gen_weight_bits("mlg: gen_weight_bit", self.gen_weight_bit)
 
     @classmethod
     def from_dict(cls, mlg: dict | None, defaults: "MLGConfig | None" = None) -> "MLGConfig":
@@ -74,7 +80,8 @@ class MLGConfig:
     def conv_factory(self):
         return functools.partial(MLGConv2d, base_in=self.base_in, base_out=self.base_out,
                                  basis_bits=self.basis_bit, coeff_in_bits=self.coeff_in_bit,
-                                 coeff_out_bits=self.coeff_out_bit)
+                                 coeff_out_bits=self.coeff_out_bit,
+                                 gen_weight_bits=self.gen_weight_bit)
 
     def linear_factory(self):
         return functools.partial(QuantLinear, weight_bits=self.weight_bit)
@@ -92,7 +99,7 @@ MOBILENETV2_DEFAULTS = MLGConfig(base_in=5, base_out=40, basis_bit=4, coeff_in_b
 @register_model
 def mlg_resnet18(num_classes: int = 10, in_channels: int = 3, width: float = 1.0,
                  mlg: dict | None = None) -> nn.Module:
-    """CIFAR ResNet-18 with every conv generated (default 2-44-3-6-3) and an 8-bit FC."""
+    """CIFAR ResNet-18, every conv generated (default 2-44-3-6-3) at 8 bits, 8-bit FC."""
     cfg = MLGConfig.from_dict(mlg, RESNET18_DEFAULTS)
     return resnet18(num_classes=num_classes, in_channels=in_channels, width=width,
                     conv=cfg.conv_factory(), linear=cfg.linear_factory())

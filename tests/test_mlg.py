@@ -12,7 +12,7 @@ from hwsim.config import load_yaml
 from hwsim.trace import trace
 from models import create_model
 from models.checkpoint import new_checkpoint, save_checkpoint
-from models.layers.mlg import MLGConv2d, plan_generation
+from models.layers.mlg import MLGConv2d, plan_generation, requantize_symmetric
 from models.layers.quant import QuantLinear, dorefa_sym
 from models.mlg import MLGConfig, ortho_loss, project_from_teacher, reconstruction_error
 from models.plugins import lookup
@@ -118,6 +118,79 @@ def test_hw_stats_hand_values():
     assert stats["weight_bits"] == math.ceil(math.log2(44 * 7 * 2 * 63 * 7 + 1)) == 19
     assert stats["gen_bits"] == 10
     assert MLGConv2d(64, 64, 3, **FP).hw_stats()["weight_bits"] == 32
+
+
+# --- on-chip requantization of the generated weight (gen_weight_bits) ---------------------------
+def twin_layers(bits: int, **knobs) -> tuple[MLGConv2d, MLGConv2d]:
+    """An exact layer and one requantizing to ``bits``, sharing every parameter."""
+    torch.manual_seed(0)
+    exact = MLGConv2d(6, 5, 3, padding=1, base_in=2, base_out=3, **knobs)
+    rounded = MLGConv2d(6, 5, 3, padding=1, base_in=2, base_out=3, gen_weight_bits=bits, **knobs)
+    rounded.load_state_dict(exact.state_dict())
+    return exact, rounded
+
+
+@pytest.mark.parametrize("bits", [3, 4, 8])
+def test_requantized_weight_matches_an_independent_recomputation(bits):
+    exact, rounded = twin_layers(bits)
+    w = exact.effective_weight().detach()
+    n = 2 ** (bits - 1) - 1
+    step = w.abs().max() / n
+    expected = torch.round(w / step) * step
+    got = rounded.effective_weight().detach()
+    assert torch.allclose(got, expected, rtol=0, atol=1e-6 * step.item())
+    levels = torch.unique(torch.round(got / step))
+    assert len(levels) <= 2 ** bits - 1 and levels.abs().max() <= n
+    assert rounded.hw_stats()["weight_bits"] == bits
+    assert exact.hw_stats()["weight_bits"] > bits  # 3-6-3 factors: wider than any of these
+    x = torch.randn(2, 6, 7, 7)
+    assert torch.allclose(rounded(x), F.conv2d(x, got, padding=1), atol=1e-5)
+
+
+def test_requantization_gradient_is_straight_through():
+    exact, rounded = twin_layers(4)
+    upstream = torch.randn(5, 6, 3, 3)  # the loss is linear in W: STE => identical gradients
+    for layer in (exact, rounded):
+        (layer.effective_weight() * upstream).sum().backward()
+    for name in ("weight", "coeff_in", "coeff_out"):
+        got, want = getattr(rounded, name).grad, getattr(exact, name).grad
+        assert got.abs().sum() > 0 and torch.allclose(got, want, atol=1e-6)
+    w = torch.randn(7, requires_grad=True)
+    requantize_symmetric(w, 3).backward(torch.arange(7.0))
+    assert torch.allclose(w.grad, torch.arange(7.0))
+
+
+def test_no_rounding_when_the_exact_width_fits():
+    # B_i = 2, B_c = 3 at 2-2-2 bits: 2·3·3 = 18, then 18·3·3 = 162 -> 163 levels, 8 bits
+    exact, rounded = twin_layers(8, basis_bits=2, coeff_in_bits=2, coeff_out_bits=2)
+    assert exact.hw_stats()["weight_bits"] == rounded.hw_stats()["weight_bits"] == 8
+    assert not rounded.requantizes
+    assert torch.equal(rounded.effective_weight(), exact.effective_weight())
+
+
+def test_unquantized_factors_are_requantized_too():
+    _, rounded = twin_layers(8, **FP)
+    assert rounded.requantizes and rounded.hw_stats()["weight_bits"] == 8
+
+
+def test_models_default_to_8_bit_generated_weights_and_storage_does_not_change():
+    default = trace(create_model("mlg_resnet18", width=0.25), (3, 32, 32))
+    exact = trace(create_model("mlg_resnet18", width=0.25, mlg={"gen_weight_bit": 0}),
+                  (3, 32, 32))
+    convs = [layer for layer in default.layers if layer.gen_macs > 0]
+    assert convs and all(layer.weight_bits == 8 for layer in convs)
+    assert all(layer.weight_bits > 8 for layer in exact.layers if layer.gen_macs > 0)
+    assert default.storage == exact.storage
+    assert ratios(create_model("mlg_resnet18", mlg={"gen_weight_bit": 0})) == (0.0497, 0.0080)
+
+
+@pytest.mark.parametrize("bits", [1, 17, -1, True, 8.0])
+def test_gen_weight_bit_is_checked(bits):
+    with pytest.raises(ValueError, match=r"mlg: gen_weight_bit must be 0 \(exact generation\) "
+                                         r"or an int in \[2, 16\]"):
+        MLGConfig(gen_weight_bit=bits)
+    with pytest.raises(ValueError, match="gen_weight_bits must be 0"):
+        MLGConv2d(4, 4, 3, gen_weight_bits=bits)
 
 
 # --- storage accounting (METHODS.md A.4, paper Table 2) ----------------------------------------
@@ -297,5 +370,7 @@ def test_configs_resolve(config):
     path = Path(__file__).parents[1] / "experiments" / "configs" / f"{config}.yaml"
     cfg = resolve_config(load_yaml(path))
     if "mlg" in cfg:
-        MLGConfig.from_dict(cfg["mlg"])
+        mlg = MLGConfig.from_dict(cfg["mlg"])
         assert set(cfg["losses"]) == {"kd", "mlg_ortho"} and "mlg_projection" in cfg["init"]
+        # the paper recipe keeps the generated weights exact, as the seed does
+        assert mlg.gen_weight_bit == (0 if config == "mlg_resnet18_cifar10" else 8)

@@ -35,6 +35,19 @@ Differences from the released code (documented, deliberate):
   ``B_i > 1`` condition) instead of failing on an undefined Gram matrix (METHODS.md A.7).
 - U and V start variance-preserving (N(0, 1/B_i), N(0, 1/B_c)) so an un-projected layer
   starts at the dense conv's weight scale.
+- Optional on-chip requantization of the generated weight (``gen_weight_bits = b > 0``; the
+  paper and the released code keep every generated weight exact, ``b = 0``, this layer's
+  default; the ``mlg_*`` models default to 8 through ``MLGConfig.gen_weight_bit``).
+  Exact generation grows the width to q_v + q_c + log2 B_c bits (19 for 2-44-3-6-3, paper
+  §3.2), which an 8-bit digital array can only consume in several passes; a digital
+  generator instead rounds its output to the array's weight precision. With ``b`` set, W is
+  requantized per tensor, symmetric and uniform: ``round(W / s · n) · s / n`` with
+  ``n = 2^(b-1) - 1`` and ``s = max|W|`` (no gradient), so W takes at most ``2^b - 1`` levels;
+  the gradient is straight-through (identity). It happens in the forward pass, so training and
+  accuracy see the weights the hardware computes with, and ``hw_stats()`` reports
+  ``weight_bits = b``. When the exact width already fits in ``b`` bits nothing is rounded
+  (the generator's integers pass unchanged) and ``weight_bits`` stays the exact width. Storage
+  (the factors, Table 2) does not depend on ``b``.
 """
 
 import math
@@ -48,6 +61,40 @@ from .quant import MAX_BITS, WeightQuantizer, check_bits
 
 ORTHO_EPS = 1e-8  # added to the column norms before normalizing (released code)
 SMALL_CONV_FRACTION = 0.9  # 1x1 rule: B_c = int(0.9 · min(C_o, C_i)) (MLGBaseModel)
+GEN_WEIGHT_BITS_RANGE = (2, 16)  # widths the generated weight may be requantized to (0: exact)
+
+
+def check_gen_weight_bits(key: str, bits: int) -> int:
+    """``bits`` if it is 0 (exact generation) or an int in ``GEN_WEIGHT_BITS_RANGE``."""
+    low, high = GEN_WEIGHT_BITS_RANGE
+    if isinstance(bits, bool) or not isinstance(bits, int) or not (
+            bits == 0 or low <= bits <= high):
+        raise ValueError(f"{key} must be 0 (exact generation) or an int in [{low}, {high}], "
+                         f"got {bits!r}")
+    return bits
+
+
+class _RoundSTE(torch.autograd.Function):
+    """``round(x)`` with a straight-through (identity) gradient."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return torch.round(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad
+
+
+def requantize_symmetric(weight: torch.Tensor, bits: int) -> torch.Tensor:
+    """Per-tensor symmetric uniform requantization to ``bits`` (>= 2), straight-through.
+
+    ``round(W / s · n) · s / n`` with ``n = 2^(bits-1) - 1`` and ``s = max|W|`` (no gradient):
+    at most ``2^bits - 1`` levels, the integers ``-n..n`` times ``s / n``.
+    """
+    levels = 2 ** (bits - 1) - 1
+    scale = weight.detach().abs().max().clamp_min(torch.finfo(weight.dtype).tiny)
+    return _RoundSTE.apply(weight / scale * levels) * (scale / levels)
 
 
 @dataclass(frozen=True)
@@ -119,20 +166,23 @@ class MLGConv2d(nn.Conv2d):
     """Conv whose weight is generated from basis, intra- and cross-kernel coefficients.
 
     ``base_in`` / ``base_out`` are the paper's B_i / B_c; ``*_bits`` the storage widths
-    q_b, q_u, q_v (16 or more: unquantized fp32). ``plan`` is ``None`` when the enable rules
-    switch generation off; the layer is then a plain fp32 conv.
+    q_b, q_u, q_v (16 or more: unquantized fp32). ``gen_weight_bits``: width the generated
+    weight is requantized to on chip (0: exact generation as the paper; see the module notes).
+    ``plan`` is ``None`` when the enable rules switch generation off; the layer is then a plain
+    fp32 conv.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, groups: int = 1, bias: bool = False, *, base_in: int = 2,
                  base_out: int = 44, basis_bits: int = 3, coeff_in_bits: int = 6,
-                 coeff_out_bits: int = 3):
+                 coeff_out_bits: int = 3, gen_weight_bits: int = 0):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
                          groups=groups, bias=bias)
         for key, value in (("base_in", base_in), ("base_out", base_out)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{key} must be an int >= 0 (0: level off), got {value!r}")
         self.base_in, self.base_out = base_in, base_out
+        self.gen_weight_bits = check_gen_weight_bits("gen_weight_bits", gen_weight_bits)
         self.plan = plan_generation(in_channels, out_channels, self.kernel_size, groups,
                                     base_in, base_out)
         self.coeff_in = self.coeff_out = None
@@ -166,14 +216,26 @@ class MLGConv2d(nn.Conv2d):
             kernels = coeff_out @ kernels
         return kernels.reshape(self.weight.shape)
 
+    @property
+    def requantizes(self) -> bool:
+        """Whether the generated weight is rounded on chip (set, and narrower than exact)."""
+        return (self.plan is not None and self.gen_weight_bits > 0
+                and self.exact_widths()[0] > self.gen_weight_bits)
+
     def effective_weight(self) -> torch.Tensor:
-        """The weight the conv computes with: generated from the quantized factors, or dense."""
+        """The weight the conv computes with: generated (requantized when set), or dense.
+
+        Generation runs on the quantized factors; see ``requantizes`` for the rounding.
+        """
         if self.plan is None:
             return self.weight
-        return self.generate(
+        weight = self.generate(
             self.basis_quantizer(self.basis()),
             None if self.coeff_in is None else self.coeff_in_quantizer(self.coeff_in),
             None if self.coeff_out is None else self.coeff_out_quantizer(self.coeff_out))
+        if self.requantizes:
+            weight = requantize_symmetric(weight, self.gen_weight_bits)
+        return weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.effective_weight(), self.bias)
@@ -242,15 +304,37 @@ class MLGConv2d(nn.Conv2d):
             factors.append((math.prod(plan.coeff_out_shape), self.coeff_out_quantizer))
         return factors
 
+    def exact_widths(self) -> tuple[int, int]:
+        """(bits of an exactly generated weight, widest generation multiplier operand).
+
+        The products of odd-integer grids give ``B_c·n_v·B_i·n_u·n_b + 1`` levels (paper §3.2,
+        n = 2^q - 1); fp32 (32, 32) when a factor is unquantized.
+        """
+        factors = self._factors()
+        if not all(q.active for _, q in factors):
+            return MAX_BITS, MAX_BITS
+        plan = self.plan
+        basis_bits = self.basis_quantizer.bits
+        stage1 = _levels_minus_one(basis_bits)
+        operand_bits = [basis_bits]
+        if plan.intra:
+            stage1 *= plan.base_in * _levels_minus_one(self.coeff_in_quantizer.bits)
+            operand_bits.append(self.coeff_in_quantizer.bits)
+        stage2 = stage1
+        if plan.cross:
+            stage2 *= plan.bases * _levels_minus_one(self.coeff_out_quantizer.bits)
+            operand_bits += [_width_bits(stage1), self.coeff_out_quantizer.bits]
+        return _width_bits(stage2), max(operand_bits)
+
     def hw_stats(self) -> dict:
         """Storage and generation cost (Layer fields); ``{}`` for a plain conv.
 
         ``weight_storage_bits`` = |basis|·q_b + |U|·q_u + |V|·q_v (+ fp32 bias) (paper Eq. 3-4,
         ``MLGConv2d.get_param_size``). ``gen_macs`` = bo·rows·B_i·k² (U·W^b) + C_o·bo·C_i·k²
         (V·W1): MACs to regenerate the weights once (paper §3.1 counts twice as many FLOPs).
-        ``weight_bits`` is the width that holds every generated weight exactly: the products of
-        odd-integer grids give ``B_c·n_v·B_i·n_u·n_b + 1`` levels (paper §3.2, n = 2^q - 1);
-        fp32 when a factor is unquantized. ``gen_bits`` is the widest multiplier operand.
+        ``weight_bits`` is the width of the weights the array consumes: ``gen_weight_bits``
+        when the generated weight is requantized, else the width that holds every generated
+        weight exactly (``exact_widths``). ``gen_bits`` is the widest multiplier operand.
         """
         if self.plan is None:
             return {}
@@ -261,20 +345,9 @@ class MLGConv2d(nn.Conv2d):
         storage_bits = sum(count * q.storage_bits for count, q in factors) + bias * MAX_BITS
         gen_macs = (plan.bases * plan.rows * plan.base_in * plan.area if plan.intra else 0) + (
             plan.kernels * plan.bases * plan.rows * plan.area if plan.cross else 0)
-        if all(q.active for _, q in factors):
-            basis_bits = self.basis_quantizer.bits
-            stage1 = _levels_minus_one(basis_bits)
-            operand_bits = [basis_bits]
-            if plan.intra:
-                stage1 *= plan.base_in * _levels_minus_one(self.coeff_in_quantizer.bits)
-                operand_bits.append(self.coeff_in_quantizer.bits)
-            stage2 = stage1
-            if plan.cross:
-                stage2 *= plan.bases * _levels_minus_one(self.coeff_out_quantizer.bits)
-                operand_bits += [_width_bits(stage1), self.coeff_out_quantizer.bits]
-            weight_bits, gen_bits = _width_bits(stage2), max(operand_bits)
-        else:
-            weight_bits = gen_bits = MAX_BITS
+        weight_bits, gen_bits = self.exact_widths()
+        if self.requantizes:
+            weight_bits = self.gen_weight_bits
         return {"weight_bits": weight_bits, "weight_storage_bits": storage_bits,
                 "stored_params": stored_params, "gen_macs": gen_macs, "gen_bits": gen_bits}
 
@@ -283,4 +356,4 @@ class MLGConv2d(nn.Conv2d):
             return super().extra_repr() + ", generation=off"
         plan = self.plan
         return (super().extra_repr() + f", bases={plan.bases}, base_in={plan.base_in}, "
-                f"cross={plan.cross}")
+                f"cross={plan.cross}, gen_weight_bits={self.gen_weight_bits}")
