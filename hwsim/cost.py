@@ -73,32 +73,44 @@ def cycles_per_mac(accel: Accelerator, weight_bits, act_bits, pred_bits, lsb_den
     return scale, gating
 
 
+def _pe_mult_pj(accel: Accelerator) -> float:
+    """Multiply energy of one PE-cycle: m x m (m x bits_per_cycle with bit-serial activations)."""
+    array = accel.array
+    act_width = array.bits_per_cycle if array.precision_mode == "bit_serial_act" else array.mac_bits
+    return mult_energy_pj(get_tech(accel.tech), array.mac_bits, act_width)
+
+
 def _mac_energy(accel: Accelerator, q: dict, scale: np.ndarray) -> np.ndarray:
     """Energy per executed MAC: PE-cycles x energy of one PE-cycle (pJ).
 
-    A PE-cycle is an m x m multiply (m x bits_per_cycle when activations are bit-serial) plus an
-    add at accum_bits. On bit-parallel arrays precision gating scales the multiply by the
-    fraction of activation bits computed, pred + lsb_density*(a - pred) over a.
+    A PE-cycle is a ``_pe_mult_pj`` multiply plus an add at accum_bits. On bit-parallel arrays
+    precision gating scales the multiply by the fraction of activation bits computed,
+    pred + lsb_density*(a - pred) over a.
     """
-    tech = get_tech(accel.tech)
-    array = accel.array
-    act_width = array.bits_per_cycle if array.precision_mode == "bit_serial_act" else array.mac_bits
-    mult = mult_energy_pj(tech, array.mac_bits, act_width)
-    if array.precision_mode == "bit_parallel":
+    mult = _pe_mult_pj(accel)
+    if accel.array.precision_mode == "bit_parallel":
         a, pred = q["act_bits"], q["pred_bits"]
         mult = mult * np.where(pred > 0, (pred + q["lsb_density"] * (a - pred)) / a, 1.0)
-    return scale * (mult + add_energy_pj(tech, q["accum_bits"]))
+    return scale * (mult + add_energy_pj(get_tech(accel.tech), q["accum_bits"]))
 
 
 def _generation(accel: Accelerator, q: dict, gen_macs: np.ndarray):
-    """Cycles and energy (pJ) of regenerating weights: on the weight_gen unit or the array."""
+    """Cycles and energy (pJ) of regenerating weights: on the weight_gen unit or the array.
+
+    Operands wider than the unit that runs them take several passes, and every pass costs
+    cycles and the energy of one operation of that unit (a g x g MAC with a 2g-bit add on the
+    generator, a PE-cycle on the array).
+    """
     tech = get_tech(accel.tech)
     bits = np.maximum(q["gen_bits"], 1)
-    energy = gen_macs * mac_energy_pj(tech, bits, bits, 2 * bits)
     if accel.weight_gen is not None:
-        passes = np.ceil(bits / accel.weight_gen.bits) ** 2
+        unit = accel.weight_gen.bits
+        passes = np.ceil(bits / unit) ** 2
+        energy = gen_macs * passes * mac_energy_pj(tech, unit, unit, 2 * unit)
         return np.ceil(gen_macs * passes / accel.weight_gen.macs_per_cycle), energy
     scale, _ = cycles_per_mac(accel, bits, bits, 0, 1.0)
+    energy = gen_macs * scale * (_pe_mult_pj(accel)
+                                 + add_energy_pj(tech, 2 * accel.array.mac_bits))
     return np.ceil(gen_macs * scale / accel.array.num_pes), energy
 
 

@@ -64,9 +64,11 @@ def build_report(graph: LayerGraph, accel=None, objective: str = "dram_bytes") -
         from .accel import accelerator_dict
         from .cost import evaluate, hardware_totals
 
-        costs = evaluate(graph, accel, objective=objective)
-        extra = [c for c in costs.columns if c not in layers.columns]
-        layers = layers.merge(costs[extra], left_on="name", right_index=True, how="left")
+        costs = evaluate(graph, accel, objective=objective).drop(columns="op")
+        # The cost model's figures win where names overlap: e.g. its gen_macs counts every
+        # regeneration pass, the workload's one generation.
+        keep = [c for c in layers.columns if c not in costs.columns]
+        layers = layers[keep].merge(costs, left_on="name", right_index=True, how="left")
         totals.update({k: _plain(v) for k, v in hardware_totals(costs, graph, accel).items()})
         accel_info = accelerator_dict(accel)
     return {"model": graph.model, "input_shape": list(graph.input_shape),

@@ -147,3 +147,14 @@ def test_train_then_run_checkpoint_with_accuracy(tmp_path, capsys):
     checkpoint.write_bytes(b"not a checkpoint")
     code, _, err = _run(capsys, "run", "--checkpoint", str(checkpoint))
     assert code == 2 and "last.pt" in err and len(err.strip().splitlines()) == 1
+
+
+def test_layer_rows_add_up_to_totals(capsys):
+    code, out, _ = _run(capsys, "run", "--model", "mlg_resnet18", "--set", "model.width=0.25",
+                        "--accel", "mlg_gen", "--set", "accel.buffers.weight.size_bytes=4096",
+                        "--format", "json", "--baseline", "none")
+    assert code == 0
+    report = json.loads(out)
+    for key in ("macs", "gen_macs", "dram_bytes", "energy_pj", "latency_cycles"):
+        assert sum(row[key] for row in report["layers"]) == pytest.approx(report["totals"][key])
+    assert report["layers"][0]["op"] == "conv"
