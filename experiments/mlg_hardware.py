@@ -5,10 +5,11 @@ core). Compares ``mlg_resnet18`` (paper setting 2-44-3-6-3, generated weights re
 bits, the model default) with the dense ``resnet18`` at 8-bit weights, CIFAR input, batch 1 and
 16, on the 32x32 weight-stationary array at 700 MHz (``mlg_gen`` / ``systolic_32``) with:
 
-- ``dram_bound``: mlg_gen's 16 KB weight buffer, a slow 4 B/cycle DRAM link, and a generator
-  that keeps up with the array (1024 MACs/cycle, 16-bit operands: one pass per generation MAC);
-- ``mlg_gen``: the preset as shipped (32 B/cycle DRAM, 256 MACs/cycle 8-bit generator: the
-  10-bit W1 operands of 2-44-3-6-3 take 2 x 2 passes, so 64 generation MACs per cycle);
+- ``mlg_gen``: the preset as shipped: 16 KB weight buffer, a slow 4 B/cycle DRAM link and a
+  generator that keeps up with the array (512 MACs/cycle, 16-bit operands: one pass per
+  generation MAC);
+- ``weak_gen``: mlg_gen with 32 B/cycle DRAM and a 256 MACs/cycle 8-bit generator (the 10-bit
+  W1 operands of 2-44-3-6-3 take 2 x 2 passes, so 64 generation MACs per cycle);
 - ``big_fast``: systolic_32 with an 8 MB weight buffer (the largest layer fits twice), a fast
   64 B/cycle DRAM link and no generator (generation takes the array).
 
@@ -43,16 +44,16 @@ from models import create_model
 INPUT_SHAPE = (3, 32, 32)
 BATCHES = (1, 16)
 MODELS = ("mlg_resnet18", "resnet18")
-MATCHED_GEN = {"macs_per_cycle": 1024, "bits": 16}
-STOCK_GEN = {"macs_per_cycle": 256, "bits": 8}
+MLG_GEN = {"macs_per_cycle": 512, "bits": 16}  # the mlg_gen preset's unit
+WEAK_GEN = {"macs_per_cycle": 256, "bits": 8}
 SMALL_WEIGHT_BUFFER_BYTES = 16 * 1024
 LARGE_WEIGHT_BUFFER_BYTES = 8 * 1024 * 1024
 # name: (preset, overrides, one-line description)
 ACCELERATORS = {
-    "dram_bound": ("mlg_gen", {"dram": {"bw_bytes_per_cycle": 4}, "weight_gen": MATCHED_GEN},
-                   "16 KB weight buffer, 4 B/cycle DRAM, generator 1024 MAC/cycle x 16 bit"),
     "mlg_gen": ("mlg_gen", None,
-                "16 KB weight buffer, 32 B/cycle DRAM, generator 256 MAC/cycle x 8 bit"),
+                "16 KB weight buffer, 4 B/cycle DRAM, generator 512 MAC/cycle x 16 bit"),
+    "weak_gen": ("mlg_gen", {"dram": {"bw_bytes_per_cycle": 32}, "weight_gen": WEAK_GEN},
+                 "16 KB weight buffer, 32 B/cycle DRAM, generator 256 MAC/cycle x 8 bit"),
     "big_fast": ("systolic_32", {"buffers": {"weight": {"size_bytes": LARGE_WEIGHT_BUFFER_BYTES}},
                                  "dram": {"bw_bytes_per_cycle": 64}},
                  "8 MB weight buffer, 64 B/cycle DRAM, generation on the array"),
@@ -60,8 +61,8 @@ ACCELERATORS = {
 METRIC_OBJECTIVE = {"latency": "latency_cycles", "energy": "energy_pj"}
 SWEEP_BW_BYTES_PER_CYCLE = (2, 4, 8, 16, 32, 64, 128, 256)
 # sweep panels: how weights are generated (weight_gen override; None: on the array)
-GENERATORS = {"unit 1024 MAC/cycle x 16 bit": MATCHED_GEN,
-              "unit 256 MAC/cycle x 8 bit (mlg_gen)": STOCK_GEN,
+GENERATORS = {"unit 512 MAC/cycle x 16 bit (mlg_gen)": MLG_GEN,
+              "unit 256 MAC/cycle x 8 bit": WEAK_GEN,
               "on the 32x32 array (no unit)": None}
 
 
@@ -120,10 +121,7 @@ def sweep(g: dict) -> pd.DataFrame:
                 for batch in BATCHES:
                     row = {"generator": gen_label, "weight_buffer_bytes": buffer_bytes,
                            "dram_bw_bytes_per_cycle": bw, "batch": batch}
-                    # energy does not depend on the generator's throughput: compute it once
-                    metrics = METRIC_OBJECTIVE if generator is MATCHED_GEN else {
-                        "latency": "latency_cycles"}
-                    for metric, objective in metrics.items():
+                    for metric, objective in METRIC_OBJECTIVE.items():
                         mlg = totals(g["mlg_resnet18", batch], accel, objective)
                         dense = totals(g["resnet18", batch], accel, objective)
                         row[f"mlg_{objective}"], row[f"dense_{objective}"] = (mlg[objective],
@@ -174,7 +172,7 @@ def plot(s: pd.DataFrame, path: Path) -> None:
               for ax, gen_label in zip(axes.flat[:3], GENERATORS)]
     first = next(iter(GENERATORS))
     panels.append((axes.flat[3], first, "energy_ratio",
-                   "Energy (any generator: bandwidth and generator\nthroughput do not change it)"))
+                   f"Energy, generation {first}\n(no static energy: bandwidth does not change it)"))
     for ax, gen_label, column, title in panels:
         part = s[s["generator"] == gen_label]
         for (buffer_bytes, batch), line in part.groupby(["weight_buffer_bytes", "batch"]):

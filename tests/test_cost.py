@@ -123,7 +123,8 @@ def test_vector_layers_on_array_edge():
 def test_mlg_generation_and_regeneration():
     layer = Layer("m", "conv", 1, 64, 64, (8, 8), (8, 8), (3, 3), padding=(1, 1),
                   weight_storage_bits=8000, gen_macs=1000, gen_bits=8)
-    accel = load_accelerator("mlg_gen", {"buffers": BIG})
+    accel = load_accelerator("mlg_gen", {"buffers": BIG,
+                                         "weight_gen": {"macs_per_cycle": 256, "bits": 8}})
     row = run_untiled(layer, accel)
     assert row.weight_dram_bytes == 1000                  # compressed factors only
     assert row.gen_macs == 1000

@@ -22,6 +22,8 @@ from hwsim.trace import trace
 from models import create_model
 from models.layers.mlg import MLGConv2d
 
+# An 8-bit generator, so generator and array run a b-bit MAC in the same ceil(b/8)^2 passes.
+GEN_8BIT = {"weight_gen": {"macs_per_cycle": 256, "bits": 8}}
 BIG = {"weight": {"size_bytes": 1 << 24}, "input": {"size_bytes": 1 << 24},
        "output": {"size_bytes": 1 << 24}}
 WIDTH, MLG = 0.25, {"base_out": 11}  # quarter-width 2-11-3-6-3 (experiments/configs/mlg_small)
@@ -90,10 +92,11 @@ def test_generated_weights_are_8_bit_and_factors_are_what_is_stored(graphs):
         assert layer.gen_macs == want["gen_macs"] and layer.gen_bits == want["gen_bits"]
 
 
-@pytest.mark.parametrize("accel_name", ["mlg_gen", "systolic_32"])
-def test_factors_are_refetched_and_weights_regenerated_every_pass(graphs, accel_name):
+@pytest.mark.parametrize("accel_name, generator", [("mlg_gen", GEN_8BIT), ("systolic_32", {})])
+def test_factors_are_refetched_and_weights_regenerated_every_pass(graphs, accel_name, generator):
     mlg, _, modules = graphs
-    df = evaluate(mlg, load_accelerator(accel_name, {"buffers": {"weight": {"size_bytes": 4096}}}))
+    df = evaluate(mlg, load_accelerator(accel_name, {"buffers": {"weight": {"size_bytes": 4096}},
+                                                     **generator}))
     rows = mlg_rows(df, modules)
     assert (rows.weight_fetches > 1).any() and (rows.weight_fetches == 1).any()
     for name, row in rows.iterrows():
@@ -109,11 +112,10 @@ def test_factors_are_refetched_and_weights_regenerated_every_pass(graphs, accel_
 
 
 def test_generation_runs_on_the_weight_gen_unit(graphs):
-    """mlg_gen: 256 MACs/cycle at 8-bit operands, a w-bit operand takes ceil(w/8) slices, so
-    a w x w MAC takes ceil(w/8)^2 passes; the array's compute cycles do not change."""
+    """256 MACs/cycle at 8-bit operands: a w-bit operand takes ceil(w/8) slices, so a w x w MAC
+    takes ceil(w/8)^2 passes; the array's compute cycles do not change."""
     mlg, _, modules = graphs
-    accel = load_accelerator("mlg_gen")
-    assert (accel.weight_gen.macs_per_cycle, accel.weight_gen.bits) == (256, 8)
+    accel = load_accelerator("mlg_gen", GEN_8BIT)
     df = evaluate(mlg, accel)
     twin = evaluate(dense_twin(mlg), accel, mappings=df.attrs["mappings"])
     for name, row in mlg_rows(df, modules).iterrows():
