@@ -32,6 +32,17 @@ class PadShortcut(nn.Module):
         return F.pad(x, (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2))
 
 
+def make_shortcut(in_channels: int, out_channels: int, stride: int, shortcut: str,
+                  conv: ConvFactory) -> nn.Module:
+    """Identity when shapes match, else option A (zero-pad) or B (1x1 conv + BN)."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Sequential()
+    if shortcut == "A":
+        return PadShortcut(in_channels, out_channels, stride)
+    return nn.Sequential(conv(in_channels, out_channels, 1, stride=stride),
+                         nn.BatchNorm2d(out_channels))
+
+
 class BasicBlock(nn.Module):
     expansion = 1
 
@@ -42,13 +53,7 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(channels)
         self.conv2 = conv(channels, channels, 3, stride=1, padding=1)
         self.bn2 = nn.BatchNorm2d(channels)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_channels != channels:
-            if shortcut == "A":
-                self.shortcut = PadShortcut(in_channels, channels, stride)
-            else:
-                self.shortcut = nn.Sequential(conv(in_channels, channels, 1, stride=stride),
-                                              nn.BatchNorm2d(channels))
+        self.shortcut = make_shortcut(in_channels, channels, stride, shortcut, conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -71,13 +76,7 @@ class Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(channels)
         self.conv3 = conv(channels, out_channels, 1)
         self.bn3 = nn.BatchNorm2d(out_channels)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_channels != out_channels:
-            if shortcut == "A":
-                self.shortcut = PadShortcut(in_channels, out_channels, stride)
-            else:
-                self.shortcut = nn.Sequential(conv(in_channels, out_channels, 1, stride=stride),
-                                              nn.BatchNorm2d(out_channels))
+        self.shortcut = make_shortcut(in_channels, out_channels, stride, shortcut, conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
