@@ -21,15 +21,6 @@ from models.train import resolve_config
 FP = {"basis_bits": 32, "coeff_in_bits": 32, "coeff_out_bits": 32}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: thread hand-offs cost more than the work (and the cores are shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def storage_count(model) -> tuple[int, int, int]:
     """(stored params, dense params, stored bits): hw_stats where given, else fp32 numel."""
     stored = dense = bits = 0
