@@ -275,10 +275,10 @@ def cmd_list(args) -> int:
                               if v is None or isinstance(v, (bool, int, float, str)))
             print(f"  {name:<20} {shown}")
     if args.what in (None, "accelerators"):
-        from .accel import list_accelerators
+        from .accel import list_accelerators, load_accelerator
         print("accelerators:")
         for name in list_accelerators():
-            print(f"  {name}")
+            print(f"  {name:<20} {load_accelerator(name).description}")
     return 0
 
 
