@@ -273,7 +273,8 @@ def cmd_list(args) -> int:
             arguments = models.model_arguments(name)
             shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items()
                               if v is None or isinstance(v, (bool, int, float, str)))
-            print(f"  {name:<20} {shown}")
+            summary = (models.model_builder(name).__doc__ or "").strip().splitlines()
+            print(f"  {name:<20} {summary[0] if summary else ''}\n  {'':<20} {shown}")
     if args.what in (None, "accelerators"):
         from .accel import list_accelerators, load_accelerator
         print("accelerators:")
