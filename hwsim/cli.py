@@ -357,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
             args.set = [*args.set, *_seed_style_sets(extra)]
         return COMMANDS[args.command](args)
+    except BrokenPipeError:  # the reader (e.g. `| head`) left: silence the final flush too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (UsageError, ValueError, KeyError, FileNotFoundError) as exc:
         if os.environ.get("HWSIM_DEBUG"):
             raise
