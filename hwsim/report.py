@@ -17,9 +17,13 @@ WORKLOAD_COLUMNS = ["name", "op", "batch", "in_channels", "out_channels", "in_hw
                     "params", "weight_bytes", "input_bytes", "output_bytes", "gen_macs",
                     "mac_density", "lsb_density"]
 WORKLOAD_TOTALS = ["macs", "params", "weight_bytes", "input_bytes", "output_bytes", "gen_macs"]
-TABLE_COLUMNS = ["name", "op", "in_channels", "out_channels", "out_hw", "kernel_size", "macs",
-                 "params", "weight_bytes", "compute_cycles", "latency_cycles", "dram_bytes",
-                 "dram_transactions", "energy_pj", "utilization"]
+# Console views; every column is in layers.csv / the JSON.
+WORKLOAD_TABLE = ["name", "op", "in_channels", "out_channels", "out_hw", "kernel_size", "stride",
+                  "groups", "macs", "params", "weight_bytes", "input_bytes", "output_bytes"]
+HARDWARE_TABLE = ["name", "op", "out_channels", "out_hw", "kernel_size", "macs", "gen_macs",
+                  "compute_cycles", "stall_cycles", "latency_cycles", "utilization", "dram_bytes",
+                  "dram_transactions", "sram_reads_bytes", "sram_writes_bytes", "mac_energy_pj",
+                  "sram_energy_pj", "dram_energy_pj", "gen_energy_pj", "energy_pj"]
 
 
 def workload_frame(graph: LayerGraph) -> pd.DataFrame:
@@ -84,9 +88,9 @@ def layers_frame(report: dict) -> pd.DataFrame:
 def format_table(report: dict) -> str:
     """Console view: per-layer table, then totals and storage, one figure per line."""
     frame = layers_frame(report)
-    columns = [c for c in TABLE_COLUMNS if c in frame.columns]
-    out = io.StringIO()
     accel = report["accelerator"]
+    columns = [c for c in (HARDWARE_TABLE if accel else WORKLOAD_TABLE) if c in frame.columns]
+    out = io.StringIO()
     title = f"model {report['model']}  input {'x'.join(map(str, report['input_shape']))}"
     if accel:
         title += f"  accelerator {accel['name']}"
