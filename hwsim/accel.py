@@ -97,13 +97,22 @@ class DRAM:
 
 @dataclass(frozen=True)
 class WeightGen:
-    """In-situ weight generation unit beside the array (MLG): MACs per cycle at ``bits``."""
+    """In-situ weight generation unit beside the array (MLG): MACs per cycle at ``bits``.
+
+    ``factor_buffer_bytes``: the unit's own store for one layer's compressed factors. A layer
+    whose factors fit reads them from DRAM once per pass over its weights; otherwise every
+    weight tile fetches the factors it needs (0: no such store).
+    """
 
     macs_per_cycle: int
     bits: int
+    factor_buffer_bytes: int = 0
 
     def __post_init__(self):
         _positive("weight_gen", self, "macs_per_cycle", "bits")
+        if self.factor_buffer_bytes < 0:
+            raise ValueError(f"weight_gen.factor_buffer_bytes must be >= 0, "
+                             f"got {self.factor_buffer_bytes}")
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,8 @@ def candidate_costs(accel: Accelerator, q: dict) -> dict[str, np.ndarray]:
     array = accel.array
     n = mp.trips(q)
     fetch = mp.refetches(q, n)
-    traffic = mp.dram_traffic(q, n, fetch, accel.dram.transaction_bytes)
+    factor_buffer = accel.weight_gen.factor_buffer_bytes if accel.weight_gen else 0
+    traffic = mp.dram_traffic(q, n, fetch, accel.dram.transaction_bytes, factor_buffer)
     f = mp.folds(q, n, accel, q["mac_density"])
     dense = mp.folds(q, n, accel, np.ones_like(q["mac_density"]))
     acc = mp.array_accesses(q, n, f, array.dataflow)
@@ -150,7 +151,9 @@ def candidate_costs(accel: Accelerator, q: dict) -> dict[str, np.ndarray]:
                                    q["lsb_density"])
     executed = q["macs"] * q["mac_density"]
     fold = _fold_cycles(accel, q, n, f)
-    gen_macs = q["gen_macs"] * fetch["weight"]
+    # Each pass regenerates every weight; the input-channel intermediates (MLG's U·W^b) are
+    # rebuilt for every filter tile.
+    gen_macs = (q["gen_macs"] + q["gen_in_macs"] * (n["K"] - 1)) * fetch["weight"]
     gen_cycles, gen_energy = _generation(accel, q, gen_macs)
     on_array = 0 if accel.weight_gen is not None else gen_cycles
     compute = np.where(vector, np.ceil(q["vector_ops"] / array.cols),

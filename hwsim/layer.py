@@ -20,6 +20,14 @@ class Layer:
     ``stored_params`` likewise defaults to the dense count (read ``stored_param_count``).
     ``mac_density`` is the executed fraction of MACs (channel gating); ``pred_bits`` /
     ``lsb_density`` describe precision gating (0 / 1.0 when off).
+
+    Generated (MLG) weights: ``gen_macs`` regenerate all weights once from the stored factors.
+    A tile of filters x input channels needs only part of them: ``factor_out_bits`` are indexed
+    by output channel only (cross-kernel coefficients), ``factor_in_bits`` by input channel only
+    (intra-kernel coefficients), ``factor_shared_bits`` by neither (the basis, needed by every
+    tile); the rest of ``weight_storage_bits`` splits over tiles like dense weights.
+    ``gen_in_macs`` of ``gen_macs`` produce input-channel intermediates that every filter tile
+    needs again.
     """
 
     name: str
@@ -42,6 +50,10 @@ class Layer:
     stored_params: int | None = None
     gen_macs: int = 0
     gen_bits: int = 0
+    factor_out_bits: int = 0
+    factor_in_bits: int = 0
+    factor_shared_bits: int = 0
+    gen_in_macs: int = 0
     mac_density: float = 1.0
     pred_bits: int = 0
     lsb_density: float = 1.0
@@ -62,6 +74,12 @@ class Layer:
             raise ValueError(f"Layer {self.name}: mac_density and lsb_density must lie in [0, 1]")
         if not 0 <= self.pred_bits <= self.act_bits:
             raise ValueError(f"Layer {self.name}: pred_bits must lie in [0, act_bits]")
+        factors = (self.factor_out_bits, self.factor_in_bits, self.factor_shared_bits)
+        if min(factors) < 0 or sum(factors) > self.stored_weight_bits:
+            raise ValueError(f"Layer {self.name}: factor_*_bits must be >= 0 and add up to at "
+                             f"most the stored weight bits ({self.stored_weight_bits})")
+        if not 0 <= self.gen_in_macs <= self.gen_macs:
+            raise ValueError(f"Layer {self.name}: gen_in_macs must lie in [0, gen_macs]")
 
     # --- shapes as GEMM (DESIGN.md 6) -------------------------------------------------------
     @property

@@ -84,12 +84,15 @@ def layer_params(layers: tuple[Layer, ...]) -> dict[str, np.ndarray]:
             layer.num_inputs, layer.in_channels, layer.out_channels, vector,
             layer.weight_bytes, layer.dense_weight_bytes, layer.input_bytes, layer.output_bytes,
             layer.output_elements, layer.macs, layer.vector_ops, layer.mac_density,
-            layer.gen_macs, layer.gen_bits, layer.pred_bits, layer.lsb_density))
+            layer.gen_macs, layer.gen_bits, layer.pred_bits, layer.lsb_density,
+            layer.factor_out_bits, layer.factor_in_bits, layer.factor_shared_bits,
+            layer.gen_in_macs))
     names = ("groups", "filters", "channels", "kernel", "kh", "sh", "ph", "ih", "iw", "oh",
              "ow", "batch", "weight_bits", "act_bits", "out_bits", "accum_bits", "num_inputs",
              "in_channels", "out_channels", "vector", "weight_bytes", "dense_weight_bytes",
              "input_bytes", "output_bytes", "output_elements", "macs", "vector_ops",
-             "mac_density", "gen_macs", "gen_bits", "pred_bits", "lsb_density")
+             "mac_density", "gen_macs", "gen_bits", "pred_bits", "lsb_density",
+             "factor_out_bits", "factor_in_bits", "factor_shared_bits", "gen_in_macs")
     table = np.array(rows, dtype=float).reshape(len(rows), len(names))
     return {name: table[:, i] for i, name in enumerate(names)}
 
@@ -228,13 +231,30 @@ def refetches(q: dict[str, np.ndarray], n: dict[str, np.ndarray]) -> dict[str, n
             "output": factor("C", ("K", "P"))}
 
 
+def weight_pass_bytes(q: dict[str, np.ndarray], n: dict[str, np.ndarray],
+                      factor_buffer_bytes: int) -> np.ndarray:
+    """DRAM bytes of one pass over a layer's weights.
+
+    Dense weights split over the tiles: their stored size. Generated weights whose factors do
+    not fit the generator's factor buffer: every tile fetches the factors it needs, so the
+    output-indexed ones are read once per channel tile, the input-indexed ones once per filter
+    tile and the shared basis once per tile.
+    """
+    extra_bits = (q["factor_out_bits"] * (n["C"] - 1) + q["factor_in_bits"] * (n["K"] - 1)
+                  + q["factor_shared_bits"] * (n["G"] * n["K"] * n["C"] - 1))
+    on_chip = q["weight_bytes"] <= factor_buffer_bytes
+    return q["weight_bytes"] + np.where(on_chip, 0.0, extra_bits / 8)
+
+
 def dram_traffic(q: dict[str, np.ndarray], n: dict[str, np.ndarray],
-                 fetch: dict[str, np.ndarray], transaction_bytes: int) -> dict[str, np.ndarray]:
+                 fetch: dict[str, np.ndarray], transaction_bytes: int,
+                 factor_buffer_bytes: int = 0) -> dict[str, np.ndarray]:
     """DRAM bytes and transactions per tensor, and first / last tile bytes (for latency).
 
     Input rows of one pass: halos of neighbouring row tiles are fetched twice, padding rows
     never, and never fewer than the whole input (compulsory). Transactions: NCHW layout, so a
     channel's rows of one tile are one contiguous chunk; weights of a tile are one chunk.
+    Weights: ``weight_pass_bytes`` per pass, times the passes the loop order makes.
     """
     oh, th = q["oh"], q["tile_rows"]
     rows = (oh // th * input_rows(q, th) + input_rows(q, oh % th) - q["ph"]
@@ -244,13 +264,14 @@ def dram_traffic(q: dict[str, np.ndarray], n: dict[str, np.ndarray],
     pass_bytes = q["batch"] * q["num_inputs"] * q["in_channels"] * rows * q["iw"] * act_bytes
     psum_bytes = q["output_elements"] * q["accum_bits"] / 8
     w_tiles = n["G"] * n["K"] * n["C"]
-    w_tile_bytes = q["weight_bytes"] / w_tiles
+    w_pass_bytes = weight_pass_bytes(q, n, factor_buffer_bytes)
+    w_tile_bytes = w_pass_bytes / w_tiles
     txn = float(transaction_bytes)
     planes = q["batch"] * q["out_channels"] * n["P_image"]
     pixels = oh * q["ow"] / n["P_image"]
     spill = 2 * (fetch["output"] - 1)
     return {
-        "weight_dram_bytes": q["weight_bytes"] * fetch["weight"],
+        "weight_dram_bytes": w_pass_bytes * fetch["weight"],
         "ifmap_dram_bytes": pass_bytes * fetch["input"],
         "ofmap_dram_bytes": q["output_bytes"] + spill * psum_bytes,
         "weight_transactions": w_tiles * fetch["weight"] * np.ceil(w_tile_bytes / txn),
@@ -390,4 +411,5 @@ __all__ = [
     "to_mappings",
     "trips",
     "untiled",
+    "weight_pass_bytes",
 ]

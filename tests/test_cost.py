@@ -146,6 +146,29 @@ def test_mlg_generation_and_regeneration():
     assert plain.compute_cycles == dense.compute_cycles + 1
 
 
+def test_factors_fetched_per_tile_unless_the_generator_holds_them():
+    """A 2 x 4 (filters x channels) tiling: V bits are read once per channel tile (4x), U bits
+    once per filter tile (2x), the basis once per tile (8x); U·W^b is rebuilt per filter tile."""
+    layer = Layer("m", "conv", 1, 64, 64, (8, 8), (8, 8), (3, 3), padding=(1, 1),
+                  weight_storage_bits=8000, gen_macs=1000, gen_bits=8, factor_out_bits=2000,
+                  factor_in_bits=3000, factor_shared_bits=400, gen_in_macs=100)
+    tiles = dataclasses.replace(untiled(layer), tile_filters=32, tile_channels=16)
+    g = LayerGraph("t", (1,), (layer,))
+    held = load_accelerator("mlg_gen", {"buffers": BIG})       # 48 KB factor buffer
+    row = evaluate(g, held, mappings={"m": tiles}).iloc[0]
+    assert row.weight_fetches == 1 and row.weight_dram_bytes == 1000
+    assert row.gen_macs == 1000 + 100 * (2 - 1)
+    for accel in (load_accelerator("mlg_gen", {"buffers": BIG,
+                                               "weight_gen": {"factor_buffer_bytes": 0}}),
+                  accel_with()):                                  # no generator at all
+        row = evaluate(g, accel, mappings={"m": tiles}).iloc[0]
+        # (8000 + 2000 (4-1) + 3000 (2-1) + 400 (8-1)) / 8
+        assert row.weight_dram_bytes == (8000 + 6000 + 3000 + 2800) / 8
+        assert row.gen_macs == 1100
+    with pytest.raises(ValueError, match="add up to at most the stored weight bits"):
+        dataclasses.replace(layer, factor_in_bits=7000)
+
+
 def test_columns_and_totals():
     layers = (Layer("c", "conv", 1, 16, 32, (16, 16), (16, 16), (3, 3), padding=(1, 1)),
               Layer("p", "pool", 1, 32, 32, (16, 16), (8, 8), (2, 2), (2, 2)),

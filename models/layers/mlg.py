@@ -335,6 +335,13 @@ class MLGConv2d(nn.Conv2d):
         ``weight_bits`` is the width of the weights the array consumes: ``gen_weight_bits``
         when the generated weight is requantized, else the width that holds every generated
         weight exactly (``exact_widths``). ``gen_bits`` is the widest multiplier operand.
+
+        What a tile of filters x input channels needs (``factor_*_bits``): V rows belong to
+        output channels; U (and the basis of a cross-only 1x1) to input channels when V exists;
+        the basis of a two-level layer is shared by every tile. Without V each basis kernel is
+        one output channel and U is indexed by both; a grouped bank is split like dense
+        weights except for its shared basis. ``gen_in_macs``: the U·W^b stage of a two-level
+        layer, whose intermediates every filter tile needs.
         """
         if self.plan is None:
             return {}
@@ -348,8 +355,22 @@ class MLGConv2d(nn.Conv2d):
         weight_bits, gen_bits = self.exact_widths()
         if self.requantizes:
             weight_bits = self.gen_weight_bits
+        bits = [count * q.storage_bits for count, q in factors]  # basis, [U], [V]
+        split = {"factor_out_bits": 0, "factor_in_bits": 0, "factor_shared_bits": 0}
+        if self.groups > 1:
+            split["factor_shared_bits"] = bits[0]
+        elif plan.cross:
+            split["factor_out_bits"] = bits[-1]
+            split["factor_shared_bits" if plan.intra else "factor_in_bits"] = bits[0]
+            if plan.intra:
+                split["factor_in_bits"] = bits[1]
+        else:
+            split["factor_out_bits"] = bits[0]
+        gen_in_macs = (plan.bases * plan.rows * plan.base_in * plan.area
+                       if plan.intra and plan.cross and self.groups == 1 else 0)
         return {"weight_bits": weight_bits, "weight_storage_bits": storage_bits,
-                "stored_params": stored_params, "gen_macs": gen_macs, "gen_bits": gen_bits}
+                "stored_params": stored_params, "gen_macs": gen_macs, "gen_bits": gen_bits,
+                "gen_in_macs": gen_in_macs, **split}
 
     def extra_repr(self) -> str:
         if self.plan is None:
