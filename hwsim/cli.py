@@ -17,13 +17,23 @@ import yaml
 import models
 from models.checkpoint import atomic_write_bytes
 
+from .accel import list_accelerators, load_accelerator
 from .config import METHOD_NAMESPACES, apply_overrides, dump_yaml, load_yaml
+from .cost import OBJECTIVES
+from .export import scalesim_files
+from .pipeline import (
+    evaluate_accuracy,
+    hardware_section,
+    load_checkpoint_model,
+    run_pipeline,
+    train_from_config,
+)
+from .report import build_report, figure, format_table, layers_frame, to_json
+from .trace import trace
 
 RUN_NAMESPACES = ("model", "accel", "trace", *METHOD_NAMESPACES)
 TRACE_KEYS = {"weight_bits": int, "act_bits": int}
 FORMATS = ("table", "csv", "json")
-# CLI words for the mapper objectives of hwsim.cost.
-OBJECTIVES = {"dram_bytes": "dram_bytes", "energy": "energy_pj", "latency": "latency_cycles"}
 DEFAULT_ACCEL = "systolic_32"
 COMPRESSED_PREFIXES = tuple(f"{ns}_" for ns in (*METHOD_NAMESPACES, "resrep"))
 
@@ -87,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "'none' for the workload only")
     run.add_argument("--batch", type=_positive_int, default=1, help="batch size (default 1)")
     run.add_argument("--input", type=_input_shape, help="input shape CxHxW (default: the model's)")
-    run.add_argument("--objective", choices=list(OBJECTIVES), default="dram_bytes",
+    run.add_argument("--objective", choices=OBJECTIVES, default="dram_bytes",
                      help="what the mapper minimizes (default dram_bytes)")
     run.add_argument("--baseline", default="auto",
                      help="dense model to compare with: a model name, 'auto' (the dense "
@@ -176,18 +186,20 @@ def _load_accel(spec: str, cfg: dict):
         if cfg.get("accel"):
             raise UsageError("--set accel.*: no accelerator (--accel none)")
         return None
-    from .accel import load_accelerator
     return load_accelerator(spec, cfg.get("accel") or None)
 
 
-def _report_for(name: str, kwargs: dict, cfg: dict, args, accel, model=None, shape=None):
-    from .report import build_report
-    from .trace import trace
-
+def _graph_for(name: str, kwargs: dict, cfg: dict, args, model=None, shape=None):
+    """Trace ``model`` (default: built from ``name``, ``kwargs``) at ``--input``, ``shape`` or
+    the model's own input size."""
     model = model if model is not None else models.create_model(name, **kwargs)
     shape = args.input or shape or models.default_input_shape(name, kwargs.get("in_channels"))
-    graph = trace(model, shape, batch=args.batch, name=name, **cfg.get("trace", {}))
-    return build_report(graph, accel, objective=OBJECTIVES[args.objective])
+    return trace(model, shape, batch=args.batch, name=name, **cfg.get("trace", {}))
+
+
+def _report_for(name: str, kwargs: dict, cfg: dict, args, accel, model=None, shape=None):
+    return build_report(_graph_for(name, kwargs, cfg, args, model, shape), accel,
+                        objective=args.objective)
 
 
 BASELINE_KEYS = ("macs", "weight_bytes", "gen_macs", "weight_dram_bytes", "dram_bytes",
@@ -208,8 +220,6 @@ def _baseline(report: dict, base: dict) -> dict:
 
 def save_run(out_dir: str, report: dict, config: dict) -> None:
     """Write layers.csv, summary.json (the report without layers) and run.yaml atomically."""
-    from .report import layers_frame
-
     out = Path(out_dir)
     summary = {k: v for k, v in report.items() if k != "layers"}
     atomic_write_bytes(out / "layers.csv", layers_frame(report).to_csv(index=False).encode())
@@ -218,13 +228,10 @@ def save_run(out_dir: str, report: dict, config: dict) -> None:
 
 
 def cmd_run(args) -> int:
-    from .report import format_table, layers_frame, to_json
-
     cfg = apply_overrides({}, args.set)
     _check_namespaces(cfg)
-    model = meta = shape = None
+    model = shape = None
     if args.checkpoint:
-        from .pipeline import load_checkpoint_model
         model, meta = load_checkpoint_model(args.checkpoint)
         name = meta["model"]
         if args.model and args.model != name:
@@ -233,7 +240,6 @@ def cmd_run(args) -> int:
         shape = tuple(meta["input_shape"])
     elif args.model:
         name = args.model
-        models.model_builder(name)
         kwargs = model_kwargs(name, cfg)
     else:
         raise UsageError("hwsim run: give --model NAME or --checkpoint FILE")
@@ -242,7 +248,6 @@ def cmd_run(args) -> int:
     accel = _load_accel(args.accel, cfg)
     report = _report_for(name, kwargs, cfg, args, accel, model, shape)
     if args.data:
-        from .pipeline import evaluate_accuracy
         report["totals"]["test_accuracy"] = evaluate_accuracy(model, args.data, args.data_root)
     base_name = dense_counterpart(name) if args.baseline == "auto" else (
         None if args.baseline == "none" else args.baseline)
@@ -276,7 +281,6 @@ def cmd_list(args) -> int:
             summary = (models.model_builder(name).__doc__ or "").strip().splitlines()
             print(f"  {name:<20} {summary[0] if summary else ''}\n  {'':<20} {shown}")
     if args.what in (None, "accelerators"):
-        from .accel import list_accelerators, load_accelerator
         print("accelerators:")
         for name in list_accelerators():
             print(f"  {name:<20} {load_accelerator(name).description}")
@@ -284,18 +288,11 @@ def cmd_list(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import scalesim_files
-    from .trace import trace
-
     cfg = apply_overrides({}, args.set)
     _check_namespaces(cfg)
-    models.model_builder(args.model)
     kwargs = model_kwargs(args.model, cfg)
     accel = _load_accel(args.accel, cfg)
-    shape = args.input or models.default_input_shape(args.model, kwargs.get("in_channels"))
-    graph = trace(models.create_model(args.model, **kwargs), shape, batch=args.batch,
-                  name=args.model, **cfg.get("trace", {}))
-    files, skipped = scalesim_files(graph, accel)
+    files, skipped = scalesim_files(_graph_for(args.model, kwargs, cfg, args), accel)
     paths = [Path(args.out) / name for name in files]
     for path, text in zip(paths, files.values()):
         atomic_write_bytes(path, text.encode())
@@ -318,8 +315,6 @@ def _is_main_process() -> bool:
 
 
 def cmd_train(args) -> int:
-    from .pipeline import train_from_config
-
     metrics = train_from_config(_train_config(args), config_path=args.config, resume=args.resume,
                                 progress=not args.no_progress)
     if _is_main_process():
@@ -332,9 +327,6 @@ PIPELINE_SUMMARY = ("model", "accelerator", "data", "test_acc", "macs", "memory_
 
 
 def cmd_pipeline(args) -> int:
-    from .pipeline import hardware_section, run_pipeline
-    from .report import figure
-
     config = _train_config(args)
     rows = run_pipeline(config, progress=not args.no_progress, resume=args.resume)
     if _is_main_process():

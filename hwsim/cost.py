@@ -134,7 +134,8 @@ def _check_sum(total: np.ndarray, parts: list[np.ndarray], what: str) -> None:
 
 
 def candidate_costs(accel: Accelerator, q: dict) -> dict[str, np.ndarray]:
-    """Every cost column for each candidate in ``q`` (layer numbers gathered per candidate)."""
+    """Every cost column but ``gating_speedup`` for each candidate in ``q`` (layer numbers
+    gathered per candidate); ``evaluate`` adds that one for the chosen candidates only."""
     tech = get_tech(accel.tech)
     array = accel.array
     n = mp.trips(q)
@@ -142,7 +143,6 @@ def candidate_costs(accel: Accelerator, q: dict) -> dict[str, np.ndarray]:
     factor_buffer = accel.weight_gen.factor_buffer_bytes if accel.weight_gen else 0
     traffic = mp.dram_traffic(q, n, fetch, accel.dram.transaction_bytes, factor_buffer)
     f = mp.folds(q, n, accel, q["mac_density"])
-    dense = mp.folds(q, n, accel, np.ones_like(q["mac_density"]))
     acc = mp.array_accesses(q, n, f, array.dataflow)
     vector = q["vector"] > 0
     out = dict(traffic)
@@ -212,9 +212,7 @@ def candidate_costs(accel: Accelerator, q: dict) -> dict[str, np.ndarray]:
         "sram_energy_pj": sram_energy, "dram_energy_pj": dram * 8 * pj_per_bit,
         "gen_energy_pj": gen_energy,
         "flop_reduction": 1 / np.maximum(q["mac_density"], 1e-12),
-        "gating_speedup": np.where(vector, 1.0, _fold_cycles(accel, q, n, dense)
-                                   / np.maximum(fold, 1)),
-        "group_packing": f["packing"], "n": n, "fetch": fetch,
+        "group_packing": f["packing"], "n": n, "fetch": fetch, "fold": fold,
     })
     out["energy_pj"] = (out["mac_energy_pj"] + out["sram_energy_pj"] + out["dram_energy_pj"]
                         + out["gen_energy_pj"])
@@ -291,6 +289,10 @@ def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = "dram_bytes
                 graph.layers[i], {t: float(v[i]) for t, v in tiles.items()}, accel,
                 "the given mapping's tile"))
     c = candidate_costs(accel, q)
+    # Only the chosen mappings need the ungated fold count, so not the search.
+    dense = mp.folds(q, c["n"], accel, np.ones_like(q["mac_density"]))
+    c["gating_speedup"] = np.where(q["vector"] > 0, 1.0, _fold_cycles(accel, q, c["n"], dense)
+                                   / np.maximum(c["fold"], 1))
     _checked(c)
     n, fetch = c["n"], c["fetch"]
     data = {"op": [layer.op for layer in graph.layers]}

@@ -13,7 +13,6 @@ table atomically, so concurrent jobs of a sweep can share one table.
 """
 
 import fcntl
-import hashlib
 import itertools
 import json
 import os
@@ -24,9 +23,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from models.checkpoint import atomic_write_bytes, build_model, load_checkpoint
+from models.checkpoint import atomic_write_bytes, build_model, file_digest, load_checkpoint
 from models.data import ImageSet, load_dataset, sample
-from models.train import evaluate, resolve_config, train
+from models.train import check_section, evaluate, resolve_config, train
+
+from .accel import load_accelerator
+from .cost import OBJECTIVES, hardware_totals
+from .cost import evaluate as evaluate_cost
+from .trace import trace
 
 # key -> (default, allowed types)
 HARDWARE: dict[str, tuple[object, tuple[type, ...]]] = {
@@ -34,7 +38,7 @@ HARDWARE: dict[str, tuple[object, tuple[type, ...]]] = {
     "batch": (1, (int,)),  # batch the accelerator runs
     "calib_batches": (2, (int,)),  # training batches run before reading dynamic statistics
     "calib_batch_size": (64, (int,)),
-    "objective": ("dram_bytes", (str,)),  # what the mapper minimizes
+    "objective": ("dram_bytes", (str,)),  # what the mapper minimizes (hwsim.cost.OBJECTIVES)
     "weight_bits": (8, (int,)),  # precision of layers that do not state their own
     "act_bits": (8, (int,)),
     "results": ("experiments/results/results.csv", (str,)),
@@ -44,23 +48,14 @@ EVAL_BATCH_SIZE = 256
 
 
 def hardware_section(config: dict) -> dict:
-    """The ``hardware`` section with defaults filled in; unknown keys and bad types are errors."""
-    given = config.get("hardware") or {}
-    if not isinstance(given, dict):
-        raise ValueError(f"hardware: must be a mapping, got {given!r}")
-    out = {}
-    for key, value in given.items():
-        if key not in HARDWARE:
-            raise ValueError(f"hardware.{key}: unknown key; allowed: {', '.join(HARDWARE)}")
-        types = HARDWARE[key][1]
-        if isinstance(value, bool) or not isinstance(value, types):
-            raise ValueError(f"hardware.{key}: must be {types[0].__name__}, got {value!r}")
-        if isinstance(value, int) and value < (0 if key == "calib_batches" else 1):
-            raise ValueError(f"hardware.{key}: must be positive, got {value}")
-        out[key] = value
-    if not out.get("accelerators", True):
+    """The ``hardware`` section with defaults filled in; unknown keys and bad values are errors."""
+    hw = check_section("hardware", config.get("hardware"), HARDWARE,
+                       choices={"objective": OBJECTIVES},
+                       positive=("batch", "calib_batch_size", "weight_bits", "act_bits"),
+                       non_negative=("calib_batches",))
+    if not hw["accelerators"]:
         raise ValueError("hardware.accelerators: give at least one accelerator")
-    return {key: out.get(key, default) for key, (default, _) in HARDWARE.items()}
+    return hw
 
 
 def train_from_config(config: dict, config_path: str | None = None, resume: bool = False,
@@ -87,7 +82,7 @@ def load_checkpoint_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     meta = {"model": checkpoint["model_name"], "model_kwargs": checkpoint["model_kwargs"],
             "input_shape": tuple(checkpoint["input_shape"]), "data": checkpoint.get("data"),
             "config": checkpoint["config"], "epoch": checkpoint.get("epoch"),
-            "metrics": history[-1], "sha256": file_sha256(path)}
+            "metrics": history[-1], "sha256": file_digest(path)}
     return model, meta
 
 
@@ -107,14 +102,6 @@ def evaluate_accuracy(model: nn.Module, data_name: str, data_root: str | None = 
     return _accuracy(model, test_set, batch_size)
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def append_rows(path: str | os.PathLike, rows: pd.DataFrame) -> None:
     """Append ``rows`` to the CSV table at ``path``: locked read, append, atomic replace."""
     path = Path(path)
@@ -131,11 +118,6 @@ def run_pipeline(config: dict, progress: bool = True, resume: bool = False) -> p
 
     ``resume`` continues an interrupted training run from its last checkpoint.
     """
-    from .accel import load_accelerator
-    from .cost import evaluate as evaluate_cost
-    from .cost import hardware_totals
-    from .trace import trace
-
     hw = hardware_section(config)
     resolved = {**resolve_config(config, PIPELINE_SECTIONS), "hardware": hw}
     data_cfg = resolved["data"]

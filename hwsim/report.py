@@ -10,6 +10,8 @@ import math
 
 import pandas as pd
 
+from .accel import accelerator_dict
+from .cost import evaluate, hardware_totals
 from .layer import LayerGraph
 
 WORKLOAD_COLUMNS = ["name", "op", "batch", "in_channels", "out_channels", "in_hw", "out_hw",
@@ -65,9 +67,6 @@ def build_report(graph: LayerGraph, accel=None, objective: str = "dram_bytes") -
     totals["layers"] = len(graph.layers)
     accel_info = None
     if accel is not None:
-        from .accel import accelerator_dict
-        from .cost import evaluate, hardware_totals
-
         costs = evaluate(graph, accel, objective=objective).drop(columns="op")
         # The cost model's figures win where names overlap: e.g. its gen_macs counts every
         # regeneration pass, the workload's one generation.

@@ -7,6 +7,7 @@ input shape, the training state for an exact resume and the metrics history. Wri
 (temporary file in the same folder, then ``os.replace``) so a crash never leaves a torn file.
 """
 
+import hashlib
 import io
 import os
 import pickle
@@ -39,6 +40,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> None:

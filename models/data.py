@@ -11,7 +11,6 @@ checks their MD5 before use. Tests never download.
 """
 
 import gzip
-import hashlib
 import pickle
 import tarfile
 import urllib.request
@@ -23,6 +22,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .checkpoint import file_digest
 
 # Per-channel statistics of the official training splits (the values every CIFAR recipe uses).
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
@@ -137,14 +138,6 @@ def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float
             tuple(pixels.std(dim=(0, 2, 3)).tolist()))
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _download(url: str, path: Path, md5: str) -> None:
     """Fetch ``url`` to ``path`` (via a temporary name) and check its MD5."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,7 +146,7 @@ def _download(url: str, path: Path, md5: str) -> None:
         urllib.request.urlretrieve(url, tmp)
     except OSError as exc:
         raise FileNotFoundError(f"{path}: download from {url} failed ({exc})") from None
-    if _md5(tmp) != md5:
+    if file_digest(tmp, "md5") != md5:
         tmp.unlink()
         raise ValueError(f"{path}: download from {url} has the wrong MD5 (expected {md5})")
     tmp.replace(path)

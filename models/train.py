@@ -56,10 +56,10 @@ SCHEMA: dict[str, dict[str, tuple[object, tuple[type, ...]]]] = {
               "augment": (True, (bool,)), "device": ("auto", (str,)),
               "threads": (None, _OPT_INT)},
 }
-CHOICES = {("optimizer", "name"): OPTIMIZERS, ("schedule", "name"): SCHEDULES,
-           ("train", "device"): DEVICES}
-POSITIVE = {("train", "epochs"), ("train", "batch_size"), ("train", "eval_batch_size"),
-            ("train", "eval_every_epochs"), ("optimizer", "lr")}
+CHOICES = {"optimizer": {"name": OPTIMIZERS}, "schedule": {"name": SCHEDULES},
+           "train": {"device": DEVICES}}
+POSITIVE = {"train": ("epochs", "batch_size", "eval_batch_size", "eval_every_epochs"),
+            "optimizer": ("lr",)}
 CHECKPOINT_NAME = "last.pt"
 
 
@@ -76,9 +76,13 @@ def _mapping(value: object, where: str) -> dict:
     return value
 
 
-def _section(config: dict, name: str) -> dict:
-    given = _mapping(config.get(name), name)
-    schema, out = SCHEMA[name], {}
+def check_section(name: str, given: object, schema: dict[str, tuple[object, tuple[type, ...]]],
+                  choices: dict[str, tuple] | None = None, positive: tuple[str, ...] = (),
+                  non_negative: tuple[str, ...] = ()) -> dict:
+    """Config section ``name`` checked against ``schema`` (key -> (default, allowed types)),
+    with defaults filled in; ``choices`` limit a key's values, ``positive`` keys must be > 0
+    and ``non_negative`` keys >= 0. Any problem is a one-line error naming the key."""
+    given, choices, out = _mapping(given, name), choices or {}, {}
     for key, value in given.items():
         if key not in schema:
             raise ValueError(f"{name}.{key}: unknown key; allowed: {', '.join(schema)}")
@@ -86,11 +90,12 @@ def _section(config: dict, name: str) -> dict:
         if isinstance(value, bool) and bool not in types or not isinstance(value, types):
             allowed = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             raise ValueError(f"{name}.{key}: must be {allowed}, got {value!r}")
-        if (name, key) in CHOICES and value not in CHOICES[name, key]:
-            raise ValueError(f"{name}.{key}: {value!r} is not one of "
-                             f"{', '.join(CHOICES[name, key])}")
-        if (name, key) in POSITIVE and value <= 0:
+        if key in choices and value not in choices[key]:
+            raise ValueError(f"{name}.{key}: {value!r} is not one of {', '.join(choices[key])}")
+        if key in positive and value <= 0:
             raise ValueError(f"{name}.{key}: must be > 0, got {value!r}")
+        if key in non_negative and value < 0:
+            raise ValueError(f"{name}.{key}: must be >= 0, got {value!r}")
         out[key] = value
     return {key: out.get(key, default) for key, (default, _) in schema.items()}
 
@@ -110,7 +115,9 @@ def resolve_config(config: dict, extra_sections: tuple[str, ...] = ()) -> dict:
         raise ValueError("model: a mapping with at least 'name' is required, "
                          "e.g. model: {name: resnet20}")
     resolved = {"model": dict(model)}
-    resolved.update({name: _section(config, name) for name in SCHEMA})
+    resolved.update({name: check_section(name, config.get(name), SCHEMA[name],
+                                         CHOICES.get(name), POSITIVE.get(name, ()))
+                     for name in SCHEMA})
     for name, kind in PLUGIN_SECTIONS.items():
         entries = _mapping(config.get(name), name)
         for plugin in entries:

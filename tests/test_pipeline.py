@@ -10,11 +10,11 @@ from hwsim.config import load_yaml
 from hwsim.pipeline import (
     append_rows,
     evaluate_accuracy,
-    file_sha256,
     hardware_section,
     load_checkpoint_model,
     run_pipeline,
 )
+from models.checkpoint import file_digest
 from models.train import resolve_config
 
 
@@ -32,7 +32,7 @@ def test_pipeline_trains_costs_and_appends_one_row_per_accelerator(tmp_path):
     rows = run_pipeline(cfg, progress=False)
     assert list(rows["accelerator"]) == ["systolic_32", "eyeriss_like"]
     checkpoint = tmp_path / "run" / "last.pt"
-    assert (rows["checkpoint_sha256"] == file_sha256(checkpoint)).all()
+    assert (rows["checkpoint_sha256"] == file_digest(checkpoint)).all()
     assert (rows["energy_pj"] > 0).all() and (rows["macs"] > 0).all()
     assert 0 <= rows["test_acc"].iloc[0] <= 1
     saved = json.loads(rows["config"].iloc[0])  # resolved: defaults filled in
@@ -68,7 +68,7 @@ def test_append_rows_keeps_existing_rows_and_unions_columns(tmp_path):
 
 @pytest.mark.parametrize("hardware, message", [
     ({"accelerator": ["x"]}, "hardware.accelerator: unknown key; allowed: accelerators"),
-    ({"batch": 0}, "hardware.batch: must be positive"),
+    ({"batch": 0}, "hardware.batch: must be > 0"),
     ({"accelerators": "systolic_32"}, "hardware.accelerators: must be list"),
     ({"accelerators": []}, "hardware.accelerators: give at least one"),
 ])
