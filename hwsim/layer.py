@@ -17,7 +17,8 @@ class Layer:
     ``in_channels`` of a concat is the sum of its inputs; a linear layer has 1x1 maps and kernel.
     ``weight_storage_bits`` is what the weights (and bias) occupy off chip; ``None`` means dense,
     i.e. ``(weight_count + bias_count) * weight_bits`` (read ``stored_weight_bits``).
-    ``stored_params`` likewise defaults to the dense count (read ``stored_param_count``).
+    ``stored_params`` is the compressed parameter count a compressed layer reports (``None``:
+    dense).
     ``mac_density`` is the executed fraction of MACs (channel gating); ``pred_bits`` /
     ``lsb_density`` describe precision gating (0 / 1.0 when off).
 
@@ -142,20 +143,14 @@ class Layer:
     def output_elements(self) -> int:
         return self.batch * self.out_channels * self.out_hw[0] * self.out_hw[1]
 
-    # The raw fields stay None for dense layers so ``dataclasses.replace`` never leaves a stale
-    # dense figure behind; read these resolved values instead.
+    # The raw field stays None for dense layers so ``dataclasses.replace`` never leaves a stale
+    # dense figure behind; read this resolved value instead.
     @property
     def stored_weight_bits(self) -> int:
         """Bits of weights (and bias) off chip: compressed form if set, else dense."""
         if self.weight_storage_bits is not None:
             return self.weight_storage_bits
         return (self.weight_count + self.bias_count) * self.weight_bits
-
-    @property
-    def stored_param_count(self) -> int:
-        if self.stored_params is not None:
-            return self.stored_params
-        return self.weight_count + self.bias_count
 
     @property
     def weight_bytes(self) -> float:

@@ -225,7 +225,6 @@ def project_from_teacher(student: nn.Module, teacher: nn.Module, steps: int = 30
     return reconstruction_error(student, teacher)
 
 
-
 @register_init("mlg_projection")
 def mlg_projection(model: nn.Module, teacher: str, steps: int = 3000, lr: float = 2e-2,
                    alg: str = "train") -> None:
