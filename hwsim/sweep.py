@@ -175,8 +175,10 @@ def _input_shape(text: str | None, where: str) -> list[int] | None:
     return [int(d) for d in dims]
 
 
-def resolve_point(config: dict, where: str, spec_digests: dict[str, str]) -> dict:
-    """Defaults filled in; the accelerator spec file enters by its content digest."""
+def resolve_point(config: dict, where: str, spec_digests: dict[str, str],
+                  objective: str) -> dict:
+    """Defaults filled in (``objective`` where none is given); the accelerator spec file
+    enters by its content digest."""
     from .accel import _resolve
 
     _check_point(config, where)
@@ -192,7 +194,7 @@ def resolve_point(config: dict, where: str, spec_digests: dict[str, str]) -> dic
         "accel": {"name": name, "overrides": accel, "spec_sha256": spec_digests[name]},
         "trace": dict(config.get("trace", {})),
         "batch": config.get("batch", 1),
-        "objective": config.get("objective") or default_objective(),
+        "objective": config.get("objective") or objective,
         "input": _input_shape(config.get("input"), where),
         "method": config.get("method") or method_label(config["model"]["name"]),
     })
@@ -227,11 +229,12 @@ def load_sweep(path: str | os.PathLike, overrides: list[str] | None = None) -> S
                          f"got {str(results)!r}")
     base = _mapping(raw.get("base"), f"{where}.base")
     digests: dict[str, str] = {}
+    objective = default_objective()
     points, trained = [], {}
     for i, assignments in enumerate(combinations(raw, where)):
         config = _point_config(base, assignments)
         resolved = resolve_point(config, f"{where}: point {i} ({_describe(assignments)})",
-                                 digests)
+                                 digests, objective)
         train_cfg = _training_config(resolved)
         train_hash = None
         if train_cfg is not None:
