@@ -25,7 +25,7 @@ UNITS = {
     "weight_dram_bytes": ("weight DRAM traffic (MB)", 1e-6),
     "ifmap_dram_bytes": ("input DRAM traffic (MB)", 1e-6),
     "ofmap_dram_bytes": ("output DRAM traffic (MB)", 1e-6),
-    "weight_bytes": ("weight storage (MB)", 1e-6),
+    "weight_bytes": ("weight storage read by the array (MB)", 1e-6),
     "energy_pj": ("energy (µJ)", 1e-6),
     "mac_energy_pj": ("MAC energy (µJ)", 1e-6),
     "sram_energy_pj": ("SRAM energy (µJ)", 1e-6),
@@ -92,12 +92,13 @@ def _log_scale(values: np.ndarray) -> bool:
 
 def tradeoff(table: pd.DataFrame, x: str, y: str, color: str = "method",
              marker: str = "accelerator", title: str | None = None,
-             maximize: tuple[str, ...] = (), note: str | None = None):
+             maximize: tuple[str, ...] = (), ax=None):
     """Scatter of two result columns: colour by ``color``, marker by ``marker``, the Pareto
     front drawn as a step line and dominated points faded. Error rows are left out.
 
     A column is maximized when it is in ``maximize`` or reads as a score (accuracy,
-    utilization, speed-up); otherwise minimized.
+    utilization, speed-up); otherwise minimized. With ``ax`` it draws into that panel of a
+    larger figure (and returns that figure).
     """
     for column in (x, y, color, marker):
         if column not in table.columns:
@@ -114,7 +115,8 @@ def tradeoff(table: pd.DataFrame, x: str, y: str, color: str = "method",
     max_x, max_y = x in maximize or higher_is_better(x), y in maximize or higher_is_better(y)
     front = pareto_mask(xs, ys, max_x, max_y)
 
-    fig, ax = plt.subplots(figsize=(7, 4.6))
+    own = ax is None
+    fig, ax = plt.subplots(figsize=(7, 4.6)) if own else (ax.figure, ax)
     groups = list(dict.fromkeys(table[color].astype(str)))
     kinds = list(dict.fromkeys(table[marker].astype(str)))
     cmap = plt.get_cmap("tab10")
@@ -147,9 +149,8 @@ def tradeoff(table: pd.DataFrame, x: str, y: str, color: str = "method",
                           label=f"Pareto front ({int(front.sum())} of {len(xs)})"))
     ax.legend(handles=handles, fontsize=8, loc="best", framealpha=0.85)
     ax.set_title(title or f"{y_label} vs {x_label}", fontsize=10)
-    if note:
-        fig.text(0.01, 0.01, note, fontsize=7, color="dimgray", va="bottom")
-    fig.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
+    if own:
+        fig.tight_layout()
     return fig
 
 
@@ -231,7 +232,7 @@ def roofline(layers: pd.DataFrame, num_pes: int, dram_bw_bytes_per_cycle: float,
     return fig
 
 
-def save(fig, path: str | os.PathLike) -> list[Path]:
+def save(fig, path: str | os.PathLike, dpi: int = 200) -> list[Path]:
     """Write ``fig`` to ``path`` (.png or .svg; no suffix: both), atomically; returns paths."""
     from models.checkpoint import atomic_write_bytes
 
@@ -242,7 +243,7 @@ def save(fig, path: str | os.PathLike) -> list[Path]:
     targets = [path] if path.suffix else [path.with_suffix(s) for s in FIGURE_SUFFIXES]
     for target in targets:
         buffer = io.BytesIO()
-        fig.savefig(buffer, format=target.suffix[1:], dpi=200)
+        fig.savefig(buffer, format=target.suffix[1:], dpi=dpi)
         atomic_write_bytes(target, buffer.getvalue())
     plt.close(fig)
     return targets

@@ -272,15 +272,21 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such results table")
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path, columns=columns)
-    return pd.read_csv(path, usecols=columns)
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path, columns=columns)
+        # Hashes are text even when every digit is a number ("12e4..." is no float).
+        return pd.read_csv(path, usecols=columns, dtype={HASH_COLUMN: str})
+    except (ValueError, KeyError) as exc:
+        raise ValueError(f"{path}: cannot read the columns {columns} "
+                         f"({' '.join(str(exc).split())[:120]})") from None
 
 
 def done_hashes(path: Path) -> set[str]:
+    """Hashes of the points already in the table at ``path``."""
     if not path.is_file():
         return set()
-    return set(read_table(path, [HASH_COLUMN])[HASH_COLUMN].astype(str))
+    return set(read_table(path, [HASH_COLUMN])[HASH_COLUMN])
 
 
 def append_table(path: Path, rows: list[dict]) -> None:
@@ -346,6 +352,8 @@ def _hardware_row(point: Point, graph, extra: dict | None = None) -> dict:
     row.update({k: v for k, v in totals.items()
                 if k not in ("model", "accelerator", "tech_citation")})
     row.update(storage)
+    # What the accelerator stores and reads per weight pass, at the precision it runs.
+    row["weight_bytes"] = float(sum(layer.weight_bytes for layer in graph.layers))
     row.update(extra or {})
     row.update({"time_utc": _now(), "config": json.dumps(c, sort_keys=True)})
     return row
@@ -386,14 +394,12 @@ def run_simulation_chunk(graph, points: list[Point]) -> list[dict]:
 
 def run_training_group(points: list[Point], checkpoints: str) -> list[dict]:
     """Train (or reuse) the checkpoint the points share, then cost it for every point."""
-    import itertools as it
-
     import torch
 
     from models.data import load_dataset
     from models.train import CHECKPOINT_NAME, train
 
-    from .pipeline import load_checkpoint_model
+    from .pipeline import HARDWARE, load_checkpoint_model
     from .trace import trace
 
     first = points[0]
@@ -415,12 +421,10 @@ def run_training_group(points: list[Point], checkpoints: str) -> list[dict]:
         try:
             key = point.graph_key + str(c.get("calib_batches")) + str(c.get("calib_batch_size"))
             if key not in graphs:
-                from .pipeline import HARDWARE
-
                 count = c.get("calib_batches", HARDWARE["calib_batches"][0])
                 size = c.get("calib_batch_size", HARDWARE["calib_batch_size"][0])
                 # Calibration inputs come from the training split, unaugmented.
-                calib = [images for images, _ in it.islice(train_set.batches(size), count)]
+                calib = [images for images, _ in itertools.islice(train_set.batches(size), count)]
                 with torch.no_grad():
                     graphs[key] = trace(model, (c["batch"], *meta["input_shape"]), calib=calib,
                                         name=meta["model"], **c["trace"])
@@ -486,16 +490,15 @@ def _init_worker(graphs: dict, threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_task_local(task: Task, checkpoints: str) -> list[dict]:
-    if task.graph_key is None:
-        return run_training_group(list(task.points), checkpoints)
-    return run_simulation_chunk(_WORKER_GRAPHS[task.graph_key], list(task.points))
-
-
-def _run_task_dask(task: Task, graph, checkpoints: str) -> list[dict]:
+def run_task(task: Task, graph, checkpoints: str) -> list[dict]:
+    """The rows of one task; ``graph`` is the traced graph of a simulation chunk."""
     if task.graph_key is None:
         return run_training_group(list(task.points), checkpoints)
     return run_simulation_chunk(graph, list(task.points))
+
+
+def _run_task_local(task: Task, checkpoints: str) -> list[dict]:
+    return run_task(task, _WORKER_GRAPHS.get(task.graph_key), checkpoints)
 
 
 def _local_results(tasks, graphs, checkpoints, workers):
@@ -523,7 +526,8 @@ def _local_results(tasks, graphs, checkpoints, workers):
 
 def _dask_results(tasks, graphs, checkpoints, workers, scheduler, train_resource):
     """Yield each task's rows as it finishes, on a Dask cluster (a local one without
-    ``scheduler``). Training groups ask for one unit of ``train_resource`` when given."""
+    ``scheduler``). On a given cluster, training groups ask for one unit of
+    ``train_resource`` when it is set."""
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -532,10 +536,11 @@ def _dask_results(tasks, graphs, checkpoints, workers, scheduler, train_resource
     cluster = None
     if scheduler:
         client = Client(scheduler, timeout="10s")
-    else:
+    else:  # this machine's own cluster: any worker may train
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None)
         client = Client(cluster)
+        train_resource = None
     try:
         needs_resource = train_resource and any(t.graph_key is None for t in tasks)
         if needs_resource:
@@ -550,7 +555,7 @@ def _dask_results(tasks, graphs, checkpoints, workers, scheduler, train_resource
         for task in tasks:
             resources = {train_resource: 1} if task.graph_key is None and train_resource \
                 else None
-            future = client.submit(_run_task_dask, task, remote.get(task.graph_key),
+            future = client.submit(run_task, task, remote.get(task.graph_key),
                                    checkpoints, resources=resources, pure=False)
             futures[future] = task
         for future in as_completed(futures):

@@ -253,3 +253,15 @@ def test_cli_sweep_dry_run_run_and_errors(tmp_path, capsys):
     assert main(["sweep", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("hwsim: error: bad.yaml: unknown key 'typo'") and "Traceback" not in err
+
+
+def test_hashes_that_look_like_numbers_stay_text(tmp_path):
+    from hwsim.sweep import append_table, done_hashes
+
+    path = tmp_path / "t.csv"
+    append_table(path, [{"config_hash": "0012345678901234", "status": "ok"},
+                        {"config_hash": "12e4567890123456", "status": "ok"}])
+    append_table(path, [{"config_hash": "abcdef0123456789", "status": "error"}])
+    assert done_hashes(path) == {"0012345678901234", "12e4567890123456", "abcdef0123456789"}
+    with pytest.raises(ValueError, match="cannot read the columns"):
+        done_hashes(write(tmp_path, {"a": 1}, "not_a_table.csv"))
