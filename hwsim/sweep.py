@@ -57,6 +57,7 @@ HASH_COLUMN = "config_hash"
 FLUSH_S = 10.0  # seconds between table appends: each append rewrites the table
 CHUNKS_PER_WORKER = 8  # enough chunks to balance the workers and move the progress bar
 MAX_CHUNK = 250
+CONNECT_TIMEOUT = "10s"  # to a Dask scheduler given by address
 # Columns every row has, first in the table; the rest follow in the order first seen.
 ID_COLUMNS = ("config_hash", "status", "error", "method", "model", "accelerator", "batch",
               "objective", "test_acc")
@@ -535,7 +536,11 @@ def _dask_results(tasks, graphs, checkpoints, workers, scheduler, train_resource
                          ) from None
     cluster = None
     if scheduler:
-        client = Client(scheduler, timeout="10s")
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            raise ValueError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler "
+                             f"({' '.join(str(exc).split())[:120]})") from None
     else:  # this machine's own cluster: any worker may train
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None)

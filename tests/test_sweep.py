@@ -230,6 +230,17 @@ def test_dask_matches_local_pool(tmp_path, dask_cluster):
         pd.testing.assert_series_equal(a[key], b[key])
 
 
+def test_cli_sweep_on_dask_scheduler(tmp_path, dask_cluster, capsys, monkeypatch):
+    path = write(tmp_path, sim_config(tmp_path))
+    assert main(["sweep", str(path), "--scheduler", dask_cluster.scheduler_address,
+                 "--no-progress"]) == 0
+    assert "8 run (4 failed" in capsys.readouterr().out
+    monkeypatch.setattr("hwsim.sweep.CONNECT_TIMEOUT", "0.5s")
+    fresh = write(tmp_path, sim_config(tmp_path, results=str(tmp_path / "x.csv")), "x.yaml")
+    assert main(["sweep", str(fresh), "--scheduler", "tcp://127.0.0.1:9", "--no-progress"]) == 2
+    assert "cannot connect to a Dask scheduler" in capsys.readouterr().err
+
+
 def test_dask_training_point_needs_the_resource(tmp_path, dask_cluster):
     sweep = load_sweep(write(tmp_path, train_config(tmp_path)))
     with pytest.raises(ValueError, match="no Dask worker offers the TPU resource"):
