@@ -96,7 +96,7 @@ def main() -> None:
                   & (table["status"] == "ok")]
     for path in plot.save(figure(table), sweep.results.with_suffix("")):
         print(f"wrote {path}")
-    for path in plot.save(figure(table), DOCS_FIGURE, dpi=80):
+    for path in plot.save(figure(table), DOCS_FIGURE, dpi=90):
         print(f"wrote {path}")
     for metric, what, _, _ in METRICS:
         print(f"\n{what} ratio MLG / dense (rows: weight buffer bytes, columns: B/cycle):")

@@ -29,12 +29,17 @@ def figure(table, subtitle: str):
         # Storage does not depend on the accelerator: one accelerator's rows suffice.
         part = table[table["accelerator"] == "systolic_32"] if column == "weight_bytes" else table
         plot.tradeoff(part, column, "test_acc", ax=ax, title=f"accuracy vs {what}")
-    for ax in axes.flat[1:]:
+    # One legend for the four panels: the DRAM panel's names every method and accelerator.
+    legend = axes.flat[1].get_legend()
+    handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
+    labels[-1] = "Pareto front (dominated points faded)"
+    for ax in axes.flat:
         ax.get_legend().remove()
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
     fig.suptitle("MLG vs dense ResNet-18, batch 1, on systolic_32 (64 KB weight buffer, "
                  "32 B/cycle DRAM) and mlg_gen (16 KB, 4 B/cycle, generator)\n" + subtitle,
                  fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
 
@@ -51,11 +56,12 @@ def main() -> None:
     config = sweep.points[0].config
     subtitle = (f"accuracy: {config['data']['name']} test set, width "
                 f"{config['model']['width']}, {config['train']['epochs']} epochs from scratch "
-                f"(small-scale run); markers: accelerator")
+                f"(small-scale run)\nthe two dense rows are one fp32-trained model run at 16- or 8-bit "
+                f"weights")
     fig = figure(table, subtitle)
     for path in plot.save(fig, sweep.results.with_suffix("")):
         print(f"wrote {path}")
-    for path in plot.save(figure(table, subtitle), DOCS_FIGURE, dpi=80):
+    for path in plot.save(figure(table, subtitle), DOCS_FIGURE, dpi=90):
         print(f"wrote {path}")
     shown = table[["method", "accelerator", "test_acc", "weight_bytes", "dram_bytes",
                    "energy_pj", "latency_ms"]].sort_values(["accelerator", "method"])

@@ -404,12 +404,22 @@ def cmd_sweep(args) -> int:
 
 
 def _where(table, items: list[str]):
+    """Rows where every ``COLUMN=VALUE`` holds (numbers compared as numbers)."""
+    import pandas as pd
+
     for item in items:
         column, sep, value = item.partition("=")
         if not sep or column not in table.columns:
             raise UsageError(f"--where {item!r}: expected COLUMN=VALUE with a column of the "
                              f"table")
-        table = table[table[column].astype(str) == value]
+        cells = table[column]
+        if pd.api.types.is_numeric_dtype(cells):
+            try:
+                table = table[cells == float(value)]
+                continue
+            except ValueError:
+                raise UsageError(f"--where {item!r}: {column} holds numbers") from None
+        table = table[cells.astype(str) == value]
     return table
 
 

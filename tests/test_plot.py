@@ -152,3 +152,10 @@ def test_cli_plot(tmp_path, capsys):
     assert main(["plot", "roofline", "--out", "x.png"]) == 2
     assert main(["plot", "tradeoff", str(table), "--x", "dram_bytes", "--y", "test_acc",
                  "--where", "nope=1", "--out", "x.png"]) == 2
+    numbers = results_table().assign(bw=[4.0, 8.0] * 15)
+    numbers.to_csv(table, index=False)
+    assert main(["plot", "tradeoff", str(table), "--x", "dram_bytes", "--y", "test_acc",
+                 "--where", "bw=4", "--out", str(out)]) == 0
+    assert main(["plot", "tradeoff", str(table), "--x", "dram_bytes", "--y", "test_acc",
+                 "--where", "bw=x", "--out", str(out)]) == 2
+    assert "bw holds numbers" in capsys.readouterr().err
