@@ -13,6 +13,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm
+from matplotlib.ticker import FormatStrFormatter
 
 from hwsim import plot
 from hwsim.sweep import load_sweep, read_table, run_sweep
@@ -60,17 +61,23 @@ def figure(table):
         fig.colorbar(image, ax=ax, pad=0.01).set_label(f"{what} ratio", fontsize=8)
     for ax, (metric, what, scale, label) in zip(axes[1], METRICS):
         rows = table[table["objective"] == metric]
-        for bw, color in zip(LINE_BANDWIDTHS, ("tab:red", "tab:blue")):
+        # No static energy in the model: energy is the same at every bandwidth, one line does.
+        bandwidths = LINE_BANDWIDTHS if metric == "latency_cycles" else LINE_BANDWIDTHS[:1]
+        for bw, color in zip(bandwidths, ("tab:red", "tab:blue")):
             for method, style in (("dense", "--"), ("MLG", "-")):
                 line = rows[(rows["method"] == method) & (rows[BANDWIDTH] == bw)]
                 line = line.sort_values(BUFFER)
+                where = f"{bw} B/cycle DRAM" if len(bandwidths) > 1 else "any DRAM bandwidth"
                 ax.plot(line[BUFFER], line[metric] * scale, linestyle=style, marker="o",
-                        markersize=3, color=color, label=f"{method}, {bw} B/cycle DRAM")
+                        markersize=3, color=color, label=f"{method}, {where}")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         sizes = sorted(rows[BUFFER].unique())
         ax.set_xticks(sizes, [_size(s) for s in sizes], fontsize=7)
         ax.xaxis.set_minor_locator(plt.NullLocator())
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+        ax.tick_params(axis="y", which="minor", labelsize=7)
         ax.set_xlabel("weight buffer (bytes)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)

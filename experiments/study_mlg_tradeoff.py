@@ -56,8 +56,8 @@ def main() -> None:
     config = sweep.points[0].config
     subtitle = (f"accuracy: {config['data']['name']} test set, width "
                 f"{config['model']['width']}, {config['train']['epochs']} epochs from scratch "
-                f"(small-scale run)\nthe two dense rows are one fp32-trained model run at 16- or 8-bit "
-                f"weights")
+                f"(small-scale run)\nthe two dense rows are one fp32-trained model run at "
+                f"16- or 8-bit weights")
     fig = figure(table, subtitle)
     for path in plot.save(fig, sweep.results.with_suffix("")):
         print(f"wrote {path}")
