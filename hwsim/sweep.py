@@ -290,6 +290,18 @@ def done_hashes(path: Path) -> set[str]:
     return set(read_table(path, [HASH_COLUMN])[HASH_COLUMN])
 
 
+def _one_type_per_column(table):
+    """Parquet columns hold one type: a swept key with mixed values (0.25, "wide") as text."""
+    import pandas as pd
+
+    table = table.copy()
+    for column in table.columns:
+        values = table[column].dropna()
+        if pd.api.types.is_object_dtype(values) and len({type(v) for v in values}) > 1:
+            table[column] = table[column].map(lambda v: v if v is None or v != v else str(v))
+    return table
+
+
 def append_table(path: Path, rows: list[dict]) -> None:
     """Append ``rows``: locked read, concatenate, atomic replace (CSV or Parquet)."""
     import fcntl
@@ -308,7 +320,7 @@ def append_table(path: Path, rows: list[dict]) -> None:
         table = table[front + [c for c in table.columns if c not in front]]
         if path.suffix == ".parquet":
             buffer = io.BytesIO()
-            table.to_parquet(buffer, index=False)
+            _one_type_per_column(table).to_parquet(buffer, index=False)
             data = buffer.getvalue()
         else:
             data = table.to_csv(index=False).encode()

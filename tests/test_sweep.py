@@ -172,6 +172,12 @@ def test_parquet_table(tmp_path):
     run_sweep(sweep, workers=1, progress=False)
     assert len(pd.read_parquet(sweep.results)) == 8
     assert run_sweep(sweep, workers=1, progress=False).ran == 0
+    # A swept key with values of two types still makes a table.
+    mixed = sim_config(tmp_path, results=str(tmp_path / "m.parquet"),
+                       grid={"model.width": [0.25, "wide"]})
+    run_sweep(load_sweep(write(tmp_path, mixed)), workers=1, progress=False)
+    assert sorted(pd.read_parquet(tmp_path / "m.parquet")["model.width"].unique()) == \
+        ["0.25", "wide"]
 
 
 def train_config(tmp_path) -> dict:
