@@ -54,7 +54,8 @@ DEFAULT_RESULTS = "experiments/results/sweep.csv"
 DEFAULT_CHECKPOINTS = "runs/sweep"
 TABLE_SUFFIXES = (".csv", ".parquet")
 HASH_COLUMN = "config_hash"
-FLUSH_S = 10.0  # seconds between table appends: each append rewrites the table
+FLUSH_S = 10.0  # seconds between table appends at least; each append rewrites the table,
+FLUSH_SHARE = 0.05  # so appends are spaced to take at most this share of the time
 CHUNKS_PER_WORKER = 8  # enough chunks to balance the workers and move the progress bar
 MAX_CHUNK = 250
 CONNECT_TIMEOUT = "10s"  # to a Dask scheduler given by address
@@ -622,7 +623,7 @@ def run_sweep(sweep: Sweep, executor: str = "local", workers: int | None = None,
     ran, failed = len(rows), len(rows)
     bar = tqdm(total=len(pending), initial=len(rows), unit="point", desc="sweep",
                disable=not progress, smoothing=0.1)
-    last_flush = time.monotonic()
+    last_flush, flush_s = time.monotonic(), 0.0
     if executor == "dask":
         results = _dask_results(tasks, graphs, str(sweep.checkpoints), workers, scheduler,
                                 train_resource)
@@ -634,9 +635,11 @@ def run_sweep(sweep: Sweep, executor: str = "local", workers: int | None = None,
             ran += len(task_rows)
             failed += sum(row["status"] == "error" for row in task_rows)
             bar.update(len(task_rows))
-            if time.monotonic() - last_flush > FLUSH_S:
+            if time.monotonic() - last_flush > max(FLUSH_S, flush_s / FLUSH_SHARE):
+                started = time.monotonic()
                 append_table(sweep.results, rows)
                 rows, last_flush = [], time.monotonic()
+                flush_s = last_flush - started
     finally:
         bar.close()
         if rows:
