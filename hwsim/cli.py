@@ -164,7 +164,8 @@ def _sweep_parsers(sub) -> None:
                       help=f"breakdown/roofline: accelerator (default {DEFAULT_ACCEL})")
     plot.add_argument("--batch", type=_positive_int, default=1)
     plot.add_argument("--input", type=_input_shape, help="input shape CxHxW")
-    plot.add_argument("--objective", choices=OBJECTIVES, default="dram_bytes")
+    plot.add_argument("--objective", choices=OBJECTIVES,
+                      help="what the mapper minimizes (default: the cost model's)")
     plot.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="breakdown/roofline: model.*, accel.*, trace.*, mlg.* ... overrides")
     plot.add_argument("--out", required=True,
@@ -396,8 +397,14 @@ def cmd_sweep(args) -> int:
         return 0
     executor = "dask" if args.scheduler else args.executor
     resource = None if args.train_resource == "none" else args.train_resource
-    report = run_sweep(sweep, executor=executor, workers=args.workers, scheduler=args.scheduler,
-                       train_resource=resource, progress=not args.no_progress)
+    try:
+        report = run_sweep(sweep, executor=executor, workers=args.workers,
+                           scheduler=args.scheduler, train_resource=resource,
+                           progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"hwsim: interrupted; the rows finished so far are in {sweep.results}, the "
+              f"same command resumes", file=sys.stderr)
+        return 130
     print(f"{report.total} points: {report.skipped} already in the table, {report.ran} run "
           f"({report.failed} failed, rows with status=error); table {report.results}")
     return 0
@@ -425,7 +432,9 @@ def _where(table, items: list[str]):
 
 def cmd_plot(args) -> int:
     from . import plot
+    from .sweep import default_objective
 
+    args.objective = args.objective or default_objective()
     if args.kind == "tradeoff":
         from .sweep import read_table
 

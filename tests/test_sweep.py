@@ -156,6 +156,30 @@ def test_resume_runs_only_missing_points(tmp_path):
     assert (report.total, report.skipped, report.ran) == (12, 8, 4)
 
 
+def test_interrupted_sweep_keeps_finished_rows_and_resumes(tmp_path, monkeypatch, capsys):
+    import hwsim.sweep as sweep_module
+
+    real = sweep_module.run_simulation_chunk
+    calls = []
+
+    def interrupted(graph, points):
+        calls.append(len(points))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(graph, points)
+
+    monkeypatch.setattr(sweep_module, "run_simulation_chunk", interrupted)
+    path = write(tmp_path, sim_config(tmp_path))
+    assert main(["sweep", str(path), "--workers", "1", "--no-progress"]) == 130
+    assert "same command resumes" in capsys.readouterr().err
+    sweep = load_sweep(path)
+    kept = len(read_table(sweep.results))
+    assert kept == calls[0] >= 1
+    monkeypatch.setattr(sweep_module, "run_simulation_chunk", real)
+    report = run_sweep(sweep, workers=1, progress=False)
+    assert (report.skipped, report.ran) == (kept, 8 - kept)
+
+
 def test_model_that_cannot_be_built_is_error_rows(tmp_path):
     config = sim_config(tmp_path, grid={"model.width": [0.25, "wide"]})
     sweep = load_sweep(write(tmp_path, config))
