@@ -143,6 +143,9 @@ def _sweep_parsers(sub) -> None:
     sweep.add_argument("--train-resource", default="GPU", metavar="NAME",
                        help="Dask worker resource a training point needs (default GPU; "
                             "'none' for any worker)")
+    sweep.add_argument("--retry-errors", action="store_true",
+                       help="run the points whose row is an error again (the new row replaces "
+                            "it)")
     sweep.add_argument("--dry-run", action="store_true",
                        help="print the points and how many are still to run; run nothing")
     sweep.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -386,7 +389,7 @@ def cmd_sweep(args) -> int:
 
     sweep = load_sweep(args.config, args.set)
     if args.dry_run:
-        done = done_hashes(sweep.results)
+        done = done_hashes(sweep.results, errors=not args.retry_errors)
         pending = [p for p in sweep.points if p.config_hash not in done]
         for point in pending[:20]:
             swept = ", ".join(f"{k}={v}" for k, v in point.swept.items())
@@ -400,7 +403,7 @@ def cmd_sweep(args) -> int:
     try:
         report = run_sweep(sweep, executor=executor, workers=args.workers,
                            scheduler=args.scheduler, train_resource=resource,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, retry_errors=args.retry_errors)
     except KeyboardInterrupt:
         print(f"hwsim: interrupted; the rows finished so far are in {sweep.results}, the "
               f"same command resumes", file=sys.stderr)

@@ -284,11 +284,13 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None):
                          f"({' '.join(str(exc).split())[:120]})") from None
 
 
-def done_hashes(path: Path) -> set[str]:
-    """Hashes of the points already in the table at ``path``."""
+def done_hashes(path: Path, errors: bool = True) -> set[str]:
+    """Hashes of the points already in the table at ``path`` (without ``errors``: only the
+    points whose row is ``ok``)."""
     if not path.is_file():
         return set()
-    return set(read_table(path, [HASH_COLUMN])[HASH_COLUMN])
+    table = read_table(path, [HASH_COLUMN, "status"])
+    return set(table[HASH_COLUMN] if errors else table[HASH_COLUMN][table["status"] == "ok"])
 
 
 def _one_type_per_column(table):
@@ -304,7 +306,11 @@ def _one_type_per_column(table):
 
 
 def append_table(path: Path, rows: list[dict]) -> None:
-    """Append ``rows``: locked read, concatenate, atomic replace (CSV or Parquet)."""
+    """Append ``rows``: locked read, concatenate, atomic replace (CSV or Parquet).
+
+    One row per point stays: a new row replaces an error row of the same point, and a point
+    another sweep has meanwhile finished keeps its row.
+    """
     import fcntl
     import io
 
@@ -316,7 +322,14 @@ def append_table(path: Path, rows: list[dict]) -> None:
     new = pd.DataFrame(rows)
     with open(path.with_name(f".{path.name}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        table = pd.concat([read_table(path), new], ignore_index=True) if path.exists() else new
+        if path.exists():
+            old = read_table(path)
+            ok = set(old[HASH_COLUMN][old["status"] == "ok"])
+            old = old[~(old[HASH_COLUMN].isin(new[HASH_COLUMN]) & (old["status"] != "ok"))]
+            new = new[~new[HASH_COLUMN].isin(ok)]
+            table = pd.concat([old, new], ignore_index=True)
+        else:
+            table = new
         front = [c for c in ID_COLUMNS if c in table.columns]
         table = table[front + [c for c in table.columns if c not in front]]
         if path.suffix == ".parquet":
@@ -597,12 +610,13 @@ class SweepReport:
 
 def run_sweep(sweep: Sweep, executor: str = "local", workers: int | None = None,
               scheduler: str | None = None, train_resource: str | None = "GPU",
-              progress: bool = True) -> SweepReport:
+              progress: bool = True, retry_errors: bool = False) -> SweepReport:
     """Run the points not yet in the table and append their rows (every ``FLUSH_S`` seconds).
 
     ``executor``: ``local`` (process pool of ``workers``, default one per core) or ``dask``
     (``scheduler`` address of an existing cluster, else a local cluster of ``workers``).
-    An interrupted sweep keeps the rows appended so far.
+    An interrupted sweep keeps the rows appended so far. ``retry_errors`` runs the points
+    whose row is an error again (their new rows replace the old).
     """
     from tqdm import tqdm
 
@@ -611,7 +625,7 @@ def run_sweep(sweep: Sweep, executor: str = "local", workers: int | None = None,
     workers = workers or os.cpu_count() or 1
     if workers <= 0:
         raise ValueError(f"workers must be > 0, got {workers}")
-    done = done_hashes(sweep.results)
+    done = done_hashes(sweep.results, errors=not retry_errors)
     pending = [p for p in sweep.points if p.config_hash not in done]
     report = SweepReport(len(sweep.points), len(sweep.points) - len(pending), 0, 0,
                          sweep.results)

@@ -296,6 +296,28 @@ def test_cli_sweep_dry_run_run_and_errors(tmp_path, capsys):
     assert err.startswith("hwsim: error: bad.yaml: unknown key 'typo'") and "Traceback" not in err
 
 
+def test_retry_errors_replaces_error_rows(tmp_path):
+    sweep = load_sweep(write(tmp_path, sim_config(tmp_path)))
+    run_sweep(sweep, workers=1, progress=False)
+    # The same points with a buffer that now fits: only the 4 error rows run again.
+    again = run_sweep(sweep, workers=1, progress=False, retry_errors=True)
+    assert (again.skipped, again.ran, again.failed) == (4, 4, 4)
+    table = read_table(sweep.results)
+    assert len(table) == 8 and table["config_hash"].is_unique
+
+
+def test_concurrent_appends_keep_one_row_per_point(tmp_path):
+    from hwsim.sweep import append_table
+
+    path = tmp_path / "t.csv"
+    append_table(path, [{"config_hash": "a", "status": "ok", "x": 1},
+                        {"config_hash": "b", "status": "error", "x": 2}])
+    append_table(path, [{"config_hash": "a", "status": "ok", "x": 3},
+                        {"config_hash": "b", "status": "ok", "x": 4}])
+    table = read_table(path).set_index("config_hash")
+    assert table["x"].to_dict() == {"a": 1, "b": 4}
+
+
 def test_hashes_that_look_like_numbers_stay_text(tmp_path):
     from hwsim.sweep import append_table, done_hashes
 
