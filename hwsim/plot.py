@@ -47,6 +47,7 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 ENERGY_PARTS = (("mac_energy_pj", "MAC"), ("sram_energy_pj", "SRAM"),
                 ("dram_energy_pj", "DRAM"), ("gen_energy_pj", "weight generation"))
 LOG_RANGE = 30.0  # axes whose positive values span more than this factor get a log scale
+FADE = 0.7  # dominated points: their colour this far towards white
 
 
 def axis_label(column: str) -> tuple[str, float]:
@@ -82,6 +83,11 @@ def pareto_mask(x: np.ndarray, y: np.ndarray, maximize_x: bool = False,
     mask = np.empty(len(x), bool)
     mask[order] = front_sorted
     return mask
+
+
+def _faded(color, amount: float = FADE) -> tuple:
+    rgb = np.array(matplotlib.colors.to_rgb(color))
+    return tuple(rgb + (1 - rgb) * amount)
 
 
 def _log_scale(values: np.ndarray) -> bool:
@@ -126,12 +132,15 @@ def tradeoff(table: pd.DataFrame, x: str, y: str, color: str = "method",
     for g in groups:
         for k in kinds:
             sel = (c_values == g) & (m_values == k)
-            for on_front, alpha, size in ((False, 0.25, 22), (True, 0.95, 40)):
+            for on_front, size in ((False, 22), (True, 40)):
                 part = sel & (front == on_front)
                 if part.any():
-                    ax.scatter(xs[part], ys[part], color=colors[g], marker=markers[k],
-                               alpha=alpha, s=size, edgecolors="black" if on_front else "none",
-                               linewidths=0.5, zorder=3 if on_front else 2)
+                    # Faded = blended towards white, not transparent: stacked copies of a
+                    # dominated point must not darken into a front-looking one.
+                    color = colors[g] if on_front else _faded(colors[g])
+                    ax.scatter(xs[part], ys[part], color=color, marker=markers[k], s=size,
+                               edgecolors="black" if on_front else "none", linewidths=0.5,
+                               zorder=3 if on_front else 2, label="front" if on_front else None)
     order = np.argsort(xs[front])
     ax.step(xs[front][order], ys[front][order], where="post", color="black", linewidth=1,
             alpha=0.7, zorder=1)

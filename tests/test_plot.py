@@ -68,8 +68,7 @@ def test_tradeoff_front_faded_points_and_axes():
     front = plot.pareto_mask(ok["dram_bytes"], ok["test_acc"], maximize_y=True)
     drawn = {True: 0, False: 0}
     for collection in ax.collections:
-        on_front = collection.get_alpha() > 0.5
-        drawn[on_front] += len(collection.get_offsets())
+        drawn[collection.get_label() == "front"] += len(collection.get_offsets())
     assert drawn == {True: int(front.sum()), False: int((~front).sum())}
     assert ax.get_xscale() == "log" and ax.get_yscale() == "linear"
     assert ax.get_xlabel() == "DRAM traffic (MB)"

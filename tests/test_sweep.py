@@ -299,7 +299,7 @@ def test_cli_sweep_dry_run_run_and_errors(tmp_path, capsys):
 def test_retry_errors_replaces_error_rows(tmp_path):
     sweep = load_sweep(write(tmp_path, sim_config(tmp_path)))
     run_sweep(sweep, workers=1, progress=False)
-    # The same points with a buffer that now fits: only the 4 error rows run again.
+    # Only the 4 error rows run again (and fail again); one row per point stays.
     again = run_sweep(sweep, workers=1, progress=False, retry_errors=True)
     assert (again.skipped, again.ran, again.failed) == (4, 4, 4)
     table = read_table(sweep.results)
