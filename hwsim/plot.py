@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FormatStrFormatter
 
 FIGURE_SUFFIXES = (".png", ".svg")
 # column -> (label with unit, scale applied to the values)
@@ -144,8 +145,10 @@ def tradeoff(table: pd.DataFrame, x: str, y: str, color: str = "method",
     order = np.argsort(xs[front])
     ax.step(xs[front][order], ys[front][order], where="post", color="black", linewidth=1,
             alpha=0.7, zorder=1)
-    ax.set_xscale("log" if _log_scale(xs) else "linear")
-    ax.set_yscale("log" if _log_scale(ys) else "linear")
+    for values, axis, set_scale in ((xs, ax.xaxis, ax.set_xscale), (ys, ax.yaxis, ax.set_yscale)):
+        if _log_scale(values):
+            set_scale("log")
+            axis.set_major_formatter(FormatStrFormatter("%g"))  # 0.1, 1, 10: not 10^-1
     ax.set_xlabel(x_label + (" (higher is better)" if max_x else ""))
     ax.set_ylabel(y_label + (" (higher is better)" if max_y else ""))
     ax.grid(True, which="major", alpha=0.3)
