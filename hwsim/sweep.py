@@ -245,11 +245,11 @@ def load_sweep(path: str | os.PathLike, overrides: list[str] | None = None) -> S
                 trained[key] = _digest(_resolve_training(train_cfg, where))
             train_hash = trained[key]
         points.append(Point(_digest(resolved), resolved, assignments, train_hash))
-    hashes = [p.config_hash for p in points]
-    if len(set(hashes)) != len(hashes):
-        first = next(h for h in hashes if hashes.count(h) > 1)
-        dup = [i for i, h in enumerate(hashes) if h == first]
-        raise ValueError(f"{where}: points {dup[0]} and {dup[1]} resolve to the same config")
+    seen: dict[str, int] = {}
+    for i, point in enumerate(points):
+        j = seen.setdefault(point.config_hash, i)
+        if j != i:
+            raise ValueError(f"{where}: points {j} and {i} resolve to the same config")
     return Sweep(results, Path(raw.get("checkpoints", DEFAULT_CHECKPOINTS)), tuple(points))
 
 
