@@ -16,7 +16,8 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.ticker import FormatStrFormatter
 
 from hwsim import plot
-from hwsim.sweep import load_sweep, read_table, run_sweep
+from hwsim.results import read_table
+from hwsim.sweep import load_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "experiments" / "sweeps" / "buffer_bandwidth.yaml"

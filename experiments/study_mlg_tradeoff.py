@@ -14,7 +14,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from hwsim import plot
-from hwsim.sweep import load_sweep, read_table, run_sweep
+from hwsim.results import read_table
+from hwsim.sweep import load_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "experiments" / "sweeps" / "mlg_tradeoff.yaml"

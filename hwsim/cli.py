@@ -385,7 +385,8 @@ def cmd_pipeline(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import done_hashes, load_sweep, run_sweep
+    from .results import done_hashes
+    from .sweep import load_sweep, run_sweep
 
     sweep = load_sweep(args.config, args.set)
     if args.dry_run:
@@ -439,7 +440,7 @@ def cmd_plot(args) -> int:
 
     args.objective = args.objective or default_objective()
     if args.kind == "tradeoff":
-        from .sweep import read_table
+        from .results import read_table
 
         if not (args.table and args.x and args.y):
             raise UsageError("hwsim plot tradeoff: give TABLE --x COLUMN --y COLUMN")

@@ -12,24 +12,23 @@ config as a JSON string and the checkpoint's SHA-256. Appends hold a file lock a
 table atomically, so concurrent jobs of a sweep can share one table.
 """
 
-import fcntl
 import itertools
 import json
 import os
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import nn
 
-from models.checkpoint import atomic_write_bytes, build_model, file_digest, load_checkpoint
+from models.checkpoint import build_model, file_digest, load_checkpoint
 from models.data import ImageSet, load_dataset, sample
 from models.train import check_section, evaluate, resolve_config, train
 
 from .accel import load_accelerator
 from .cost import OBJECTIVES, hardware_totals
 from .cost import evaluate as evaluate_cost
+from .results import append_table
 from .trace import trace
 
 # key -> (default, allowed types)
@@ -103,14 +102,8 @@ def evaluate_accuracy(model: nn.Module, data_name: str, data_root: str | None = 
 
 
 def append_rows(path: str | os.PathLike, rows: pd.DataFrame) -> None:
-    """Append ``rows`` to the CSV table at ``path``: locked read, append, atomic replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        table = pd.concat([pd.read_csv(path), rows], ignore_index=True) if path.exists() \
-            else rows
-        atomic_write_bytes(path, table.to_csv(index=False).encode())
+    """Append ``rows`` to the table at ``path``: locked read, append, atomic replace."""
+    append_table(path, rows)
 
 
 def run_pipeline(config: dict, progress: bool = True, resume: bool = False) -> pd.DataFrame:

@@ -42,6 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .config import METHOD_NAMESPACES, load_yaml, set_dotted
+from .results import HASH_COLUMN, TABLE_SUFFIXES, append_table, done_hashes
 
 SWEEP_KEYS = ("results", "checkpoints", "base", "points", "zip", "grid")
 TRAIN_SECTIONS = ("data", "optimizer", "schedule", "train", "losses", "grad_hooks", "init")
@@ -52,16 +53,11 @@ TRACE_KEYS = ("weight_bits", "act_bits")
 DEFAULT_ACCEL = "systolic_32"
 DEFAULT_RESULTS = "experiments/results/sweep.csv"
 DEFAULT_CHECKPOINTS = "runs/sweep"
-TABLE_SUFFIXES = (".csv", ".parquet")
-HASH_COLUMN = "config_hash"
 FLUSH_S = 10.0  # seconds between table appends at least; each append rewrites the table,
 FLUSH_SHARE = 0.05  # so appends are spaced to take at most this share of the time
 CHUNKS_PER_WORKER = 8  # enough chunks to balance the workers and move the progress bar
 MAX_CHUNK = 250
 CONNECT_TIMEOUT = "10s"  # to a Dask scheduler given by address
-# Columns every row has, first in the table; the rest follow in the order first seen.
-ID_COLUMNS = ("config_hash", "status", "error", "method", "model", "accelerator", "batch",
-              "objective", "test_acc")
 
 
 @dataclass(frozen=True)
@@ -264,81 +260,6 @@ def _resolve_training(train_cfg: dict, where: str) -> dict:
         return resolve_config(train_cfg)
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
-
-
-# --- results table -----------------------------------------------------------------------
-def read_table(path: str | os.PathLike, columns: list[str] | None = None):
-    """The results table at ``path`` (CSV or Parquet by suffix) as a DataFrame."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such results table")
-    try:
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path, columns=columns)
-        # Hashes are text even when every digit is a number ("12e4..." is no float).
-        return pd.read_csv(path, usecols=columns, dtype={HASH_COLUMN: str})
-    except (ValueError, KeyError) as exc:
-        raise ValueError(f"{path}: cannot read the columns {columns} "
-                         f"({' '.join(str(exc).split())[:120]})") from None
-
-
-def done_hashes(path: Path, errors: bool = True) -> set[str]:
-    """Hashes of the points already in the table at ``path`` (without ``errors``: only the
-    points whose row is ``ok``)."""
-    if not path.is_file():
-        return set()
-    table = read_table(path, [HASH_COLUMN, "status"])
-    return set(table[HASH_COLUMN] if errors else table[HASH_COLUMN][table["status"] == "ok"])
-
-
-def _one_type_per_column(table):
-    """Parquet columns hold one type: a swept key with mixed values (0.25, "wide") as text."""
-    import pandas as pd
-
-    table = table.copy()
-    for column in table.columns:
-        values = table[column].dropna()
-        if pd.api.types.is_object_dtype(values) and len({type(v) for v in values}) > 1:
-            table[column] = table[column].map(lambda v: v if v is None or v != v else str(v))
-    return table
-
-
-def append_table(path: Path, rows: list[dict]) -> None:
-    """Append ``rows``: locked read, concatenate, atomic replace (CSV or Parquet).
-
-    One row per point stays: a new row replaces an error row of the same point, and a point
-    another sweep has meanwhile finished keeps its row.
-    """
-    import fcntl
-    import io
-
-    import pandas as pd
-
-    from models.checkpoint import atomic_write_bytes
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = pd.DataFrame(rows)
-    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if path.exists():
-            old = read_table(path)
-            ok = set(old[HASH_COLUMN][old["status"] == "ok"])
-            old = old[~(old[HASH_COLUMN].isin(new[HASH_COLUMN]) & (old["status"] != "ok"))]
-            new = new[~new[HASH_COLUMN].isin(ok)]
-            table = pd.concat([old, new], ignore_index=True)
-        else:
-            table = new
-        front = [c for c in ID_COLUMNS if c in table.columns]
-        table = table[front + [c for c in table.columns if c not in front]]
-        if path.suffix == ".parquet":
-            buffer = io.BytesIO()
-            _one_type_per_column(table).to_parquet(buffer, index=False)
-            data = buffer.getvalue()
-        else:
-            data = table.to_csv(index=False).encode()
-        atomic_write_bytes(path, data)
 
 
 # --- evaluating points (these run on the workers) ----------------------------------------
@@ -661,5 +582,5 @@ def run_sweep(sweep: Sweep, executor: str = "local", workers: int | None = None,
     return SweepReport(report.total, report.skipped, ran, failed, sweep.results)
 
 
-__all__ = ["Point", "Sweep", "SweepReport", "append_table", "combinations", "load_sweep",
-           "read_table", "resolve_point", "run_sweep"]
+__all__ = ["Point", "Sweep", "SweepReport", "combinations", "load_sweep", "resolve_point",
+           "run_sweep"]

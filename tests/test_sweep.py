@@ -12,7 +12,8 @@ import models
 from hwsim.accel import load_accelerator
 from hwsim.cli import main
 from hwsim.cost import evaluate, hardware_totals
-from hwsim.sweep import combinations, load_sweep, read_table, run_sweep
+from hwsim.results import read_table
+from hwsim.sweep import combinations, load_sweep, run_sweep
 from hwsim.trace import trace
 
 MODEL = {"model.name": "resnet20", "model.width": 0.25}
@@ -307,7 +308,7 @@ def test_retry_errors_replaces_error_rows(tmp_path):
 
 
 def test_concurrent_appends_keep_one_row_per_point(tmp_path):
-    from hwsim.sweep import append_table
+    from hwsim.results import append_table
 
     path = tmp_path / "t.csv"
     append_table(path, [{"config_hash": "a", "status": "ok", "x": 1},
@@ -319,7 +320,7 @@ def test_concurrent_appends_keep_one_row_per_point(tmp_path):
 
 
 def test_hashes_that_look_like_numbers_stay_text(tmp_path):
-    from hwsim.sweep import append_table, done_hashes
+    from hwsim.results import append_table, done_hashes
 
     path = tmp_path / "t.csv"
     append_table(path, [{"config_hash": "0012345678901234", "status": "ok"},
