@@ -28,13 +28,11 @@ workers, which evaluate it on many accelerators (the mapper caches the candidate
 graph). Executors: a local process pool (default, one worker per core) or Dask distributed.
 """
 
-import concurrent.futures as cf
 import hashlib
 import inspect
 import itertools
 import json
 import math
-import multiprocessing
 import os
 import time
 from dataclasses import dataclass
@@ -42,6 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .config import METHOD_NAMESPACES, load_yaml, set_dotted
+from .executors import dask_results, local_results
 from .results import HASH_COLUMN, TABLE_SUFFIXES, append_table, done_hashes
 
 SWEEP_KEYS = ("results", "checkpoints", "base", "points", "zip", "grid")
@@ -57,7 +56,6 @@ FLUSH_S = 10.0  # seconds between table appends at least; each append rewrites t
 FLUSH_SHARE = 0.05  # so appends are spaced to take at most this share of the time
 CHUNKS_PER_WORKER = 8  # enough chunks to balance the workers and move the progress bar
 MAX_CHUNK = 250
-CONNECT_TIMEOUT = "10s"  # to a Dask scheduler given by address
 
 
 @dataclass(frozen=True)
@@ -428,94 +426,11 @@ def trace_graphs(tasks: list[Task], progress: bool) -> tuple[dict, list[dict]]:
     return graphs, rows
 
 
-_WORKER_GRAPHS: dict = {}
-
-
-def _init_worker(graphs: dict, threads: int) -> None:
-    import torch
-
-    _WORKER_GRAPHS.update(graphs)
-    torch.set_num_threads(threads)
-
-
 def run_task(task: Task, graph, checkpoints: str) -> list[dict]:
     """The rows of one task; ``graph`` is the traced graph of a simulation chunk."""
     if task.graph_key is None:
         return run_training_group(list(task.points), checkpoints)
     return run_simulation_chunk(graph, list(task.points))
-
-
-def _run_task_local(task: Task, checkpoints: str) -> list[dict]:
-    return run_task(task, _WORKER_GRAPHS.get(task.graph_key), checkpoints)
-
-
-def _local_results(tasks, graphs, checkpoints, workers):
-    """Yield each task's rows as it finishes, on a process pool (in-process for 1 worker)."""
-    if workers == 1:
-        _WORKER_GRAPHS.update(graphs)
-        for task in tasks:
-            yield task, _run_task_local(task, checkpoints)
-        return
-    # fork: the workers inherit the traced graphs and the imported modules without pickling.
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                initargs=(graphs, threads)) as pool:
-        futures = {pool.submit(_run_task_local, task, checkpoints): task for task in tasks}
-        try:
-            for future in cf.as_completed(futures):
-                yield futures[future], future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-
-
-def _dask_results(tasks, graphs, checkpoints, workers, scheduler, train_resource):
-    """Yield each task's rows as it finishes, on a Dask cluster (a local one without
-    ``scheduler``). On a given cluster, training groups ask for one unit of
-    ``train_resource`` when it is set."""
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise ValueError("--executor dask needs Dask distributed: pip install 'hwsim[dask]'"
-                         ) from None
-    cluster = None
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
-        except (OSError, TimeoutError) as exc:
-            raise ValueError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler "
-                             f"({' '.join(str(exc).split())[:120]})") from None
-    else:  # this machine's own cluster: any worker may train
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
-        train_resource = None
-    try:
-        needs_resource = train_resource and any(t.graph_key is None for t in tasks)
-        if needs_resource:
-            offered = [w.get("resources", {}).get(train_resource, 0)
-                       for w in client.scheduler_info()["workers"].values()]
-            if not any(offered):
-                raise ValueError(f"no Dask worker offers the {train_resource} resource the "
-                                 f"training points need; start workers with --resources "
-                                 f"{train_resource}=1 or pass --train-resource none")
-        remote = client.scatter(graphs, broadcast=True) if graphs else {}
-        futures = {}
-        for task in tasks:
-            resources = {train_resource: 1} if task.graph_key is None and train_resource \
-                else None
-            future = client.submit(run_task, task, remote.get(task.graph_key),
-                                   checkpoints, resources=resources, pure=False)
-            futures[future] = task
-        for future in as_completed(futures):
-            yield futures[future], future.result()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 @dataclass(frozen=True)
@@ -560,10 +475,10 @@ def run_sweep(sweep: Sweep, executor: str = "local", workers: int | None = None,
                disable=not progress, smoothing=0.1)
     last_flush, flush_s = time.monotonic(), 0.0
     if executor == "dask":
-        results = _dask_results(tasks, graphs, str(sweep.checkpoints), workers, scheduler,
-                                train_resource)
+        results = dask_results(run_task, tasks, graphs, str(sweep.checkpoints), workers,
+                               scheduler, train_resource)
     else:
-        results = _local_results(tasks, graphs, str(sweep.checkpoints), workers)
+        results = local_results(run_task, tasks, graphs, str(sweep.checkpoints), workers)
     try:
         for _, task_rows in results:
             rows += task_rows

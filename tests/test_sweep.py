@@ -266,7 +266,7 @@ def test_cli_sweep_on_dask_scheduler(tmp_path, dask_cluster, capsys, monkeypatch
     assert main(["sweep", str(path), "--scheduler", dask_cluster.scheduler_address,
                  "--no-progress"]) == 0
     assert "8 run (4 failed" in capsys.readouterr().out
-    monkeypatch.setattr("hwsim.sweep.CONNECT_TIMEOUT", "0.5s")
+    monkeypatch.setattr("hwsim.executors.CONNECT_TIMEOUT", "0.5s")
     fresh = write(tmp_path, sim_config(tmp_path, results=str(tmp_path / "x.csv")), "x.yaml")
     assert main(["sweep", str(fresh), "--scheduler", "tcp://127.0.0.1:9", "--no-progress"]) == 2
     assert "cannot connect to a Dask scheduler" in capsys.readouterr().err
