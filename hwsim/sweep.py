@@ -24,8 +24,8 @@ spec files by content); points already in the table are skipped, so an interrupt
 resumes where it stopped. A point that fails (a tile that does not fit, a model that cannot
 be built) becomes a row with ``status: error`` and its message. Simulation points are run in
 chunks of one traced graph each: the graph is traced once in this process and shipped to the
-workers, which evaluate it on many accelerators (the mapper caches the candidate space per
-graph). Executors: a local process pool (default, one worker per core) or Dask distributed.
+workers, which evaluate it on many accelerators (so whatever the cost model keeps per graph
+is reused). Executors: a local process pool (default, one worker per core) or Dask distributed.
 """
 
 import hashlib
