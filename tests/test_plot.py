@@ -145,6 +145,10 @@ def test_cli_plot(tmp_path, capsys):
     assert main(["plot", "breakdown", "--model", "resnet20", "--set", "model.width=0.25",
                  "--input", "3x16x16", "--accel", "mlg_gen", "--out", str(tmp_path / "b")]) == 0
     assert (tmp_path / "b.svg").is_file() and (tmp_path / "b.png").is_file()
+    assert main(["plot", "roofline", "--model", "resnet20", "--set", "model.width=0.25",
+                 "--input", "3x16x16", "--accel", "bitserial_32", "--objective",
+                 "latency_cycles", "--out", str(tmp_path / "r.svg")]) == 0
+    assert (tmp_path / "r.svg").read_text().lstrip().startswith("<?xml")
     capsys.readouterr()
     assert main(["plot", "tradeoff", str(table), "--x", "dram_bytes", "--out", "x.png"]) == 2
     assert "give TABLE --x COLUMN --y COLUMN" in capsys.readouterr().err
