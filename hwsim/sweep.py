@@ -127,15 +127,25 @@ def combinations(raw: dict, where: str = "sweep") -> list[dict]:
                          + ", ".join(f"{k}: {len(v)}" for k, v in zipped.items()))
     zip_rows = [dict(zip(zipped, values)) for values in zip(*zipped.values())] or [{}]
     grid = _lists(raw.get("grid"), f"{where}.grid")
+    for key in {*grid, *zipped, *(k for entry in points for k in entry)}:
+        if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
+            raise ValueError(f"{where}: {key!r} is not a dotted key like accel.array.rows")
     grid_rows = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     return [{**p, **z, **g} for p in points for z in zip_rows for g in grid_rows]
 
 
+def _copy(node):
+    """A copy of a YAML tree: new dicts and lists all the way down, scalars shared."""
+    if isinstance(node, dict):
+        return {k: _copy(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_copy(v) for v in node]
+    return node
+
+
 def _point_config(base: dict, assignments: dict) -> dict:
-    config = json.loads(json.dumps(base))
+    config = _copy(base)
     for key, value in assignments.items():
-        if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
-            raise ValueError(f"sweep: {key!r} is not a dotted key like accel.array.rows")
         set_dotted(config, key, value)
     return config
 
