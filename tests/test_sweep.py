@@ -66,6 +66,7 @@ def test_combinations_errors(raw, message):
     ({"grid": {"accel.name": ["no_such_accel"]}}, "unknown accelerator"),
     ({"grid": {"train.out_dir": ["x"]}}, "train.out_dir is set by the sweep"),
     ({"grid": {"accel.array.rows": [8, 8]}}, "resolve to the same config"),
+    ({"grid": {"accel..rows": [8]}}, "is not a dotted key"),
 ])
 def test_config_errors_name_the_key(tmp_path, change, message):
     config = {**sim_config(tmp_path), **change}
