@@ -33,7 +33,7 @@ from .layers.resrep import (
 )
 from .plugins import register_grad_hook, register_init
 from .registry import create_model, register_model
-from .resnet import build_resnet
+from .resnet import BasicBlock, build_resnet
 
 
 @dataclass(frozen=True)
@@ -159,9 +159,12 @@ def resrep(model: nn.Module):
     cfg = _config(model, "resrep")
     layers = pruned_layers(model)
     found = compactors(model)
-    seen: dict[str, tuple] = {}
-    model.register_forward_pre_hook(
-        lambda module, args: seen.setdefault("input_shape", tuple(args[0].shape[1:])))
+    seen: dict[str, object] = {}
+
+    def record_input(module: nn.Module, args: tuple) -> None:
+        seen.setdefault("input_shape", tuple(args[0].shape[1:]))
+
+    model.register_forward_pre_hook(record_input)
 
     def hook(step: int) -> None:
         penalty_gradients(found, cfg.lasso_strength)
@@ -221,7 +224,7 @@ def convert_checkpoint(source: str, target: str) -> Conversion:
     the model arguments) as ``target``."""
     checkpoint = load_checkpoint(source)
     model = build_model(checkpoint, source).eval()
-    if not any(isinstance(m, CompactedBatchNorm2d) for m in model.modules()):
+    if not has_compactors(model):
         raise ValueError(f"{source}: model {checkpoint['model_name']} has no compactors to "
                          f"convert (already converted?)")
     converted, conversion = convert_model(checkpoint["model_name"],
@@ -232,3 +235,26 @@ def convert_checkpoint(source: str, target: str) -> Conversion:
         data=checkpoint.get("data"), converted_from=str(source),
         dropped_row_norm=conversion.dropped_row_norm))
     return conversion
+
+
+# --- FLOPs as the seed counts them -------------------------------------------------------------
+def has_compactors(model: nn.Module) -> bool:
+    return any(isinstance(m, CompactedBatchNorm2d) for m in model.modules())
+
+
+def unpruned_kwargs(kwargs: dict) -> dict:
+    """Arguments of the same architecture at its full widths (no plan, not converted)."""
+    return {k: v for k, v in kwargs.items() if k not in ("channels", "converted")}
+
+
+def seed_flops(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
+    """Conv + FC MACs per image as the seed's counter gives them (METHODS B.7), at the widths
+    conversion keeps: its CIFAR-ResNet counter passes the stride-2 1x1 projection of a basic
+    block a kernel size of 2, counting it 4x (ResNet-56: 126.53 M against 125.75 M)."""
+    quirk = {f"{name}.shortcut.0": 4 for name, block in model.named_modules()
+             if isinstance(block, BasicBlock) and isinstance(block.shortcut, nn.Sequential)
+             and len(block.shortcut) and block.shortcut[0].stride == (2, 2)}
+    layers = pruned_layers(model)
+    modules = dict(model.named_modules())
+    kept = [modules[layer.norm].hw_kept_channels() for layer in layers]
+    return flops_model(model, input_shape, layers, scale=quirk).macs(kept)

@@ -182,8 +182,13 @@ class FlopsModel:
 
 
 def flops_model(model: nn.Module, input_shape: tuple[int, int, int],
-                layers: tuple[PrunedLayer, ...]) -> FlopsModel:
-    """The ``FlopsModel`` of ``model`` on (C, H, W) inputs; shapes from one batch-1 run."""
+                layers: tuple[PrunedLayer, ...], scale: dict[str, int] | None = None
+                ) -> FlopsModel:
+    """The ``FlopsModel`` of ``model`` on (C, H, W) inputs; shapes from one batch-1 run.
+
+    ``scale`` multiplies the MACs of the named layers (to mimic another counter's quirks).
+    """
+    scale = scale or {}
     graph, modules = _graph(model)
     was_training = model.training
     model.eval()
@@ -207,6 +212,7 @@ def flops_model(model: nn.Module, input_shape: tuple[int, int, int],
             spatial = module.kernel_size[0] * module.kernel_size[1] * oh * ow
             channels_in, channels_out, groups = module.in_channels, module.out_channels, \
                 module.groups
+        spatial *= scale.get(node.target, 1)
         src = node.args[0]
         while _passes(src, modules):
             src = src.args[0]
