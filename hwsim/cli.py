@@ -331,8 +331,9 @@ def cmd_train(args) -> int:
     return 0
 
 
-PIPELINE_SUMMARY = ("model", "accelerator", "data", "test_acc", "macs", "memory_ratio",
-                    "dram_bytes", "latency_ms", "energy_pj", "utilization")
+PIPELINE_SUMMARY = ("model", "stage", "accelerator", "data", "test_acc", "macs", "flops_ratio",
+                    "seed_flops", "memory_ratio", "dram_bytes", "latency_ms", "energy_pj",
+                    "utilization")
 
 
 def cmd_pipeline(args) -> int:

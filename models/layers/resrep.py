@@ -194,7 +194,8 @@ def flops_model(model: nn.Module, input_shape: tuple[int, int, int],
     model.eval()
     try:
         with torch.no_grad():
-            ShapeProp(graph).propagate(torch.zeros(1, *input_shape))
+            device = next(model.parameters()).device
+            ShapeProp(graph).propagate(torch.zeros(1, *input_shape, device=device))
     finally:
         model.train(was_training)
     norm_index = {layer.norm: i for i, layer in enumerate(layers)}
