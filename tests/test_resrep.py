@@ -252,6 +252,20 @@ def test_seed_counter_reproduces_the_published_resnet56_figure():
     assert trace(model, (3, 32, 32)).macs == 125_747_840
 
 
+# The seed's final ResNet-50 inner widths (METHODS B.8, from its training log), conv1 and conv2
+# of every bottleneck.
+SEED_RESNET50_WIDTHS = [22, 22, 23, 36, 1, 1, 62, 97, 16, 49, 38, 68, 41, 92, 189, 204, 69, 145,
+                        65, 139, 64, 94, 67, 89, 86, 95, 473, 488, 171, 281, 511, 512]
+
+
+def test_seed_resnet50_widths_give_the_published_flops_ratio():
+    # 45.46% of the FLOPs remain by the current counter: the seed's "54.5% pruned".
+    pruned = models.create_model("resrep_resnet50", converted=True,
+                                 channels=SEED_RESNET50_WIDTHS)
+    ratio = trace(pruned, (3, 224, 224)).macs / 4_089_184_256
+    assert ratio == pytest.approx(0.4546, abs=5e-5)
+
+
 def test_width_rounding_saves_a_column_fold_on_systolic_32():
     accel = load_accelerator("systolic_32")
     base = [16, 16, 16, 32, 32, 32, 64, 64]
