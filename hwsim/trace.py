@@ -10,11 +10,11 @@ element-wise scale folded into the consumer and costs nothing here.
 Compressed modules describe themselves through ``hw_stats()`` (keys are Layer fields); dynamic
 statistics (gating densities) are read after the calibration batches ran through the model.
 
-Channel pruning before conversion (ResRep): a normalization module after a conv that defines
-``hw_kept_channels()`` folds into the conv at deployment, keeping only that many of its
-channels. The conv is costed with those output channels, and every layer reading them (through
-element-wise routing such as ReLU) with that many input channels, so an unconverted network
-costs what its converted form does.
+Channel pruning before conversion (ResRep): a module after a conv that defines
+``hw_kept_channels()`` (ResRep's BatchNorm + compactor) folds into the conv at deployment,
+keeping only that many of its channels. The conv is costed with those output channels and
+every layer reading them (through element-wise routing such as ReLU) with that many input
+channels, so an unconverted network costs what its converted form does.
 """
 
 import dataclasses
@@ -248,9 +248,10 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], calib=None, batch: int
                     if (src is not None and src in module_of and len(src.users) == 1
                             and module_of[src] not in folded):
                         folded.add(module_of[src])
-                    if hasattr(module, "hw_kept_channels"):
-                        _prune_producer(node, module, src, layers, module_of)
-                        kept[node] = layers[module_of[src]][0].out_channels
+                if hasattr(module, "hw_kept_channels"):
+                    src = tensor_inputs[0] if tensor_inputs else None
+                    _prune_producer(node, module, src, layers, module_of)
+                    kept[node] = layers[module_of[src]][0].out_channels
                 layer = _module_layer(node.target, module, _shape(tensor_inputs[0]), out_shape,
                                       batch, bits) if tensor_inputs else None
             elif node.op in ("call_function", "call_method") and out_shape is not None:

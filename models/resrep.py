@@ -178,11 +178,14 @@ def resrep(model: nn.Module):
 
 
 @register_init("resrep_base")
-def resrep_base(model: nn.Module, checkpoint: str) -> None:
+def resrep_base(model: nn.Module, checkpoint: str | None = None) -> None:
     """Initializer: start from the trained dense model in ``checkpoint`` (same architecture,
     e.g. ``resnet56`` with ``shortcut: B``); compactors start at the identity, so the network
     computes exactly what the dense one did."""
     _config(model, "resrep_base")
+    if not checkpoint:
+        raise ValueError("resrep_base: give checkpoint: PATH of the dense model (hwsim pipeline "
+                         "fills it in from its base stage)")
     source = build_model(load_checkpoint(checkpoint), checkpoint).state_dict()
     own = model.state_dict()
     extra = [k for k in own if k not in source and ".compactor." not in k]

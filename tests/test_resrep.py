@@ -6,6 +6,8 @@ hand-built FLOPs models (schedule), the seed's derived ResNet-56 figure (METHODS
 systolic fold count ⌈out_channels / cols⌉ (width rounding).
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +16,14 @@ from torch.utils.flop_counter import FlopCounterMode
 import models
 from hwsim import evaluate, hardware_totals, load_accelerator, trace
 from hwsim.cli import main as cli_main
-from hwsim.pipeline import load_checkpoint_model, run_pipeline
+from hwsim.config import load_yaml
+from hwsim.pipeline import (
+    PIPELINE_SECTIONS,
+    base_config,
+    hardware_section,
+    load_checkpoint_model,
+    run_pipeline,
+)
 from models.checkpoint import new_checkpoint, save_checkpoint
 from models.layers.resrep import (
     FlopsModel,
@@ -97,6 +106,8 @@ def test_dense_checkpoint_initializes_compactor_model_exactly(tmp_path):
                                          {}, DIGITS))
     with pytest.raises(ValueError, match="not the dense form of this model"):
         resrep_base(model, str(path))
+    with pytest.raises(ValueError, match="resrep_base: give checkpoint"):
+        resrep_base(model)
 
 
 def test_masked_rows_decay_under_the_penalty():
@@ -324,3 +335,53 @@ def test_pipeline_base_then_pruned_rows_and_run_on_the_pruned_checkpoint(tmp_pat
     assert cli_main(["run", "--checkpoint", checkpoint, "--format", "json"]) == 0
     out = capsys.readouterr().out
     assert '"baseline"' in out and '"macs_ratio"' in out
+
+
+CONFIGS = Path(__file__).parents[1] / "experiments" / "configs"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("resrep_*.yaml")), ids=lambda p: p.name)
+def test_resrep_configs_resolve(path):
+    config = load_yaml(path)
+    hardware_section(config)
+    resolved = resolve_config(config, PIPELINE_SECTIONS)
+    base = base_config(config)
+    assert "resrep_" + base["model"]["name"] == resolved["model"]["name"]
+    assert base["model"]["shortcut"] == "B" and base["data"] == config["data"]
+    model = models.create_model(resolved["model"]["name"], resrep=config["resrep"])
+    assert model.resrep_config.flops_target == config["resrep"]["flops_target"]
+    assert resolve_config(base)["optimizer"]["groups"] == {}
+
+
+class _Keep(torch.nn.Module):
+    """Any module after a conv may declare the channels that survive its deployment."""
+
+    def __init__(self, count):
+        super().__init__()
+        self.count = count
+
+    def forward(self, x):
+        return x
+
+    def hw_kept_channels(self):
+        return self.count
+
+
+class _Pruned(torch.nn.Module):
+    def __init__(self, residual: bool):
+        super().__init__()
+        self.residual = residual
+        self.a, self.keep, self.b = torch.nn.Conv2d(2, 6, 3), _Keep(4), torch.nn.Conv2d(6, 5, 1)
+        self.side = torch.nn.Conv2d(2, 6, 3)
+
+    def forward(self, x):
+        y = torch.relu(self.keep(self.a(x)))
+        return y + self.side(x) if self.residual else self.b(y)
+
+
+def test_tracer_narrows_the_producer_and_its_consumers():
+    graph = trace(_Pruned(residual=False), (2, 6, 6))
+    assert (graph["a"].out_channels, graph["b"].in_channels) == (4, 4)
+    assert graph["b"].macs == 4 * 4 * 4 * 5
+    with pytest.raises(ValueError, match=r"pruned channels reach add .* neither passes"):
+        trace(_Pruned(residual=True), (2, 6, 6))
