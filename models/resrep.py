@@ -150,12 +150,15 @@ def update_masks(model: nn.Module, layers, flops, cfg: ResRepConfig) -> None:
 
 
 @register_grad_hook("resrep")
-def resrep(model: nn.Module):
+def resrep(model: nn.Module, **params):
     """Gradient hook: penalty gradients every step, masks every ``mask_interval`` steps from
     ``before_mask_iters`` on; knobs from the model's ``resrep`` argument (``ResRepConfig``).
 
     The FLOPs model needs the input size; it is read from the first training batch.
     """
+    if params:
+        raise ValueError(f"grad_hooks.resrep: takes no settings (got {', '.join(params)}); "
+                         f"they belong in the resrep section, e.g. resrep: {{flops_target: 0.5}}")
     cfg = _config(model, "resrep")
     layers = pruned_layers(model)
     found = compactors(model)

@@ -33,6 +33,7 @@ from models.layers.resrep import (
     pruned_layers,
     select_masks,
 )
+from models.plugins import lookup
 from models.resrep import ResRepConfig, convert_checkpoint, convert_model, resrep_base, seed_flops
 from models.train import resolve_config, train
 
@@ -301,6 +302,8 @@ def test_resrep_settings_are_checked():
     with pytest.raises(ValueError, match="optimizer.groups.compactor.betas: unknown key"):
         resolve_config({"model": {"name": "resnet20"},
                         "optimizer": {"groups": {"compactor": {"betas": 0.9}}}})
+    with pytest.raises(ValueError, match="they belong in the resrep section"):
+        lookup("grad_hook", "resrep")(models.create_model("resrep_resnet20"), flops_target=0.5)
     with pytest.raises(ValueError, match="resrep: the model has no compactors"):
         train({"model": {"name": "resnet20"}, "grad_hooks": {"resrep": {}},
                "data": {"name": "digits", "train_subset": 64},
