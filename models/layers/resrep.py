@@ -255,11 +255,12 @@ def select_masks(norms: list[np.ndarray], masks: list[np.ndarray], flops: FlopsM
 
     Channels are ranked globally by norm, smallest first, and removed from their layer (never
     below ``num_at_least``) until the conv + linear MACs fall to ``target`` x the full
-    network's. While the current masks (``masks``) miss the target, at most ``granularity``
-    channels more than they mask may be masked, so pruning advances gradually; once it is met,
-    the masked set is the smallest-norm channels just enough for the target (earlier choices
-    can be undone). ``width_multiple`` > 1 keeps every width a multiple of it (or the full
-    width), e.g. the array's columns: a layer sheds channels a whole multiple at a time.
+    network's. While the current masks (``masks``) miss the target, masking stops once
+    ``granularity`` channels more than they mask are masked, so pruning advances gradually;
+    once it is met, the masked set is the smallest-norm channels just enough for the target
+    (earlier choices can be undone). ``width_multiple`` > 1 keeps every width a multiple of it
+    (or the full width), e.g. the array's columns: a layer sheds channels a whole multiple at a
+    time (so one update may add up to a multiple), its smallest-norm ones.
     """
     full = np.array([len(n) for n in norms], dtype=np.int64)
     budget = target * flops.macs(full)
