@@ -254,8 +254,12 @@ def _cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
             batch = _ArrayUnpickler(fh, encoding="bytes").load()
         images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(batch[label_key], dtype=np.int64)
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: corrupt CIFAR batch ({exc})") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError,
+            AttributeError, IndexError) as exc:
+        raise ValueError(f"{path}: corrupt CIFAR batch ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:120]})") from None
     if len(images) != len(labels):
         raise ValueError(f"{path}: corrupt CIFAR batch ({len(images)} images, "
                          f"{len(labels)} labels)")
@@ -272,8 +276,12 @@ def _cifar(name: str, root: str | None, download: bool, train_files: list[str],
         archive = base / url.rsplit("/", 1)[1]
         if not archive.is_file():
             _download(url, archive, md5)
-        with tarfile.open(archive) as tar:
-            tar.extractall(base, filter="data")
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(base, filter="data")
+        except (tarfile.TarError, EOFError) as exc:
+            raise ValueError(f"{archive}: corrupt archive ({exc}); delete it to download "
+                             f"again") from None
 
     def load(files: list[str]) -> ImageSet:
         parts = [_cifar_batch(folder / f, label_key) for f in files]
