@@ -74,6 +74,11 @@ def parse_yaml(text: str, where: str) -> object:
         raise ValueError(f"{where}: invalid YAML: {problem}{at}") from None
     except yaml.YAMLError as exc:
         raise ValueError(f"{where}: invalid YAML: {' '.join(str(exc).split())}") from None
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+        # PyYAML's constructors let these through for explicit tags (!!float abc) and
+        # unhashable keys ({[1]: 2}).
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ValueError(f"{where}: invalid YAML: {reason}") from None
 
 
 def load_yaml(path: str | os.PathLike) -> dict:

@@ -10,6 +10,7 @@ import inspect
 import math
 from collections.abc import Callable
 
+import torch
 import torch.nn as nn
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
@@ -64,6 +65,8 @@ def model_arguments(name: str) -> dict[str, object]:
 # one-channel layers, NaN or inf fail deep inside torch).
 POSITIVE_ARGUMENTS = ("num_classes", "in_channels", "width", "growth")
 MAX_ARGUMENT = 2 ** 20  # no zoo dimension comes near this; larger ones only exhaust memory
+MAX_PARAMS = 2 ** 28  # 1 GiB of fp32 weights, 10x ResNet-50
+PROBE_ABOVE = {"width": 2.0, "num_classes": 1000, "in_channels": 16, "growth": 64}
 
 
 def _check_type(model: str, key: str, value: object, default: object) -> object:
@@ -107,6 +110,24 @@ def check_arguments(name: str, kwargs: dict) -> dict:
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
-    """Build the registered model ``name`` with checked keyword arguments."""
+    """Build the registered model ``name`` with checked keyword arguments.
+
+    When a sizing argument is past the zoo's usual range (``PROBE_ABOVE``) the model is first
+    built on the meta device (no memory) to count its parameters, so a model too large to
+    allocate (more than ``MAX_PARAMS``) is a one-line error instead of an allocation failure or
+    the out-of-memory killer. (Not always: the meta device's first use imports ~2 s of torch.)
+    """
     checked = check_arguments(name, kwargs)
-    return model_builder(name)(**checked)
+    builder = model_builder(name)
+    if any(isinstance(checked.get(key), (int, float)) and checked[key] > bound
+           for key, bound in PROBE_ABOVE.items()):
+        try:
+            with torch.device("meta"):
+                params = sum(p.numel() for p in builder(**checked).parameters())
+        except (NotImplementedError, RuntimeError):  # a builder that needs real tensors
+            params = 0
+        if params > MAX_PARAMS:
+            shown = ", ".join(f"{k}={v!r}" for k, v in checked.items() if not callable(v))
+            raise ValueError(f"model {name}({shown}): {params:,} parameters, more than the "
+                             f"{MAX_PARAMS:,} allowed; lower width, num_classes or in_channels")
+    return builder(**checked)

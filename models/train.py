@@ -301,6 +301,22 @@ def _write_metrics(out_dir: Path, history: list[dict]) -> None:
     atomic_write_bytes(out_dir / "metrics.csv", text.getvalue().encode())
 
 
+def _check_model_runs(model: nn.Module, name: str, dataset: ImageSet, device: torch.device
+                      ) -> None:
+    """One example through the model (eval mode, no grad), so a network too deep for the
+    data's image size is a one-line error before training, not a traceback at step 0."""
+    images, _ = next(dataset.batches(1))
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(images.to(device))
+    except RuntimeError as exc:
+        raise ValueError(f"model {name}: cannot run on {dataset.name} images of shape "
+                         f"{dataset.input_shape} ({str(exc).splitlines()[0]})") from None
+    finally:
+        model.train()
+
+
 def _check_training_state(ckpt: dict, path: Path) -> None:
     """The entries a resume reads, with their types; a one-line error otherwise."""
     checks = {"optimizer": dict, "epoch": int, "step": int, "history": list,
@@ -315,10 +331,23 @@ def _check_training_state(ckpt: dict, path: Path) -> None:
         raise ValueError(f"{path}: training state rng_cpu must be a uint8 tensor")
 
 
+def _env_int(key: str, default: int) -> int:
+    """An integer environment variable set by torchrun (``WORLD_SIZE``, ``RANK``, ...)."""
+    text = os.environ.get(key, str(default))
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0 or (key == "WORLD_SIZE" and value == 0):
+        raise ValueError(f"environment variable {key}: expected an integer >= "
+                         f"{int(key == 'WORLD_SIZE')}, got {text!r}")
+    return value
+
+
 def _distributed_setup(device_name: str) -> tuple[int, int, torch.device, bool]:
     """(rank, world size, device, whether this call started the process group)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    world_size, rank, local_rank = (_env_int(key, default) for key, default in (
+        ("WORLD_SIZE", 1), ("RANK", 0), ("LOCAL_RANK", 0)))
     use_cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
     if device_name == "cuda" and not torch.cuda.is_available():
         raise ValueError("train.device: 'cuda' requested but no CUDA device is available")
@@ -348,7 +377,7 @@ def train(config: dict, *, resume: bool = False, progress: bool = True,
         if tcfg["threads"] is not None:
             torch.set_num_threads(tcfg["threads"])
         elif world_size > 1 and device.type == "cpu":  # do not oversubscribe the cores
-            local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+            local_world = _env_int("LOCAL_WORLD_SIZE", world_size) or 1
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
         if tcfg["batch_size"] % world_size:
             raise ValueError(f"train.batch_size: {tcfg['batch_size']} is not divisible by the "
@@ -368,6 +397,7 @@ def train(config: dict, *, resume: bool = False, progress: bool = True,
         torch.manual_seed(tcfg["seed"])
         model_name, model_kwargs = model_spec(cfg, train_set.input_shape, train_set.num_classes)
         model = create_model(model_name, **model_kwargs).to(device)
+        _check_model_runs(model, model_name, train_set, device)
         optimizer = make_optimizer(model, ocfg)
 
         # Start fresh (initializers run) or continue from the last checkpoint.
@@ -391,7 +421,7 @@ def train(config: dict, *, resume: bool = False, progress: bool = True,
         else:
             for name, params in cfg["init"].items():
                 lookup("init", name)(model, **params)
-        loss_terms = [lookup("loss", name)(model, **params)
+        loss_terms = [(name, lookup("loss", name)(model, **params))
                       for name, params in cfg["losses"].items()]
         grad_hooks = [lookup("grad_hook", name)(model, **params)
                       for name, params in cfg["grad_hooks"].items()]
@@ -421,8 +451,11 @@ def train(config: dict, *, resume: bool = False, progress: bool = True,
                     group["lr"] = lr
                 logits = net(images)
                 loss = F.cross_entropy(logits, labels)
-                for term in loss_terms:
-                    loss = loss + term(images, logits, labels)
+                for name, term in loss_terms:
+                    try:
+                        loss = loss + term(images, logits, labels)
+                    except RuntimeError as exc:  # e.g. a teacher with other classes
+                        raise ValueError(f"losses.{name}: {str(exc).splitlines()[0]}") from None
                 loss_value = loss.item()
                 diverged = not math.isfinite(loss_value)
                 if world_size > 1:  # every rank must stop together or the others hang

@@ -127,6 +127,15 @@ def d(tmp_path_factory) -> Path:
     _checkpoint(d / "history_dict.pt", history={"a": 1})
     _checkpoint(d / "weights_mismatch.pt", model_kwargs={"width": 0.5})
     _checkpoint(d / "ok.pt")
+    mnist = d / "mnist_bad_labels"
+    mnist.mkdir()
+    for prefix in ("train", "t10k"):
+        (mnist / f"{prefix}-images-idx3-ubyte").write_bytes(
+            bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28]) + bytes(2 * 28 * 28))
+        (mnist / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            bytes([0, 0, 8, 1, 0, 0, 0, 2, 3, 11]))
+    (d / "float_tag.yaml").write_text(base + "schedule: {gamma: !!float abc}\n")
+    (d / "list_key.yaml").write_text(base + "schedule: {[1]: 2}\n")
     (d / "results_dir").mkdir()
     (d / "results_dir.yaml").write_text(
         _train_yaml(d, hardware={"results": str(d / "results_dir")}))
@@ -184,6 +193,9 @@ CASES = [
     (["run", "--model", "densenet121", "--set", "model.growth=0"], "'growth' must be > 0"),
     (["run", "--model", "resnet20", "--set", "model.shortcut=C"], "shortcut must be one of A, B"),
     (["run", "--model", "resnet20", "--set", "model.width=[1]"], "value must be a scalar"),
+    (["run", "--model", "resnet18", "--set", "model.width=100"], "parameters, more than the"),
+    (["run", "--model", "resnet18", "--set", "model.num_classes=1000000"], "more than the"),
+    (["run", "--model", "resnet18", "--set", "model.in_channels=10000000"], "'in_channels'"),
     ([*RUN, "--input", "1x32x32"], "layer conv1 (Conv2d, expects 3 input channels)"),
     ([*MLG, "--input", "2x32x32"], "layer conv1 (MLGConv2d, expects 3 input channels)"),
     (["run", "--model", "densenet121", "--set", "model.width=0.125", "--input", "3x4x4"],
@@ -226,6 +238,8 @@ CASES = [
     (["run", "--checkpoint", "{d}/ok.pt", "--data", "mnist", "--data-root", "{d}"],
      "MNIST file train-images-idx3-ubyte(.gz) not found"),
     (["run", "--model", "resnet20", "--data", "digits"], "--data needs --checkpoint"),
+    (["run", "--checkpoint", "{d}/ok.pt", "--data", "mnist", "--data-root",
+      "{d}/mnist_bad_labels"], "labels must lie in 0..9, found 3..11"),
     # output paths
     ([*RUN, "--accel", "none", "--out", "{d}/a_file"], "a_file: exists and is not a folder"),
     ([*RUN, "--accel", "none", "--out", "{d}/a_file/sub"], "a_file: exists and is not a folder"),
@@ -295,6 +309,8 @@ CASES = [
     (["train", "{d}/tab.yaml"], "tab.yaml: invalid YAML"),
     (["train", "{d}/python_tag.yaml"], "python/object/apply"),
     (["train", "{d}/binary.yaml"], "not UTF-8 text"),
+    (["train", "{d}/float_tag.yaml"], "float_tag.yaml: invalid YAML: could not convert"),
+    (["train", "{d}/list_key.yaml"], "list_key.yaml: invalid YAML: unhashable"),
     (["train", "{d}/folder.yaml"], "folder.yaml: is a folder"),
     (["train", "{d}/missing.yaml"], "missing.yaml: no such file"),
     # pipeline sections
@@ -367,6 +383,12 @@ def test_debug_only_when_set_to_1(d, capsys, monkeypatch):
     monkeypatch.setenv("HWSIM_DEBUG", "1")
     with pytest.raises(ValueError, match="not a readable checkpoint"):
         main(argv)
+
+
+def test_bad_torchrun_environment_names_the_variable(d, capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    assert main(["train", str(d / "train.yaml")]) == 2
+    _check_one_line(capsys.readouterr().err, "environment variable WORLD_SIZE")
 
 
 def test_yaml_reads_exponents_as_numbers(d, tmp_path):
