@@ -306,7 +306,10 @@ def load_accelerator(name_or_path: str, overrides: dict | None = None) -> Accele
     except (TypeError, ValueError) as exc:
         message = str(exc)
         key = message.split(" ", 1)[0].rstrip(":")
-        if key in touched:
+        parts = key.split(".")
+        # The override set the key, a section the key belongs to, or a key inside it.
+        if any(".".join(parts[:i]) in touched for i in range(1, len(parts) + 1)) or any(
+                t.startswith(f"{key}.") for t in touched):
             raise ValueError(f"accel.{message}") from None
         raise ValueError(f"{path.name}: {message}") from None
 

@@ -145,6 +145,8 @@ def model_kwargs(name: str, cfg: dict) -> dict:
     kwargs = {}
     for key, value in cfg.get("model", {}).items():
         if key == "name":
+            if value != name:
+                raise UsageError(f"--set model.name={value}: disagrees with --model {name}")
             continue
         if key not in settable:
             raise UsageError(f"--set model.{key}: unknown argument of {name}; allowed: "
