@@ -383,6 +383,16 @@ def test_unreadable_config_names_the_file(d, capsys, monkeypatch):
     _check_one_line(capsys.readouterr().err, "train.yaml: cannot read (Permission denied)")
 
 
+def test_unreadable_checkpoint_names_the_file(d, capsys, monkeypatch):
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(torch, "load", refuse)
+    assert main(["run", "--checkpoint", str(d / "ok.pt")]) == 2
+    _check_one_line(capsys.readouterr().err, "ok.pt: not a readable checkpoint: cannot read it "
+                                             "(Permission denied)")
+
+
 def test_debug_only_when_set_to_1(d, capsys, monkeypatch):
     argv = ["run", "--checkpoint", str(d / "garbage.pt")]
     monkeypatch.setenv("HWSIM_DEBUG", "0")
