@@ -56,6 +56,19 @@ def _mapping_without_duplicates(loader, node, deep=False):
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
                               _mapping_without_duplicates)
+
+
+def _plain_values_only(loader, node):
+    raise yaml.constructor.ConstructorError(
+        None, None, f"tag {node.tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in "
+                    f"configs (plain strings, numbers, booleans, lists and mappings only)",
+        node.start_mark)
+
+
+# A config holds what JSON can: a byte string, set or ordered pair list would pass no schema
+# and break the JSON copy of the config that results carry.
+for _tag in ("binary", "set", "omap", "pairs", "timestamp"):
+    _StrictLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _plain_values_only)
 _StrictLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}

@@ -136,6 +136,7 @@ def d(tmp_path_factory) -> Path:
             bytes([0, 0, 8, 1, 0, 0, 0, 2, 3, 11]))
     (d / "float_tag.yaml").write_text(base + "schedule: {gamma: !!float abc}\n")
     (d / "list_key.yaml").write_text(base + "schedule: {[1]: 2}\n")
+    (d / "set_tag.yaml").write_text(base + "mlg: !!set {a, b}\n")
     (d / "results_dir").mkdir()
     (d / "results_dir.yaml").write_text(
         _train_yaml(d, hardware={"results": str(d / "results_dir")}))
@@ -319,6 +320,7 @@ CASES = [
     (["train", "{d}/binary.yaml"], "not UTF-8 text"),
     (["train", "{d}/float_tag.yaml"], "float_tag.yaml: invalid YAML: could not convert"),
     (["train", "{d}/list_key.yaml"], "list_key.yaml: invalid YAML: unhashable"),
+    (["train", "{d}/set_tag.yaml"], "tag !!set is not allowed in configs"),
     (["train", "{d}/folder.yaml"], "folder.yaml: is a folder"),
     (["train", "{d}/missing.yaml"], "missing.yaml: no such file"),
     # pipeline sections
