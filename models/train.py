@@ -76,7 +76,8 @@ NON_NEGATIVE = {"optimizer": ("momentum", "weight_decay"),
 ITEMS = {"optimizer": {"betas": (_NUMBER, 2), "no_decay": ((str,), None)},
          "schedule": {"milestones": (_NUMBER, None)}}
 FRACTIONS = {"optimizer": ("betas",)}  # in [0, 1)
-AT_MOST = {"train": {"seed": 2 ** 32 - 1}}  # seeds past this overflow the per-epoch generator
+# Seeds past 2^32 overflow the per-epoch generator; torch crashes with ~1e5 threads.
+AT_MOST = {"train": {"seed": 2 ** 32 - 1, "threads": 1024}}
 CHECKPOINT_NAME = "last.pt"
 
 

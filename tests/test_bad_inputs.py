@@ -279,6 +279,7 @@ CASES = [
     (["train", "{d}/train.yaml", "--set", "schedule.min_lr=-0.1"], "schedule.min_lr"),
     (["train", "{d}/train.yaml", "--set", "train.threads=0"], "train.threads: must be > 0"),
     (["train", "{d}/train.yaml", "--set", "train.threads=-2"], "train.threads: must be > 0"),
+    (["train", "{d}/train.yaml", "--set", "train.threads=100000"], "train.threads: must be at"),
     (["train", "{d}/train.yaml", "--set", "train.seed=-1"], "train.seed: must be >= 0"),
     (["train", "{d}/train.yaml", "--set", "train.seed=99999999999999999999"], "train.seed"),
     (["train", "{d}/train.yaml", "--set", "train.batch_size=0"], "train.batch_size"),
