@@ -75,7 +75,7 @@ NON_NEGATIVE = {"optimizer": ("momentum", "weight_decay"),
 # list key -> (item types, required length or None)
 ITEMS = {"optimizer": {"betas": (_NUMBER, 2), "no_decay": ((str,), None)},
          "schedule": {"milestones": (_NUMBER, None)}}
-FRACTIONS = {"optimizer": ("betas",)}  # in [0, 1)
+FRACTIONS = {"optimizer": ("betas", "momentum")}  # in [0, 1)
 # Seeds past 2^32 overflow the per-epoch generator; torch crashes with ~1e5 threads.
 AT_MOST = {"train": {"seed": 2 ** 32 - 1, "threads": 1024}}
 CHECKPOINT_NAME = "last.pt"
@@ -110,11 +110,11 @@ def check_section(name: str, given: object, schema: dict[str, tuple[object, tupl
                   fractions: tuple[str, ...] = (), at_most: dict[str, float] | None = None
                   ) -> dict:
     """Config section ``name`` checked against ``schema`` (key -> (default, allowed types)),
-    with defaults filled in. Every number must be finite; ``choices`` limit a key's values,
-    ``positive`` keys must be > 0, ``non_negative`` keys >= 0, ``fractions`` in [0, 1) and
-    ``at_most`` keys at most their bound (a list's items each); ``items`` gives a list key's
-    item types and length (None: any). A null value skips the checks of its key. Any problem
-    is a one-line error naming the key."""
+    with defaults filled in. Every number must be finite and no string empty; ``choices``
+    limit a key's values, ``positive`` keys must be > 0, ``non_negative`` keys >= 0,
+    ``fractions`` in [0, 1) and ``at_most`` keys at most their bound (a list's items each);
+    ``items`` gives a list key's item types and length (None: any). A null value skips the
+    checks of its key. Any problem is a one-line error naming the key."""
     given, choices, items, at_most = (_mapping(given, name), choices or {}, items or {},
                                       at_most or {})
     out = {}
@@ -124,6 +124,8 @@ def check_section(name: str, given: object, schema: dict[str, tuple[object, tupl
         types = schema[key][1]
         if not _is_instance(value, types):
             raise ValueError(f"{name}.{key}: must be {_describe(types)}, got {value!r}")
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(f"{name}.{key}: must not be empty")
         values = [value]
         if isinstance(value, list) and key in items:
             item_types, length = items[key]
@@ -258,8 +260,8 @@ def lr_at(step: int, steps_per_epoch: int, epochs: int, base_lr: float, schedule
     """
     epoch = step / steps_per_epoch
     warmup = schedule["warmup_epochs"]
-    if epoch < warmup:
-        return base_lr * (step + 1) / (warmup * steps_per_epoch)
+    if epoch < warmup:  # a warm-up shorter than one step must not overshoot base_lr
+        return base_lr * min(1.0, (step + 1) / (warmup * steps_per_epoch))
     if schedule["name"] == "cosine":
         progress = (epoch - warmup) / max(epochs - warmup, 1e-12)
         return schedule["min_lr"] + (base_lr - schedule["min_lr"]) * 0.5 * (

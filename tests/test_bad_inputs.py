@@ -266,6 +266,8 @@ CASES = [
     (["train", "{d}/train.yaml", "--set", "optimizer.weight_decay=-1"],
      "optimizer.weight_decay: must be >= 0"),
     (["train", "{d}/train.yaml", "--set", "optimizer.momentum=-0.5"], "optimizer.momentum"),
+    (["train", "{d}/train.yaml", "--set", "optimizer.momentum=3.5"], "must be in [0, 1)"),
+    (["train", "{d}/train.yaml", "--set", "train.out_dir="], "train.out_dir: must not be empty"),
     (["train", "{d}/train.yaml", "--set", "optimizer.eps=0"], "optimizer.eps: must be > 0"),
     (["train", "{d}/betas_text.yaml"], "optimizer.betas: items must be int or float"),
     (["train", "{d}/betas_one.yaml"], "optimizer.betas: must be a list of 2"),
