@@ -22,7 +22,7 @@ ID_COLUMNS = ("config_hash", "status", "error", "method", "model", "accelerator"
 
 
 def read_table(path: str | os.PathLike, columns: list[str] | None = None):
-    """The results table at ``path`` (CSV or Parquet by suffix) as a DataFrame."""
+    """The results table at ``path`` (Parquet if it ends in .parquet, else CSV)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such results table")
@@ -31,9 +31,10 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None):
             return pd.read_parquet(path, columns=columns)
         # Hashes are text even when every digit is a number ("12e4..." is no float).
         return pd.read_csv(path, usecols=columns, dtype={HASH_COLUMN: str})
-    except (ValueError, KeyError) as exc:
-        raise ValueError(f"{path}: cannot read the columns {columns} "
-                         f"({' '.join(str(exc).split())[:120]})") from None
+    except (ValueError, KeyError, OSError) as exc:  # pandas' parser errors are ValueErrors
+        wanted = f" columns {', '.join(columns)}" if columns else ""
+        raise ValueError(f"{path}: cannot read this results table{wanted} "
+                         f"({' '.join(str(exc).split())[:160]})") from None
 
 
 def done_hashes(path: str | os.PathLike, errors: bool = True) -> set[str]:
@@ -70,12 +71,10 @@ def _one_row_per_point(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
 def append_table(path: str | os.PathLike, rows: pd.DataFrame | list[dict]) -> None:
     """Append ``rows`` to the table at ``path``: locked read, append, atomic replace.
 
-    The format follows the suffix (CSV, or Parquet with pyarrow); columns are the union, the
-    ``ID_COLUMNS`` first.
+    Parquet (with pyarrow) when the name ends in .parquet, else CSV; columns are the union,
+    the ``ID_COLUMNS`` first.
     """
     path = Path(path)
-    if path.suffix not in TABLE_SUFFIXES:
-        raise ValueError(f"{path}: a results table must end in {' or '.join(TABLE_SUFFIXES)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     new = pd.DataFrame(rows)
     with open(path.with_name(f".{path.name}.lock"), "w") as lock:

@@ -9,16 +9,23 @@ element-wise scale folded into the consumer and costs nothing here.
 
 Compressed modules describe themselves through ``hw_stats()`` (keys are Layer fields); dynamic
 statistics (gating densities) are read after the calibration batches ran through the model.
+
+Channel pruning before conversion (ResRep): a module after a conv that defines
+``hw_kept_channels()`` (ResRep's BatchNorm + compactor) folds into the conv at deployment,
+keeping only that many of its channels. The conv is costed with those output channels and
+every layer reading them (through element-wise routing such as ReLU) with that many input
+channels, so an unconverted network costs what its converted form does.
 """
 
 import dataclasses
+import math
 import operator
 
 import torch
 import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.fx.passes.shape_prop import ShapeProp
+from torch.fx.passes.shape_prop import _extract_tensor_metadata
 
 from .layer import Layer, LayerGraph
 
@@ -36,9 +43,72 @@ STORAGE_RULE = ("stored bits: hw_stats() of compressed modules (MLG factors, qua
                 "against the same architecture at 32 bits")
 
 
+MAX_BATCH = 2 ** 20
+MAX_BITS = 32
+MAX_INPUT_VALUES = 2 ** 25  # C·H·W; shapes are read from a real batch-1 run of the model
+
+
 class _LeafTracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return hasattr(m, "hw_stats") or super().is_leaf_module(m, qualname)
+        return (hasattr(m, "hw_stats") or hasattr(m, "hw_kept_channels")
+                or super().is_leaf_module(m, qualname))
+
+
+class _NodeFailed(Exception):
+    """A node of the traced graph raised while shapes were propagated."""
+
+    def __init__(self, node: fx.Node, input_shapes: list[tuple[int, ...]], error: Exception):
+        super().__init__(str(error))
+        self.node, self.input_shapes, self.error = node, input_shapes, error
+
+
+class _ShapeProp(fx.Interpreter):
+    """Runs the graph and records each tensor's metadata (as torch's ShapeProp, which prints
+    a traceback on failure); a failing node raises ``_NodeFailed`` naming it and its inputs."""
+
+    def run_node(self, n: fx.Node):
+        try:
+            result = super().run_node(n)
+        except Exception as exc:  # torch raises RuntimeError, ValueError, IndexError, ...
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            shapes = [tuple(a.shape) for a in (*args, *kwargs.values())
+                      if isinstance(a, torch.Tensor)]
+            raise _NodeFailed(n, shapes, exc) from exc
+        if isinstance(result, torch.Tensor):
+            n.meta["tensor_meta"] = _extract_tensor_metadata(result)
+        return result
+
+
+def _expects(module: nn.Module | None) -> str:
+    """What ``module`` needs of its input, in words."""
+    if module is None:
+        return ""
+    if hasattr(module, "in_features"):
+        return f", expects {module.in_features} input features"
+    if hasattr(module, "in_channels"):
+        return f", expects {module.in_channels} input channels"
+    return ""
+
+
+def _shape_error(name: str, input_shape: tuple[int, ...], graph_module: fx.GraphModule,
+                 failed: _NodeFailed) -> ValueError:
+    node, error = failed.node, failed.error
+    module = graph_module.get_submodule(node.target) if node.op == "call_module" else None
+    where = node.target if module is not None else (_scope(node) or node.name)
+    kind = type(module).__name__ if module is not None else getattr(
+        node.target, "__name__", str(node.target))
+    given = ", ".join(str(shape) for shape in failed.input_shapes) or "none"
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    if isinstance(error, MemoryError) or "memory" in reason.lower():
+        return ValueError(f"trace: input shape {input_shape} is too large for {name}: layer "
+                          f"{where} ({kind}) ran out of memory; give a smaller --input")
+    return ValueError(f"trace: input shape {input_shape} does not fit {name}: layer {where} "
+                      f"({kind}{_expects(module)}) got input {given} ({reason})")
+
+
+def _check_int(key: str, value, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"trace: {key} must be an integer in {low}..{high}, got {value!r}")
 
 
 def _pair(value) -> tuple[int, int]:
@@ -113,6 +183,38 @@ def _function_layer(name: str, node: fx.Node, out_shape, tensor_inputs, batch: i
     return None
 
 
+def _prune_producer(node, module, src, layers, module_of) -> None:
+    """Narrow the conv before a pruning normalization to its ``hw_kept_channels()``."""
+    index = module_of.get(src) if src is not None else None
+    layer = layers[index][0] if index is not None else None
+    if layer is None or layer.op != "conv" or layer.groups != 1 or len(src.users) != 1:
+        raise ValueError(f"trace: {node.target} prunes channels but does not follow a conv "
+                         f"(groups 1) that it alone reads")
+    count = int(module.hw_kept_channels())
+    if not 1 <= count <= layer.out_channels:
+        raise ValueError(f"trace: {node.target}.hw_kept_channels() must lie in 1.."
+                         f"{layer.out_channels}, got {count}")
+    layers[index][0] = dataclasses.replace(layer, out_channels=count)
+
+
+def _pruned_inputs(node, layer, tensor_inputs, kept):
+    """``layer`` reading the pruned channel count of its input; routing nodes pass it on."""
+    counts = [kept[a] for a in tensor_inputs if a in kept]
+    if not counts:
+        return layer
+    if layer is None:
+        shape = _shape(node)
+        if len(tensor_inputs) == 1 and shape is not None \
+                and shape[1:2] == _shape(tensor_inputs[0])[1:2]:
+            kept[node] = counts[0]
+            return None
+    elif layer.op in ("conv", "linear") and layer.groups == 1 and len(tensor_inputs) == 1:
+        return dataclasses.replace(layer, in_channels=counts[0])
+    raise ValueError(f"trace: pruned channels reach {node.name} ({node.target}), which neither "
+                     f"passes them through element-wise nor is a conv / linear (groups 1) "
+                     f"reading them")
+
+
 def _merge_stats(layer: Layer, module: nn.Module, folded_bn: bool) -> Layer:
     stats = dict(module.hw_stats())
     unknown = set(stats) - STAT_FIELDS
@@ -162,14 +264,22 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], calib=None, batch: int
     ``hw_stats()`` is read, so dynamic statistics come from real data; modules that keep such
     statistics may define ``reset_hw_stats()``, called first.
     """
-    input_shape = tuple(int(d) for d in input_shape)
-    if len(input_shape) == 4:
-        batch = batch or input_shape[0]
-        input_shape = input_shape[1:]
-    if len(input_shape) != 3 or min(input_shape) <= 0:
+    given_shape = tuple(input_shape)
+    if len(given_shape) == 4:
+        batch = batch or given_shape[0]
+        given_shape = given_shape[1:]
+    if len(given_shape) != 3 or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in given_shape):
         raise ValueError(f"trace: input_shape must be (C, H, W) or (N, C, H, W) with positive "
-                         f"sizes, got {input_shape}")
+                         f"integer sizes, got {tuple(input_shape)}")
+    input_shape = given_shape
+    if math.prod(input_shape) > MAX_INPUT_VALUES:
+        raise ValueError(f"trace: input shape {input_shape} is too large: C·H·W must be at most "
+                         f"{MAX_INPUT_VALUES}, got {math.prod(input_shape)}")
     batch = batch or 1
+    _check_int("batch", batch, 1, MAX_BATCH)
+    _check_int("weight_bits", weight_bits, 1, MAX_BITS)
+    _check_int("act_bits", act_bits, 1, MAX_BITS)
     name = name or getattr(model, "name", type(model).__name__)
     bits = {"weight_bits": weight_bits, "act_bits": act_bits, "out_bits": act_bits}
     was_training = model.training
@@ -182,14 +292,24 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], calib=None, batch: int
                              f"{str(exc).splitlines()[0]}") from None
         with torch.no_grad():
             # Batch 1 is enough to read shapes; the hardware batch is a Layer field.
-            ShapeProp(graph_module).propagate(torch.zeros(1, *input_shape))
+            try:
+                _ShapeProp(graph_module).run(torch.zeros(1, *input_shape))
+            except _NodeFailed as failed:
+                raise _shape_error(name, input_shape, graph_module, failed) from None
             if calib is not None:
                 for module in model.modules():
                     if hasattr(module, "reset_hw_stats"):
                         module.reset_hw_stats()
                 for inputs in calib:
-                    model(inputs[0] if isinstance(inputs, (tuple, list)) else inputs)
+                    inputs = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
+                    try:
+                        model(inputs)
+                    except RuntimeError as exc:
+                        raise ValueError(
+                            f"trace: a calibration batch of shape {tuple(inputs.shape)} does "
+                            f"not fit {name} ({str(exc).splitlines()[0]})") from None
         layers, producers, module_of, folded = [], {}, {}, set()
+        kept: dict[fx.Node, int] = {}  # nodes carrying fewer channels than traced (pruning)
         names_seen: dict[str, int] = {}
         for node in graph_module.graph.nodes:
             tensor_inputs = [a for a in node.all_input_nodes if _shape(a) is not None]
@@ -208,6 +328,10 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], calib=None, batch: int
                     if (src is not None and src in module_of and len(src.users) == 1
                             and module_of[src] not in folded):
                         folded.add(module_of[src])
+                if hasattr(module, "hw_kept_channels"):
+                    src = tensor_inputs[0] if tensor_inputs else None
+                    _prune_producer(node, module, src, layers, module_of)
+                    kept[node] = layers[module_of[src]][0].out_channels
                 layer = _module_layer(node.target, module, _shape(tensor_inputs[0]), out_shape,
                                       batch, bits) if tensor_inputs else None
             elif node.op in ("call_function", "call_method") and out_shape is not None:
@@ -216,6 +340,7 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], calib=None, batch: int
                 base = f"{scope}.{target}"
                 layer = _function_layer(base.lstrip("."), node, out_shape, tensor_inputs, batch,
                                         bits)
+            layer = _pruned_inputs(node, layer, tensor_inputs, kept)
             if layer is None:
                 producers[node] = sources
                 continue

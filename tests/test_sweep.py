@@ -328,5 +328,5 @@ def test_hashes_that_look_like_numbers_stay_text(tmp_path):
                         {"config_hash": "12e4567890123456", "status": "ok"}])
     append_table(path, [{"config_hash": "abcdef0123456789", "status": "error"}])
     assert done_hashes(path) == {"0012345678901234", "12e4567890123456", "abcdef0123456789"}
-    with pytest.raises(ValueError, match="cannot read the columns"):
+    with pytest.raises(ValueError, match="cannot read this results table columns config_hash"):
         done_hashes(write(tmp_path, {"a": 1}, "not_a_table.csv"))
