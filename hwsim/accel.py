@@ -307,7 +307,7 @@ def load_accelerator(name_or_path: str, overrides: dict | None = None) -> Accele
     """
     path = _resolve(name_or_path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        load_yaml(path)  # raises the reader's one-line error (missing, a folder, ...)
     stat = path.stat()
     raw = _read_spec(path.resolve(), stat.st_mtime_ns, stat.st_size)
     touched: set[str] = set()

@@ -193,7 +193,7 @@ def resolve_point(config: dict, where: str, spec_digests: dict[str, str],
     if name not in spec_digests:
         path = _resolve(str(name))
         if not path.is_file():
-            raise FileNotFoundError(f"{where}: accel.name {name}: no such file")
+            raise FileNotFoundError(f"{where}: accel.name {name}: no such file (or a folder)")
         spec_digests[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     resolved = {k: v for k, v in config.items() if k not in ("accel", "input")}
     resolved.update({
