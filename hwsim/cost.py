@@ -539,9 +539,9 @@ def select(layer: np.ndarray, costs: dict, objective: str,
     if objective != "balanced":
         keys = [costs[objective]] + [costs[k] for k in _TIE_BREAK[objective]]
         return mp.choose(layer, keys)
-    all_layers = layer
+    all_layers, all_starts = layer, mp.layer_starts(layer)
     latency, dram, energy = costs["latency_cycles"], costs["dram_bytes"], costs["energy_pj"]
-    front = mp.pareto_front(layer, latency, dram, energy)
+    front = mp.pareto_front(layer, latency, dram)
     layer, latency, dram, energy = layer[front], latency[front], dram[front], energy[front]
     starts = mp.layer_starts(layer)
     weight = np.ones(len(starts)) if weight is None else weight
@@ -549,7 +549,7 @@ def select(layer: np.ndarray, costs: dict, objective: str,
     dram0 = float(weight @ np.minimum.reduceat(dram, starts))
     best, best_key = None, None
     for lam in BALANCE_WEIGHTS:
-        chosen = mp.choose(layer, [latency / lat0 + lam * dram / dram0, energy])
+        chosen = mp.choose(layer, [latency / lat0 + lam * dram / dram0, energy], starts)
         ratios = (float(weight @ latency[chosen]) / lat0, float(weight @ dram[chosen]) / dram0)
         key = (round(max(ratios), 12), round(sum(ratios), 12))
         if best_key is None or key < best_key:
@@ -557,14 +557,11 @@ def select(layer: np.ndarray, costs: dict, objective: str,
     # Then the fewest array cycles among the layer's candidates with no more DRAM bytes and at
     # most BALANCE_SLACK more latency: a fill saved is worth more than a sliver of overlap
     # the latency model credits to smaller first tiles.
-    picked = front[best]
-    per_candidate = np.repeat(picked, np.diff(np.r_[mp.layer_starts(all_layers),
-                                                    len(all_layers)]))
-    near = ((costs["latency_cycles"] <= costs["latency_cycles"][per_candidate]
-             * (1 + BALANCE_SLACK))
-            & (costs["dram_bytes"] <= costs["dram_bytes"][per_candidate]))
+    picked = np.repeat(front[best], np.diff(all_starts, append=len(all_layers)))
+    near = ((costs["latency_cycles"] <= costs["latency_cycles"][picked] * (1 + BALANCE_SLACK))
+            & (costs["dram_bytes"] <= costs["dram_bytes"][picked]))
     return mp.choose(all_layers, [np.where(near, costs["compute_cycles"], np.inf),
-                                  costs["energy_pj"]])
+                                  costs["energy_pj"]], all_starts)
 
 
 def _search(graph: LayerGraph, accel: Accelerator, objective: str):

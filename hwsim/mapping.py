@@ -307,10 +307,10 @@ def tile_table(m: Mapping) -> dict[str, np.ndarray]:
 
     def changed(loops: tuple[str, ...]) -> np.ndarray:
         key = np.stack([idx[loop] for loop in ("G", *loops)])
-        return np.r_[True, np.any(key[:, 1:] != key[:, :-1], axis=0)]
+        return np.concatenate([[True], np.any(key[:, 1:] != key[:, :-1], axis=0)])
 
     def leaving(loops: tuple[str, ...]) -> np.ndarray:
-        return np.r_[changed(loops)[1:], True]
+        return np.concatenate([changed(loops)[1:], [True]])
 
     held = m.factors_held
     w_new, i_new, o_new = (changed(USES[t]) for t in ("weight", "input", "output"))
@@ -605,44 +605,47 @@ def misfit_message(layer: Layer, tiles: dict[str, float], accel: Accelerator,
 
 # --- search ---------------------------------------------------------------------------------------
 def layer_starts(layer: np.ndarray) -> np.ndarray:
-    return np.flatnonzero(np.r_[True, layer[1:] != layer[:-1]])
+    """Index of each layer's first candidate (candidates grouped by layer)."""
+    head = np.ones(len(layer), dtype=bool)
+    head[1:] = layer[1:] != layer[:-1]
+    return np.flatnonzero(head)
 
 
-def per_layer_min(layer: np.ndarray, values: np.ndarray) -> np.ndarray:
+def per_layer_min(layer: np.ndarray, values: np.ndarray, starts=None) -> np.ndarray:
     """Each candidate's layer minimum of ``values`` (candidates grouped by layer)."""
-    starts = layer_starts(layer)
-    best = np.minimum.reduceat(values, starts)
-    return np.repeat(best, np.diff(np.r_[starts, len(layer)]))
+    starts = layer_starts(layer) if starts is None else starts
+    return np.repeat(np.minimum.reduceat(values, starts), np.diff(starts, append=len(layer)))
 
 
-def pareto_front(layer: np.ndarray, first: np.ndarray, second: np.ndarray,
-                 tie: np.ndarray) -> np.ndarray:
+def pareto_front(layer: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Indices of each layer's candidates that no other candidate of the layer beats on both
-    ``first`` and ``second`` (one per point, the lowest ``tie``), grouped by layer."""
-    order = np.lexsort((tie, second, first, layer))
+    ``first`` and ``second`` (with ties on ``first``, possibly a few more), grouped by layer."""
+    order = np.lexsort((first, layer))
     lay, value = layer[order], second[order]
     # Running minimum of ``second`` within each layer: offsetting later layers far below lets
     # one accumulate run over all layers without carrying across them.
-    span = np.ptp(value) + 1.0
-    shifted = value - lay * span * 2
-    prev = np.r_[np.inf, np.minimum.accumulate(shifted)[:-1]]
-    new_layer = np.r_[True, lay[1:] != lay[:-1]]
-    keep = new_layer | (shifted < prev)
+    shifted = value - lay * (2 * np.ptp(value) + 2.0)
+    prev = np.empty_like(shifted)
+    prev[0] = np.inf
+    prev[1:] = np.minimum.accumulate(shifted)[:-1]
+    keep = shifted < prev
+    keep[layer_starts(lay)] = True
     return np.sort(order[keep])
 
 
-def choose(layer: np.ndarray, keys: list[np.ndarray]) -> np.ndarray:
+def choose(layer: np.ndarray, keys: list[np.ndarray], starts=None) -> np.ndarray:
     """Index of the best candidate of each layer: lexicographic over ``keys``, then first.
 
     Candidates must be grouped by layer; ties on every key go to the earliest candidate, so
     the choice is deterministic.
     """
+    starts = layer_starts(layer) if starts is None else starts
     alive = np.ones(len(layer), dtype=bool)
     for key in keys:
         masked = np.where(alive, key, np.inf)
-        alive &= masked == per_layer_min(layer, masked)
+        alive &= masked == per_layer_min(layer, masked, starts)
     index = np.arange(len(layer))
-    return np.minimum.reduceat(np.where(alive, index, len(layer)), layer_starts(layer))
+    return np.minimum.reduceat(np.where(alive, index, len(layer)), starts)
 
 
 __all__ = [
