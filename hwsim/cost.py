@@ -2,8 +2,8 @@
 
 Everything is built from named per-tile functions (``tile_costs`` applies them to the tiles of
 one mapping; ``candidate_costs`` sums them over the tiles of every candidate in closed form;
-the tests check that the two agree). Compute cycles follow the systolic fold model (SCALE-Sim's,
-DESIGN.md 6): a fold costs ``fill + stream`` cycles, with fill = 2R+C-2 on WS and IS and R+C-2
+the tests check that the two agree). Compute cycles follow the systolic fold model (SCALE-Sim's):
+a fold costs ``fill + stream`` cycles, with fill = 2R+C-2 on WS and IS and R+C-2
 on OS (no stationary operand to preload, as SCALE-Sim 3.0.0 does) and stream = the tile's
 pixels (WS), Sr (OS) or filters (IS). The fill is paid when the array's stationary block
 changes (a new weight / output / input block, or a block of several folds), not on every tile
@@ -619,7 +619,7 @@ def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = DEFAULT_OBJ
              mappings: dict[str, mp.Mapping] | None = None) -> pd.DataFrame:
     """Per-layer analytical costs, one row per layer (index: layer name).
 
-    Columns: ``COLUMNS`` (DESIGN.md 4), ``EXTRA_COLUMNS``, the chosen tiling
+    Columns: ``COLUMNS`` (the documented cost columns), ``EXTRA_COLUMNS``, the chosen tiling
     (``MAPPING_COLUMNS``) and ``mapping`` (the frozen ``Mapping``). With ``mappings`` (layer
     name -> Mapping, e.g. ``dict(df["mapping"])``) no search runs: the given tilings are
     evaluated on ``graph``'s layers of those names. ``gen_macs`` counts generation MACs

@@ -1,7 +1,8 @@
-"""The mapper: candidate tilings of one on-chip buffer level, legality, objective and search.
+"""The mapper's space: tilings of one on-chip buffer level, their tiles, legality and choice.
 
-A layer is a grouped GEMM (DESIGN.md 6) over four tiled loops, nested G (groups, outermost),
-then an order of K (filters per group), C (input channels per group) and P (output rows, all
+A layer is a grouped GEMM (reduction Sr = (in_channels/groups)·kh·kw, filters per group,
+output pixels) over four tiled loops, nested G (groups, outermost), then an order of K
+(filters per group), C (input channels per group) and P (output rows, all
 columns of a row, over every image). A tile holds ``tile_groups x tile_filters`` filters of
 ``tile_channels`` channels (whole kernels) and ``tile_rows`` full output rows of one image; its
 input block is the rows and columns those outputs read. With one block per tensor on chip, a
