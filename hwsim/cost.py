@@ -588,10 +588,13 @@ def _search(graph: LayerGraph, accel: Accelerator, objective: str):
 
 
 def _mappings(layers, cand: mp.Candidates, accel: Accelerator) -> list[mp.Mapping]:
-    return [mp.Mapping(layer, int(cand.tile_groups[i]), int(cand.tile_filters[i]),
-                       int(cand.tile_channels[i]), int(cand.tile_rows[i]),
-                       mp.LOOP_ORDERS[int(cand.order[i])]).bind(accel)
-            for i, layer in enumerate(layers)]
+    """The candidates as Mapping objects on ``accel`` (what ``Mapping.bind`` would set)."""
+    size = accel.weight_gen.factor_buffer_bytes if accel.weight_gen is not None else -1
+    tiles = np.stack([cand.tile_groups, cand.tile_filters, cand.tile_channels,
+                      cand.tile_rows, cand.order]).T.tolist()
+    return [mp.Mapping(layer, g, k, c, h, mp.LOOP_ORDERS[o],
+                       factors_held=layer.weight_bytes <= size, array=accel.array)
+            for layer, (g, k, c, h, o) in zip(layers, tiles, strict=True)]
 
 
 def search_mappings(graph: LayerGraph, accel: Accelerator,
