@@ -15,7 +15,7 @@ weights generated) + epilogue (last outputs stored) + the slowest of compute, SR
 DRAM and the rest of generation; without double buffering (any buffer single) the parts add up.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -584,7 +584,21 @@ def _search(graph: LayerGraph, accel: Accelerator, objective: str):
     cand = space.take(ok)
     costs = candidate_costs(accel, arrays.view(cand.layer), cand, full=False)
     best = select(cand.layer, costs, objective, np.bincount(inverse, minlength=len(first)))
-    return first, inverse, arrays, cand.take(best)
+    return first, inverse, arrays, cand.take(best), _take(costs, best)
+
+
+def _take(costs: dict, index: np.ndarray) -> dict:
+    """The entries at ``index`` of every array in a ``candidate_costs`` result."""
+    out = {}
+    for key, value in costs.items():
+        if isinstance(value, dict):
+            out[key] = _take(value, index)
+        elif isinstance(value, ActionCounts):
+            out[key] = ActionCounts(**{f.name: getattr(value, f.name)[index]
+                                       for f in fields(ActionCounts)})
+        else:
+            out[key] = value[index]
+    return out
 
 
 def _mappings(layers, cand: mp.Candidates, accel: Accelerator) -> list[mp.Mapping]:
@@ -600,7 +614,7 @@ def _mappings(layers, cand: mp.Candidates, accel: Accelerator) -> list[mp.Mappin
 def search_mappings(graph: LayerGraph, accel: Accelerator,
                     objective: str = DEFAULT_OBJECTIVE) -> dict[str, mp.Mapping]:
     """Best mapping of every layer for ``objective`` (one search per distinct layer shape)."""
-    _, inverse, _, chosen = _search(graph, accel, objective)
+    _, inverse, _, chosen, _ = _search(graph, accel, objective)
     return {m.layer.name: m for m in _mappings(graph.layers, chosen.take(inverse), accel)}
 
 
@@ -629,10 +643,14 @@ def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = DEFAULT_OBJ
     actually executed (x weight re-fetches).
     """
     if mappings is None:
-        _, inverse, arrays, chosen_shapes = _search(graph, accel, objective)
+        _, inverse, arrays, chosen_shapes, costs = _search(graph, accel, objective)
         cand = chosen_shapes.take(inverse)
         chosen = _mappings(graph.layers, cand, accel)
         q = arrays.view(cand.layer)
+        c = _take(costs, inverse)
+        c["dram_transactions"] = dram_transactions(
+            q, cand, accel, c["trips"], c["fetch"],
+            mp.weight_pass_bytes(q, c["trips"], factors_held(q, accel)))
     else:
         chosen = _given(graph, accel, mappings)
         cand = mp.fixed_candidates(chosen)
@@ -644,7 +662,7 @@ def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = DEFAULT_OBJ
             raise ValueError(mp.misfit_message(
                 graph.layers[i], {t: float(v[i]) for t, v in tiles.items()}, accel,
                 "the given mapping's tile"))
-    c = candidate_costs(accel, q, cand)
+        c = candidate_costs(accel, q, cand)
     # Only the chosen mappings need the ungated fold count, so not the search.
     dense = q.replace(mac_density=np.ones_like(q.mac_density))
     ungated = fold_sums(dense, cand, accel, c["trips"], c["fetch"][
