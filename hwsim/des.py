@@ -8,7 +8,8 @@ processes, one per hardware actor, so what overlaps and what stalls comes out of
   a free bank of its buffer first (a double-buffered buffer has two banks, one tile each; a
   single one has one), so the DMA runs ahead of the array by at most one block per tensor. It
   runs on into the next layer: weights prefetch as soon as a weight bank is free, inputs wait
-  until the previous layer's outputs are written (tensors never stay on chip between layers).
+  until the layers that produce them have written their outputs (tensors never stay on chip
+  between layers).
 - ``weight_generator``: regenerates the fetched (compressed) weights into their bank (MLG,
   only on an accelerator with a ``weight_gen`` unit; otherwise generation runs on the array
   and is part of its cycles).
@@ -16,12 +17,14 @@ processes, one per hardware actor, so what overlaps and what stalls comes out of
   weight banks after a block's last tile, and hands finished or spilled output blocks on.
 - ``write_back``: drains output blocks to DRAM and frees their bank.
 
-The DRAM link is one resource shared by loads and write-backs (first come, first served); it
-moves whole bursts of ``transaction_bytes``, so a transfer takes ceil(bytes / burst) bursts of
-``transaction_bytes / bw_bytes_per_cycle`` cycles. Events are per tile (a handful each), never
-per cycle. Each tensor has its own banks, a ``shared`` buffer included (the mapper makes a
-tile's whole working set fit half of it, so two of each tensor fit). SRAM port bandwidth is
-not modelled (the analytical model takes the slowest of compute and SRAM).
+The DRAM link is one resource shared by the DMA and the write-back. It moves whole bursts of
+``transaction_bytes`` (a transfer takes ceil(bytes / burst) bursts of ``transaction_bytes /
+bw_bytes_per_cycle`` cycles) and is granted in batches of ``ARBITRATION_BYTES`` worth of
+bursts, first come first served, so a long write-back and the next tiles' loads interleave as a
+memory controller's read and write queues do. Events are per tile and per batch (a handful
+each), never per cycle. Each tensor has its own banks, a ``shared`` buffer included (the
+mapper makes a tile's whole working set fit half of it, so two of each tensor fit). SRAM port
+bandwidth is not modelled (the analytical model takes the slowest of compute and SRAM).
 """
 
 from collections.abc import Iterator
@@ -40,20 +43,28 @@ COLUMNS = ("latency_cycles_des", "array_wait_data_cycles", "dma_wait_space_cycle
            "transfer_cycles_des", "dram_busy_fraction", "gen_busy_fraction",
            "array_busy_fraction")
 TIMELINE_COLUMNS = ("start", "end", "resource", "layer", "tile", "activity")
+# Bytes the link moves for one requester before the next in line gets it (16 bursts of 64 B,
+# the order of a DRAM controller's write-drain batch).
+ARBITRATION_BYTES = 1024
 
 
 @dataclass(frozen=True)
 class LayerSchedule:
     """One layer's tiles as each actor replays them (plain tuples: fast to iterate).
 
-    ``loads``: per tile (weight link cycles or None, weights go to the generator, needs an
-    input bank, needs an output bank, input + partial-sum link cycles or None). ``computes``:
-    per tile (waits for generated weights, compute cycles, frees the weight bank, frees the
-    input bank, output block done). ``generations``: (tile, cycles) of each generation job and
-    ``stores``: (tile, link cycles) of each output block written back, both in order.
+    ``loads``: per tile (needs a weight bank, weight bursts or None, weights go to the
+    generator, needs an input bank, needs an output bank, input + partial-sum bursts or None).
+    ``computes``: per tile (waits for the DMA, waits for generated weights, compute cycles,
+    frees the weight bank, frees the input bank, output block done); a tile that reuses every
+    block on chip needs nothing from the DMA. ``generations``: (tile, cycles) of each
+    generation job and ``stores``: (tile, bursts) of each output block written back, both in
+    order. ``producers``: indices of the layers whose outputs this one reads, needed from the
+    ``first_input`` tile on (-1: the layer reads no input).
     """
 
     name: str
+    producers: tuple[int, ...]
+    first_input: int
     loads: tuple
     computes: tuple
     generations: tuple
@@ -62,10 +73,14 @@ class LayerSchedule:
     transfer_cycles: float
 
 
-def link_cycles(nbytes: np.ndarray, dram: DRAM) -> np.ndarray:
-    """Cycles the DRAM link takes for each transfer: whole bursts at the link bandwidth."""
-    bursts = np.ceil(np.asarray(nbytes, dtype=float) / dram.transaction_bytes)
-    return bursts * (dram.transaction_bytes / dram.bw_bytes_per_cycle)
+def bursts(nbytes: np.ndarray, dram: DRAM) -> np.ndarray:
+    """DRAM bursts (transactions of ``transaction_bytes``) that each transfer takes."""
+    return np.ceil(np.asarray(nbytes, dtype=float) / dram.transaction_bytes)
+
+
+def burst_cycles(dram: DRAM) -> float:
+    """Cycles the link takes for one burst."""
+    return dram.transaction_bytes / dram.bw_bytes_per_cycle
 
 
 def _block_ends(new: np.ndarray) -> np.ndarray:
@@ -74,7 +89,7 @@ def _block_ends(new: np.ndarray) -> np.ndarray:
     return opened & np.r_[new[1:], True]
 
 
-def schedule(name: str, costs, accel: Accelerator) -> LayerSchedule:
+def schedule(name: str, costs, accel: Accelerator, producers: tuple[int, ...]) -> LayerSchedule:
     """The per-actor work lists of one layer from its ``TileCosts`` (arrays in tile order)."""
     weight_bytes = np.asarray(costs.weight_read_bytes, dtype=float)
     input_bytes = np.asarray(costs.input_read_bytes, dtype=float)
@@ -89,25 +104,31 @@ def schedule(name: str, costs, accel: Accelerator) -> LayerSchedule:
     new_inputs = input_bytes > 0
     closes_output = (write_bytes > 0) | (np.arange(num_tiles) == num_tiles - 1)
     new_outputs = np.r_[True, closes_output[:-1]]
-    weight_link = link_cycles(weight_bytes, accel.dram)
-    act_link = link_cycles(input_bytes, accel.dram) + link_cycles(psum_bytes, accel.dram)
-    store_link = link_cycles(write_bytes, accel.dram)
+    weight_link = bursts(weight_bytes, accel.dram)
+    act_link = bursts(input_bytes, accel.dram) + bursts(psum_bytes, accel.dram)
+    store_link = bursts(write_bytes, accel.dram)
 
     def maybe(flag, values):
         return [v if f else None for f, v in zip(flag.tolist(), values.tolist())]
 
-    loads = tuple(zip(maybe(new_weights, weight_link), (gen > 0).tolist(), new_inputs.tolist(),
-                      new_outputs.tolist(), maybe(new_inputs | (psum_bytes > 0), act_link)))
-    computes = tuple(zip((gen > 0).tolist(), compute.tolist(),
+    fetches_act = new_inputs | (psum_bytes > 0)
+    loads = tuple(zip(new_weights.tolist(), maybe(weight_bytes > 0, weight_link),
+                      (gen > 0).tolist(), new_inputs.tolist(), new_outputs.tolist(),
+                      maybe(fetches_act, act_link)))
+    needs_dma = new_weights | new_inputs | new_outputs | fetches_act
+    computes = tuple(zip(needs_dma.tolist(), (gen > 0).tolist(), compute.tolist(),
                          (_block_ends(new_weights)).tolist(), _block_ends(new_inputs).tolist(),
                          closes_output.tolist()))
     stored, generated = np.flatnonzero(closes_output), np.flatnonzero(gen > 0)
     return LayerSchedule(
-        name=name, loads=loads, computes=computes,
+        name=name, producers=producers,
+        first_input=int(np.argmax(new_inputs)) if new_inputs.any() else -1,
+        loads=loads, computes=computes,
         generations=tuple(zip(generated.tolist(), gen[generated].tolist())),
         stores=tuple(zip(stored.tolist(), store_link[stored].tolist())),
         compute_cycles=float(compute.sum()),
-        transfer_cycles=float(weight_link.sum() + act_link.sum() + store_link.sum()))
+        transfer_cycles=float(weight_link.sum() + act_link.sum() + store_link.sum())
+        * burst_cycles(accel.dram))
 
 
 class _CountingEnvironment(simpy.Environment):
@@ -126,6 +147,8 @@ class Hardware:
     def __init__(self, env: simpy.Environment, accel: Accelerator, num_layers: int):
         self.env = env
         self.link = simpy.Resource(env, capacity=1)
+        self.burst_cycles = burst_cycles(accel.dram)
+        self.batch_bursts = max(1, ARBITRATION_BYTES // accel.dram.transaction_bytes)
         self.banks = {}
         for tensor in ("weight", "input", "output"):
             count = 2 if accel.buffer(tensor).double_buffered else 1
@@ -142,30 +165,41 @@ class Hardware:
         self.records.append((start, self.env.now, resource, layer, tile, activity))
 
 
-def _transfer(env, hw: Hardware, cycles: float, layer: int, tile: int, activity: str):
-    with hw.link.request() as turn:
-        yield turn
-        start = env.now
-        yield env.timeout(cycles)
-    hw.log(start, "dram", layer, tile, activity)
+def _transfer(env, hw: Hardware, count: float, layer: int, tile: int, activity: str):
+    """Move ``count`` bursts over the link, giving it up after every batch."""
+    while count > 0:
+        batch = min(count, hw.batch_bursts)
+        with hw.link.request() as turn:
+            yield turn
+            start = env.now
+            yield env.timeout(batch * hw.burst_cycles)
+        hw.log(start, "dram", layer, tile, activity)
+        count -= batch
 
 
 def dma(env, hw: Hardware, layers: tuple[LayerSchedule, ...]):
     """DMA engine: fetches every tile's new blocks, in execution order, into free banks."""
     for li, layer in enumerate(layers):
-        for tile, (weight, generate, new_input, new_output, act) in enumerate(layer.loads):
+        for tile, (new_weights, weight, generate, new_input, new_output, act) in enumerate(
+                layer.loads):
+            if not (new_weights or new_input or new_output or act):
+                continue  # every block this tile uses is on chip already
             asked = env.now
-            if weight is not None:
+            if new_weights:
                 yield hw.banks["weight"].get(1)
                 if env.now > asked:
                     hw.log(asked, "dram", li, tile, "wait_space")
-                yield from _transfer(env, hw, weight, li, tile, "load")
+                if weight is not None:
+                    yield from _transfer(env, hw, weight, li, tile, "load")
                 if generate:
                     hw.to_generator.put(tile)
-            if new_input and li > 0 and not hw.layer_written[li - 1].processed:
+            if tile == layer.first_input:
                 asked = env.now
-                yield hw.layer_written[li - 1]
-                hw.log(asked, "dram", li, tile, "wait_producer")
+                for producer in layer.producers:
+                    if not hw.layer_written[producer].processed:
+                        yield hw.layer_written[producer]
+                if env.now > asked:
+                    hw.log(asked, "dram", li, tile, "wait_producer")
             asked = env.now
             if new_input:
                 yield hw.banks["input"].get(1)
@@ -192,10 +226,11 @@ def weight_generator(env, hw: Hardware, layers: tuple[LayerSchedule, ...]):
 def pe_array(env, hw: Hardware, layers: tuple[LayerSchedule, ...]):
     """PE array: computes the tiles in order as soon as their operands are on chip."""
     for li, layer in enumerate(layers):
-        for tile, (generated, cycles, frees_weights, frees_inputs, output_done) in enumerate(
-                layer.computes):
+        for tile, (fetched, generated, cycles, frees_weights, frees_inputs,
+                   output_done) in enumerate(layer.computes):
             ready = env.now
-            yield hw.tile_loaded.get()
+            if fetched:
+                yield hw.tile_loaded.get()
             if generated:
                 yield hw.weights_ready.get()
             if env.now > ready:
@@ -203,13 +238,14 @@ def pe_array(env, hw: Hardware, layers: tuple[LayerSchedule, ...]):
             start = env.now
             yield env.timeout(cycles)
             hw.log(start, "array", li, tile, "compute")
-            # Unbounded queues and banks returned: these puts never wait.
+            # Unbounded queues and banks returned: these puts never wait. The write-back goes
+            # first, so at equal times it is ahead of the DMA for the link.
+            if output_done:
+                hw.to_write_back.put(tile)
             if frees_weights:
                 hw.banks["weight"].put(1)
             if frees_inputs:
                 hw.banks["input"].put(1)
-            if output_done:
-                hw.to_write_back.put(tile)
 
 
 def write_back(env, hw: Hardware, layers: tuple[LayerSchedule, ...]):
@@ -305,11 +341,31 @@ def _check(table: pd.DataFrame, timeline: pd.DataFrame, layers: tuple[LayerSched
         raise AssertionError("DES per-layer latencies do not add up to the makespan")
 
 
-def replay(layer_costs: dict, accel: Accelerator) -> Simulation:
-    """Play ``layer_costs`` (layer name -> ``TileCosts``, in execution order) on ``accel``."""
+def _producer_indices(names: list[str], producers: dict | None) -> list[tuple[int, ...]]:
+    """Indices of each layer's producers; by default (or when unknown) the previous layer."""
+    index = {name: i for i, name in enumerate(names)}
+    out = []
+    for i, name in enumerate(names):
+        given = (producers or {}).get(name) or ((names[i - 1],) if i else ())
+        known = tuple(index[p] for p in given if p in index)
+        if any(p >= i for p in known):
+            raise ValueError(f"simulate: layer {name} reads a layer that runs after it")
+        out.append(known)
+    return out
+
+
+def replay(layer_costs: dict, accel: Accelerator, producers: dict | None = None) -> Simulation:
+    """Play ``layer_costs`` (layer name -> ``TileCosts``, in execution order) on ``accel``.
+
+    ``producers`` (layer name -> names of the layers whose outputs it reads; other names, such
+    as the model input, are already in DRAM) sets when a layer's inputs may be fetched; a
+    layer without an entry reads the previous one.
+    """
     if not layer_costs:
         raise ValueError("simulate: the graph has no layers")
-    layers = tuple(schedule(name, costs, accel) for name, costs in layer_costs.items())
+    names = list(layer_costs)
+    layers = tuple(schedule(name, costs, accel, before) for (name, costs), before in zip(
+        layer_costs.items(), _producer_indices(names, producers)))
     env = _CountingEnvironment()
     hw = Hardware(env, accel, len(layers))
     env.process(dma(env, hw, layers))
@@ -319,7 +375,6 @@ def replay(layer_costs: dict, accel: Accelerator) -> Simulation:
     env.run()
     if not all(event.processed for event in hw.layer_written):
         raise AssertionError("DES stopped before every layer was written back (deadlock)")
-    names = [layer.name for layer in layers]
     timeline = pd.DataFrame(hw.records, columns=TIMELINE_COLUMNS)
     makespan = float(env.now)
     table = _layer_table(timeline, layers, makespan)
@@ -347,11 +402,13 @@ def simulate(graph: LayerGraph, accel: Accelerator, mappings: dict | None = None
     from .cost import DEFAULT_OBJECTIVE, search_mappings
     if mappings is None:
         mappings = search_mappings(graph, accel, DEFAULT_OBJECTIVE)
-    return replay(dict(_layer_costs(graph, accel, mappings)), accel)
+    producers = {layer.name: layer.inputs for layer in graph.layers if layer.inputs}
+    return replay(dict(_layer_costs(graph, accel, mappings)), accel, producers)
 
 
 __all__ = [
     "ACTIVITIES",
+    "ARBITRATION_BYTES",
     "COLUMNS",
     "RESOURCES",
     "TIMELINE_COLUMNS",
@@ -359,7 +416,8 @@ __all__ = [
     "LayerSchedule",
     "Simulation",
     "dma",
-    "link_cycles",
+    "burst_cycles",
+    "bursts",
     "pe_array",
     "replay",
     "schedule",
