@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--accel", default=DEFAULT_ACCEL)
     plot.add_argument("--batch", type=_positive_int, default=1)
     plot.add_argument("--input", type=_input_shape)
-    plot.add_argument("--objective", choices=OBJECTIVES, default="dram_bytes")
+    plot.add_argument("--objective", choices=OBJECTIVES, default=DEFAULT_OBJECTIVE)
     plot.add_argument("--zoom", metavar="FIRST[:LAST]",
                       help="layers of the zoomed panel, by name or index (default: the three "
                            "consecutive layers where the array waits longest)")

@@ -35,6 +35,7 @@ import pandas as pd
 import simpy
 
 from .accel import DRAM, Accelerator
+from .cost import DEFAULT_OBJECTIVE, search_mappings, tile_costs
 from .layer import LayerGraph
 
 ACTIVITIES = ("load", "store", "generate", "compute", "wait_data", "wait_space", "wait_producer")
@@ -385,7 +386,6 @@ def replay(layer_costs: dict, accel: Accelerator, producers: dict | None = None)
 
 
 def _layer_costs(graph: LayerGraph, accel: Accelerator, mappings) -> Iterator:
-    from .cost import tile_costs
     for layer in graph.layers:
         if layer.name not in mappings:
             raise ValueError(f"mappings: no mapping for layer {layer.name}")
@@ -399,7 +399,6 @@ def simulate(graph: LayerGraph, accel: Accelerator, mappings: dict | None = None
     tiles; by default the mapper's choice for the default objective is replayed, so the DES and
     ``evaluate`` see the same work.
     """
-    from .cost import DEFAULT_OBJECTIVE, search_mappings
     if mappings is None:
         mappings = search_mappings(graph, accel, DEFAULT_OBJECTIVE)
     producers = {layer.name: layer.inputs for layer in graph.layers if layer.inputs}

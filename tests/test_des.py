@@ -295,7 +295,7 @@ def test_timeline_figure_lanes(resnet18):
     assert waits[first:last + 1].sum() == max(waits[i:i + 3].sum() for i in range(len(waits) - 2))
     fig = timeline_figure(sim)
     overview, zoom = fig.axes[:2]
-    assert [t.get_text() for t in overview.get_yticklabels()] == [lane[0] for lane in LANES][::-1]
+    assert [t.get_text() for t in overview.get_yticklabels()] == [lane[0] for lane in LANES]
     assert zoom.get_xlim()[1] - zoom.get_xlim()[0] < sim.latency_cycles
     with pytest.raises(ValueError, match="zoom: layers 5..2"):
         timeline_figure(sim, zoom=(5, 2))
