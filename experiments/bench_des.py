@@ -3,9 +3,10 @@
 Times (median of ``--repeats`` runs, one CPU, one thread) of ``hwsim.simulate`` with the
 mappings fixed (per-tile costs + the simpy replay + the per-layer table; the mapping search is
 ``evaluate``'s and timed by bench_cost.py): CIFAR ResNet-18 on systolic_32 and MLG ResNet-18
-on mlg_gen; then ResNet-18 with every systolic_32 buffer shrunk by 2, 4, 8, ... so that the
-mapper cuts more tiles, to show that the time grows linearly with the number of tiles (a
-least-squares line through the points, its R^2, and the time per tile at each point).
+on mlg_gen; then ResNet-18 with every systolic_32 buffer shrunk by 2, 4, 8, ... (the mapper
+cuts more tiles) and at batch 2, 4, 8 (more row tiles), to show that the time grows linearly
+with the number of tiles (a least-squares line through all points, its R^2, and the time per
+tile at each point).
 
     taskset -c 0 python experiments/bench_des.py
 """
@@ -87,6 +88,11 @@ def main() -> None:
             break
         points.append(result)
         show(f"resnet18 / systolic_32, buffers / {factor}", result)
+    for batch in (2, 4, 8):
+        graph = trace(create_model("resnet18"), (3, 32, 32), batch=batch)
+        result = measure(graph, systolic, args.repeats)
+        points.append(result)
+        show(f"resnet18 / systolic_32, batch {batch}", result)
     tiles = np.array([p["tiles"] for p in points], dtype=float)
     seconds = np.array([p["seconds"] for p in points])
     slope, intercept = np.polyfit(tiles, seconds, 1)

@@ -364,11 +364,15 @@ def cmd_plot(args) -> int:
     accel = _load_accel(args.accel, cfg)
     if accel is None:
         raise UsageError("plot timeline needs an accelerator (not --accel none)")
+    from .cost import evaluate
+    from .des import simulate
+
     graph = _graph_for(args.model, model_kwargs(args.model, cfg), cfg, args)
-    sim = _simulate(graph, accel, args.objective)
+    costs = evaluate(graph, accel, objective=args.objective)
+    sim = simulate(graph, accel, dict(costs["mapping"]))
     zoom = _zoom(args.zoom, list(sim.layers.index))
-    title = (f"{args.model} on {accel.name}: {sim.latency_cycles:,.0f} cycles event-driven "
-             f"({sim.events:,} events)")
+    title = (f"{args.model} on {accel.name}: {sim.latency_cycles:,.0f} cycles event-driven, "
+             f"{costs['latency_cycles'].sum():,.0f} analytical ({sim.events:,} events)")
     fig = timeline_figure(sim, zoom=zoom, title=title)
     buffer = io.BytesIO()
     fig.savefig(buffer, format=Path(args.out).suffix[1:], dpi=120)
