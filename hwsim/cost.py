@@ -27,9 +27,9 @@ from .tech import add_energy_pj, get_tech, mac_energy_pj, mult_energy_pj, sram_p
 
 DEFAULT_OBJECTIVE = "balanced"
 OBJECTIVES = ("balanced", "dram_bytes", "energy_pj", "latency_cycles")
-# balanced: per layer, the mappings within this fraction of both the latency optimum and the
-# DRAM optimum are equally good; among them the least energy wins (README: objectives).
-BALANCE_TOLERANCE = 0.02
+# balanced: the DRAM-byte weights lambda tried against latency (README: objectives).
+BALANCE_WEIGHTS = tuple(2.0 ** np.arange(-6, 7))
+BALANCE_SLACK = 0.03
 _TIE_BREAK = {"dram_bytes": ("latency_cycles", "energy_pj"),
               "energy_pj": ("latency_cycles", "dram_bytes"),
               "latency_cycles": ("dram_bytes", "energy_pj")}
@@ -208,51 +208,60 @@ def fold_sums(q, c: mp.Candidates, accel: Accelerator, trips, order_runs):
     """Fold-model cycles summed over all tiles, and the fills counted.
 
     Folds of a tile are a product of per-dimension factors, so sums over tiles are products of
-    per-dimension sums. A stationary block with one fold pays its fill once per run of tiles
-    that reuse it; a block of several folds pays every fold's fill on every tile.
+    per-dimension sums; the streamed dimension contributes no folds. A stationary block with
+    one fold pays its fill once per run of tiles that reuse it; a block of several folds pays
+    every fold's fill on every tile.
     """
-    def factors(g, k, ch, rows):
-        return mp.fold_factors(q, accel.array, g, k, ch, rows * q.out_w)
+    array = accel.array
+    packing = mp.group_packing(q, array)
+    dims = {"G": (q.groups, c.tile_groups), "K": (q.filters, c.tile_filters),
+            "C": (q.channels, c.tile_channels), "P": (q.out_h, c.tile_rows)}
 
     def dim_sum(dim, fn):
-        n, t = {"G": (q.groups, c.tile_groups), "K": (q.filters, c.tile_filters),
-                "C": (q.channels, c.tile_channels), "P": (q.out_h, c.tile_rows)}[dim]
-        one = np.ones_like(q.groups)
-        arg = {"G": lambda s: (s, one, one, one), "K": lambda s: (one, s, one, one),
-               "C": lambda s: (one, one, s, one), "P": lambda s: (one, one, one, s)}[dim]
-        total = tile_sum(n, t, lambda s: fn(dim, s, arg(s)))
-        return total * (q.batch if dim == "P" else 1)
+        n, t = dims[dim]
+        total = tile_sum(n, t, fn)
+        return total * q.batch if dim == "P" else total
 
-    def factor(dim, s, args):
-        return factors(*args)[dim]
+    def factor(dim):
+        return lambda s: mp.fold_factor(q, array, dim, s * q.out_w if dim == "P" else s, packing)
 
-    def is_one(dim, s, args):
-        return (factors(*args)[dim] == 1).astype(float)
-
-    stream_dim = {"ws": "P", "os": "C", "is": "K"}[accel.array.dataflow]
-
-    def streamed(dim, s, args):
-        g, k, ch, rows = args
-        return factors(*args)[dim] * stream_cycles(q, accel, k, ch, rows * q.out_w)
-
-    sums = {dim: dim_sum(dim, factor) for dim in "GKCP"}
-    stream = dim_sum(stream_dim, streamed)
-    for dim in "GKCP":
-        if dim != stream_dim:
-            stream = stream * sums[dim]
-    stationary = ("G", *mp.STATIONARY[accel.array.dataflow])
-    folds_per_pass = np.prod([sums[d] for d in stationary], axis=0)
-    single = np.prod([dim_sum(d, is_one) for d in stationary], axis=0)
-    blocks = np.prod([trips[d] for d in stationary], axis=0)
-    tiles = trips["G"] * trips["K"] * trips["C"] * trips["P"]
-    run_length = tiles / (blocks * order_runs)
+    stationary = ("G", *mp.STATIONARY[array.dataflow])
+    stream_dim = next(d for d in "KCP" if d not in stationary)
+    sums = {d: dim_sum(d, factor(d)) for d in stationary}
+    sums[stream_dim] = trips[stream_dim]
+    stream = dim_sum(stream_dim, lambda s: stream_cycles(q, accel, s, s, s * q.out_w))
+    folds_per_pass = sums["G"] * sums[stationary[1]] * sums[stationary[2]]
+    single = np.prod([dim_sum(d, lambda s, d=d: factor(d)(s) == 1) for d in stationary], axis=0)
+    run_length = trips[stream_dim] / order_runs
     fills = order_runs * (single + run_length * (folds_per_pass - single))
-    return fill_cycles(accel) * fills + stream, fills, folds_per_pass, sums
+    return fill_cycles(accel) * fills + stream * folds_per_pass, fills, folds_per_pass, sums
 
 
-def candidate_costs(accel: Accelerator, q, c: mp.Candidates) -> dict[str, np.ndarray]:
+def dram_transactions(q, c: mp.Candidates, accel: Accelerator, trips, fetch, w_pass):
+    """DRAM bursts: NCHW, so a channel's rows of one tile are one contiguous chunk (one chunk
+    per row when the stride skips rows); a weight block is one chunk."""
+    txn = float(accel.dram.transaction_bytes)
+    plane = q.input_cols_read * q.act_bits / 8
+    w_blocks = trips["G"] * trips["K"] * trips["C"]
+    rows_per_image = mp.input_rows_per_image(q, c.tile_rows)
+    contiguous = q.kernel_h >= q.stride_h
+    chunks = np.maximum(np.where(contiguous, trips["P_image"], rows_per_image), 1)
+    chunk_bytes = rows_per_image * plane / chunks
+    planes = q.batch * q.out_channels * trips["P_image"]
+    pixels = q.out_h * q.out_w / trips["P_image"]
+    spill = 2 * (fetch["output"] - 1)
+    return (w_blocks * fetch["weight"] * np.ceil(w_pass / w_blocks / txn)
+            + fetch["input"] * q.batch * q.num_inputs * q.in_channels * chunks
+            * np.ceil(chunk_bytes / txn)
+            + planes * (np.ceil(pixels * q.out_bits / 8 / txn)
+                        + spill * np.ceil(pixels * q.accum_bits / 8 / txn)))
+
+
+def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
+                    full: bool = True) -> dict[str, np.ndarray]:
     """Every cost column but ``gating_speedup`` for each candidate (``q``: the layer numbers
-    per candidate); ``evaluate`` adds that one for the chosen candidates only."""
+    per candidate); ``evaluate`` adds that one for the chosen candidates only. ``full=False``
+    (the search) leaves out ``dram_transactions``, which no objective reads."""
     array = accel.array
     vector = q.is_vector > 0
     trips = c.trips(q)
@@ -270,22 +279,6 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates) -> dict[str, np.nda
            "ifmap_dram_bytes": i_pass * fetch["input"],
            "ofmap_dram_bytes": q.output_bytes + spill * psum_bytes}
     dram = out["weight_dram_bytes"] + out["ifmap_dram_bytes"] + out["ofmap_dram_bytes"]
-
-    # Transactions: NCHW, so a channel's rows of one tile are one contiguous chunk (one chunk
-    # per row when the stride skips rows); a weight block is one chunk.
-    txn = float(accel.dram.transaction_bytes)
-    w_blocks = trips["G"] * trips["K"] * trips["C"]
-    rows_per_image = mp.input_rows_per_image(q, c.tile_rows)
-    contiguous = q.kernel_h >= q.stride_h
-    chunks = np.maximum(np.where(contiguous, trips["P_image"], rows_per_image), 1)
-    chunk_bytes = rows_per_image * plane / q.num_inputs / chunks
-    planes = q.batch * q.out_channels * trips["P_image"]
-    pixels = q.out_h * q.out_w / trips["P_image"]
-    transactions = (w_blocks * fetch["weight"] * np.ceil(w_pass / w_blocks / txn)
-                    + fetch["input"] * q.batch * q.num_inputs * q.in_channels * chunks
-                    * np.ceil(chunk_bytes / txn)
-                    + planes * (np.ceil(pixels * q.out_bits / 8 / txn)
-                                + spill * np.ceil(pixels * q.accum_bits / 8 / txn)))
 
     # Compute: fold model over the tiles, precision-scaled, plus generation on the array.
     scale, gating = cycles_per_mac(accel, q.weight_bits, q.act_bits, q.pred_bits, q.lsb_density)
@@ -362,7 +355,7 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates) -> dict[str, np.nda
     energy = energy_breakdown(counts, action_energies(accel, q))
     out.update({
         "macs": q.macs, "executed_macs": executed, "vector_ops": q.vector_ops,
-        "dram_bytes": dram, "dram_transactions": transactions,
+        "dram_bytes": dram,
         "compulsory_dram_bytes": compulsory,
         "sram_reads_bytes": sum(reads.values()), "sram_writes_bytes": sum(writes.values()),
         "gen_macs": gen_macs, "gen_cycles": gen_cycles, "compute_cycles": compute,
@@ -375,6 +368,8 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates) -> dict[str, np.nda
         "compute_utilization": work / np.maximum(compute, 1),
         "fold_cycles": fold, "trips": trips, "fetch": fetch, "counts": counts, **energy,
     })
+    if full:
+        out["dram_transactions"] = dram_transactions(q, c, accel, trips, fetch, w_pass)
     return out
 
 
@@ -529,37 +524,57 @@ def _check_objective(objective: str) -> None:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
 
 
-def select(layer: np.ndarray, costs: dict, objective: str) -> np.ndarray:
+def select(layer: np.ndarray, costs: dict, objective: str,
+           weight: np.ndarray | None = None) -> np.ndarray:
     """Index of each layer's best candidate for ``objective`` (candidates grouped by layer).
 
-    ``balanced``: a candidate's score is the larger of its latency and DRAM bytes over the
-    layer's optimum of each; every candidate scoring within ``BALANCE_TOLERANCE`` of 1 counts
-    as best, then the least energy, latency and DRAM bytes win in that order.
+    ``balanced`` balances the whole network (``weight``: how often each layer occurs): with
+    L0 and D0 the network's latency and DRAM bytes when every layer takes its own optimum of
+    each, every layer minimizes latency / L0 + lambda * DRAM / D0, and lambda is the one of
+    ``BALANCE_WEIGHTS`` whose network totals keep the larger of latency / L0 and DRAM / D0
+    smallest (then their sum). A weighted sum of network totals splits into one term per
+    layer, so the per-layer choices are exact for each lambda; only the (latency, DRAM) Pareto
+    front of each layer is scored. Ties go to the least energy.
     """
     if objective != "balanced":
         keys = [costs[objective]] + [costs[k] for k in _TIE_BREAK[objective]]
         return mp.choose(layer, keys)
-    latency, dram = costs["latency_cycles"], costs["dram_bytes"]
-    score = np.maximum(latency / np.maximum(mp.per_layer_min(layer, latency), 1e-30),
-                       dram / np.maximum(mp.per_layer_min(layer, dram), 1e-30))
-    band = np.maximum(score, 1 + BALANCE_TOLERANCE)
-    return mp.choose(layer, [band, costs["energy_pj"], latency, dram])
+    all_layers, all_starts = layer, mp.layer_starts(layer)
+    latency, dram, energy = costs["latency_cycles"], costs["dram_bytes"], costs["energy_pj"]
+    front = mp.pareto_front(layer, latency, dram)
+    layer, latency, dram, energy = layer[front], latency[front], dram[front], energy[front]
+    starts = mp.layer_starts(layer)
+    weight = np.ones(len(starts)) if weight is None else weight
+    lat0 = float(weight @ np.minimum.reduceat(latency, starts))
+    dram0 = float(weight @ np.minimum.reduceat(dram, starts))
+    best, best_key = None, None
+    for lam in BALANCE_WEIGHTS:
+        chosen = mp.choose(layer, [latency / lat0 + lam * dram / dram0, energy], starts)
+        ratios = (float(weight @ latency[chosen]) / lat0, float(weight @ dram[chosen]) / dram0)
+        key = (round(max(ratios), 12), round(sum(ratios), 12))
+        if best_key is None or key < best_key:
+            best, best_key = chosen, key
+    # Then the fewest array cycles among the layer's candidates with no more DRAM bytes and at
+    # most BALANCE_SLACK more latency: a fill saved is worth more than a sliver of overlap
+    # the latency model credits to smaller first tiles.
+    picked = np.repeat(front[best], np.diff(all_starts, append=len(all_layers)))
+    near = ((costs["latency_cycles"] <= costs["latency_cycles"][picked] * (1 + BALANCE_SLACK))
+            & (costs["dram_bytes"] <= costs["dram_bytes"][picked]))
+    return mp.choose(all_layers, [np.where(near, costs["compute_cycles"], np.inf),
+                                  costs["energy_pj"]], all_starts)
 
 
 def _search(graph: LayerGraph, accel: Accelerator, objective: str):
     """Search the distinct layer shapes; the chosen candidates and their layer numbers."""
     _check_objective(objective)
     first, inverse, arrays = mp.unique_layers(graph.layers)
-    space = mp.candidate_space(graph.layers, accel.array.rows, accel.array.cols,
-                               accel.array.dataflow)
-    lazy = arrays.view(space.layer)
-    legal = mp.fills_array(lazy, space, accel)
-    tiles = mp.tile_footprint(lazy, space)
-    ok = legal & mp.fits(tiles, accel)
+    space, tiles = mp.candidate_space(graph.layers, accel.array.rows, accel.array.cols,
+                                      accel.array.dataflow)
+    ok = mp.fits(tiles, accel)
     fitting = np.bincount(space.layer[ok], minlength=len(first))
     if not fitting.all():
         i = int(np.argmin(fitting))
-        total = np.where(legal & (space.layer == i), sum(tiles.values()), np.inf)
+        total = np.where(space.layer == i, sum(tiles.values()), np.inf)
         j = int(np.argmin(total))
         raise ValueError(mp.misfit_message(
             first[i], {t: float(v[j]) for t, v in tiles.items()}, accel,
@@ -567,8 +582,8 @@ def _search(graph: LayerGraph, accel: Accelerator, objective: str):
             f"{space.tile_filters[j]} filters, {space.tile_channels[j]} channels, "
             f"{space.tile_rows[j]} output rows)"))
     cand = space.take(ok)
-    costs = candidate_costs(accel, arrays.view(cand.layer), cand)
-    best = select(cand.layer, costs, objective)
+    costs = candidate_costs(accel, arrays.view(cand.layer), cand, full=False)
+    best = select(cand.layer, costs, objective, np.bincount(inverse, minlength=len(first)))
     return first, inverse, arrays, cand.take(best)
 
 

@@ -307,10 +307,10 @@ def tile_table(m: Mapping) -> dict[str, np.ndarray]:
 
     def changed(loops: tuple[str, ...]) -> np.ndarray:
         key = np.stack([idx[loop] for loop in ("G", *loops)])
-        return np.r_[True, np.any(key[:, 1:] != key[:, :-1], axis=0)]
+        return np.concatenate([[True], np.any(key[:, 1:] != key[:, :-1], axis=0)])
 
     def leaving(loops: tuple[str, ...]) -> np.ndarray:
-        return np.r_[changed(loops)[1:], True]
+        return np.concatenate([changed(loops)[1:], [True]])
 
     held = m.factors_held
     w_new, i_new, o_new = (changed(USES[t]) for t in ("weight", "input", "output"))
@@ -358,20 +358,28 @@ def executed_filters(q, filters) -> np.ndarray:
     return np.ceil(q.mac_density * filters - 1e-9)
 
 
-def fold_factors(q, array: PEArray, groups, filters, channels, pixels) -> dict[str, np.ndarray]:
-    """Folds of one tile, as the factor each tiled dimension contributes (their product is the
-    tile's fold count): WS maps Sr to rows and filters to columns, OS pixels to rows and
+def fold_factor(q, array: PEArray, dim: str, size, packing) -> np.ndarray:
+    """The factor tiled dimension ``dim`` (G, K, C or P; P's ``size`` in pixels) contributes to
+    a tile's fold count: WS maps Sr to rows and filters to columns, OS pixels to rows and
     filters to columns, IS Sr to rows and pixels to columns; only WS packs groups."""
-    one = np.ones_like(np.asarray(groups, float))
-    sr_folds = np.ceil(channels * q.kernel / array.rows)
-    col_folds = np.ceil(executed_filters(q, filters) / array.cols)
-    if array.dataflow == "ws":
-        return {"G": np.ceil(groups / group_packing(q, array)), "K": col_folds, "C": sr_folds,
-                "P": one}
-    if array.dataflow == "os":
-        return {"G": groups * one, "K": col_folds, "C": one,
-                "P": np.ceil(pixels / array.rows)}
-    return {"G": groups * one, "K": one, "C": sr_folds, "P": np.ceil(pixels / array.cols)}
+    flow = array.dataflow
+    size = np.asarray(size, float)
+    if dim == "G":
+        return np.ceil(size / packing) if flow == "ws" else size
+    if dim == "K" and flow != "is":
+        return np.ceil(executed_filters(q, size) / array.cols)
+    if dim == "C" and flow != "os":
+        return np.ceil(size * q.kernel / array.rows)
+    if dim == "P" and flow != "ws":
+        return np.ceil(size / (array.rows if flow == "os" else array.cols))
+    return np.ones_like(size)
+
+
+def fold_factors(q, array: PEArray, groups, filters, channels, pixels) -> dict[str, np.ndarray]:
+    """Folds of one tile, per tiled dimension (their product is the tile's fold count)."""
+    packing = group_packing(q, array)
+    return {dim: fold_factor(q, array, dim, size, packing)
+            for dim, size in zip("GKCP", (groups, filters, channels, pixels), strict=True)}
 
 
 # --- per-block DRAM bytes (shared by tiles() and the closed forms in hwsim.cost) ------------
@@ -480,8 +488,11 @@ def unique_layers(layers: tuple[Layer, ...]) -> tuple[tuple[Layer, ...], np.ndar
 
 
 @functools.lru_cache(maxsize=64)
-def candidate_space(layers: tuple[Layer, ...], rows: int, cols: int, dataflow: str) -> Candidates:
-    """All candidates of the distinct layers of ``layers`` for an array shape (cached).
+def candidate_space(layers: tuple[Layer, ...], rows: int, cols: int,
+                    dataflow: str) -> tuple[Candidates, dict[str, np.ndarray]]:
+    """The candidates of the distinct layers of ``layers`` that fill an array of that shape,
+    and the on-chip bytes of their tiles (cached per graph and array shape: what is left per
+    accelerator is whether the tiles fit its buffers).
 
     Per dimension: ``tile_sizes`` plus the array-aligned sizes (channel tiles whose kh·kw·C_t
     rows fill whole row folds, filter tiles in whole column folds, on OS / IS row tiles whose
@@ -503,8 +514,28 @@ def candidate_space(layers: tuple[Layer, ...], rows: int, cols: int, dataflow: s
         grid = [a.ravel() for a in np.meshgrid(*dims, orders, indexing="ij")]
         parts.append(np.stack(grid + [np.full(len(grid[0]), i)]))
     stacked = np.concatenate(parts, axis=1).astype(np.int64)
-    return Candidates(layer=stacked[5], tile_groups=stacked[0], tile_filters=stacked[1],
-                      tile_channels=stacked[2], tile_rows=stacked[3], order=stacked[4])
+    space = Candidates(layer=stacked[5], tile_groups=stacked[0], tile_filters=stacked[1],
+                       tile_channels=stacked[2], tile_rows=stacked[3], order=stacked[4])
+    arrays = unique_layers(layers)[2]
+    space = space.take(fills_array(arrays.view(space.layer), space, PEArray(rows, cols, dataflow)))
+    space = space.take(_distinct_orders(arrays.view(space.layer), space))
+    return space, tile_footprint(arrays.view(space.layer), space)
+
+
+def _distinct_orders(q, c: Candidates) -> np.ndarray:
+    """Indices of the candidates left when loop orders that differ only in where a one-trip
+    loop sits (they make the same tiles) are kept once, sorted as before."""
+    trips = c.trips(q)
+    pos = _POS[c.order]
+    # The order of the loops with more than one trip, as one number: position digits of the
+    # live loops, 9 for a one-trip loop.
+    live = np.stack([np.where(trips[loop] > 1, pos[:, j], 9) for j, loop in enumerate(LOOPS)])
+    rank = np.argsort(np.argsort(live, axis=0, kind="stable"), axis=0, kind="stable")
+    code = np.where(live < 9, rank, 9)
+    key = np.stack([c.layer, c.tile_groups, c.tile_filters, c.tile_channels, c.tile_rows,
+                    code[0] * 100 + code[1] * 10 + code[2]])
+    _, first = np.unique(key, axis=1, return_index=True)
+    return np.sort(first)
 
 
 def fixed_candidates(mappings: list[Mapping]) -> Candidates:
@@ -535,16 +566,16 @@ def tile_footprint(q, c: Candidates) -> dict[str, np.ndarray]:
     }
 
 
-def fills_array(q, c: Candidates, accel: Accelerator) -> np.ndarray:
+def fills_array(q, c: Candidates, array: PEArray) -> np.ndarray:
     """Whether each tile covers the array along the dimensions the dataflow maps spatially.
 
     WS maps filters to columns and Sr to rows, OS output pixels to rows and filters to columns,
     IS Sr to rows and output pixels to columns; a tile narrower than the array there (when the
     layer is not) would idle PEs, so it is not a legal candidate.
     """
-    rows, cols = accel.array.rows, accel.array.cols
+    rows, cols = array.rows, array.cols
     sr_ok = c.tile_channels * q.kernel >= np.minimum(q.channels * q.kernel, rows)
-    flow = accel.array.dataflow
+    flow = array.dataflow
     pixel_ok = c.tile_rows * q.out_w >= np.minimum(q.out_h * q.out_w,
                                                    rows if flow == "os" else cols)
     filters_ok = c.tile_filters >= np.minimum(q.filters, cols)
@@ -574,28 +605,47 @@ def misfit_message(layer: Layer, tiles: dict[str, float], accel: Accelerator,
 
 # --- search ---------------------------------------------------------------------------------------
 def layer_starts(layer: np.ndarray) -> np.ndarray:
-    return np.flatnonzero(np.r_[True, layer[1:] != layer[:-1]])
+    """Index of each layer's first candidate (candidates grouped by layer)."""
+    head = np.ones(len(layer), dtype=bool)
+    head[1:] = layer[1:] != layer[:-1]
+    return np.flatnonzero(head)
 
 
-def per_layer_min(layer: np.ndarray, values: np.ndarray) -> np.ndarray:
+def per_layer_min(layer: np.ndarray, values: np.ndarray, starts=None) -> np.ndarray:
     """Each candidate's layer minimum of ``values`` (candidates grouped by layer)."""
-    starts = layer_starts(layer)
-    best = np.minimum.reduceat(values, starts)
-    return np.repeat(best, np.diff(np.r_[starts, len(layer)]))
+    starts = layer_starts(layer) if starts is None else starts
+    return np.repeat(np.minimum.reduceat(values, starts), np.diff(starts, append=len(layer)))
 
 
-def choose(layer: np.ndarray, keys: list[np.ndarray]) -> np.ndarray:
+def pareto_front(layer: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Indices of each layer's candidates that no other candidate of the layer beats on both
+    ``first`` and ``second`` (with ties on ``first``, possibly a few more), grouped by layer."""
+    order = np.lexsort((first, layer))
+    lay, value = layer[order], second[order]
+    # Running minimum of ``second`` within each layer: offsetting later layers far below lets
+    # one accumulate run over all layers without carrying across them.
+    shifted = value - lay * (2 * np.ptp(value) + 2.0)
+    prev = np.empty_like(shifted)
+    prev[0] = np.inf
+    prev[1:] = np.minimum.accumulate(shifted)[:-1]
+    keep = shifted < prev
+    keep[layer_starts(lay)] = True
+    return np.sort(order[keep])
+
+
+def choose(layer: np.ndarray, keys: list[np.ndarray], starts=None) -> np.ndarray:
     """Index of the best candidate of each layer: lexicographic over ``keys``, then first.
 
     Candidates must be grouped by layer; ties on every key go to the earliest candidate, so
     the choice is deterministic.
     """
+    starts = layer_starts(layer) if starts is None else starts
     alive = np.ones(len(layer), dtype=bool)
     for key in keys:
         masked = np.where(alive, key, np.inf)
-        alive &= masked == per_layer_min(layer, masked)
+        alive &= masked == per_layer_min(layer, masked, starts)
     index = np.arange(len(layer))
-    return np.minimum.reduceat(np.where(alive, index, len(layer)), layer_starts(layer))
+    return np.minimum.reduceat(np.where(alive, index, len(layer)), starts)
 
 
 __all__ = [
@@ -616,6 +666,7 @@ __all__ = [
     "fills_array",
     "fits",
     "fixed_candidates",
+    "fold_factor",
     "fold_factors",
     "group_packing",
     "input_block_bytes",
@@ -624,6 +675,7 @@ __all__ = [
     "lines_read",
     "misfit_message",
     "output_block_bytes",
+    "pareto_front",
     "per_layer_min",
     "runs",
     "tile_footprint",
