@@ -54,7 +54,8 @@ class LayerSchedule:
     """One layer's tiles as each actor replays them (plain tuples: fast to iterate).
 
     ``loads``: per tile (needs a weight bank, weight bursts or None, weights go to the
-    generator, needs an input bank, needs an output bank, input + partial-sum bursts or None).
+    generator, input bursts or None (no new input block), needs an output bank, partial-sum
+    bursts or None).
     ``computes``: per tile (waits for the DMA, waits for generated weights, compute cycles,
     frees the weight bank, frees the input bank, output block done); a tile that reuses every
     block on chip needs nothing from the DMA. ``generations``: (tile, cycles) of each
@@ -106,17 +107,17 @@ def schedule(name: str, costs, accel: Accelerator, producers: tuple[int, ...]) -
     closes_output = (write_bytes > 0) | (np.arange(num_tiles) == num_tiles - 1)
     new_outputs = np.r_[True, closes_output[:-1]]
     weight_link = bursts(weight_bytes, accel.dram)
-    act_link = bursts(input_bytes, accel.dram) + bursts(psum_bytes, accel.dram)
+    input_link = bursts(input_bytes, accel.dram)
+    psum_link = bursts(psum_bytes, accel.dram)
     store_link = bursts(write_bytes, accel.dram)
 
     def maybe(flag, values):
         return [v if f else None for f, v in zip(flag.tolist(), values.tolist())]
 
-    fetches_act = new_inputs | (psum_bytes > 0)
     loads = tuple(zip(new_weights.tolist(), maybe(weight_bytes > 0, weight_link),
-                      (gen > 0).tolist(), new_inputs.tolist(), new_outputs.tolist(),
-                      maybe(fetches_act, act_link)))
-    needs_dma = new_weights | new_inputs | new_outputs | fetches_act
+                      (gen > 0).tolist(), maybe(new_inputs, input_link), new_outputs.tolist(),
+                      maybe(psum_bytes > 0, psum_link)))
+    needs_dma = new_weights | new_inputs | new_outputs | (psum_bytes > 0)
     computes = tuple(zip(needs_dma.tolist(), (gen > 0).tolist(), compute.tolist(),
                          (_block_ends(new_weights)).tolist(), _block_ends(new_inputs).tolist(),
                          closes_output.tolist()))
@@ -128,7 +129,8 @@ def schedule(name: str, costs, accel: Accelerator, producers: tuple[int, ...]) -
         generations=tuple(zip(generated.tolist(), gen[generated].tolist())),
         stores=tuple(zip(stored.tolist(), store_link[stored].tolist())),
         compute_cycles=float(compute.sum()),
-        transfer_cycles=float(weight_link.sum() + act_link.sum() + store_link.sum())
+        transfer_cycles=float(weight_link.sum() + input_link.sum() + psum_link.sum()
+                              + store_link.sum())
         * burst_cycles(accel.dram))
 
 
@@ -178,20 +180,25 @@ def _transfer(env, hw: Hardware, count: float, layer: int, tile: int, activity: 
         count -= batch
 
 
+def _reserve(env, hw: Hardware, tensor: str, layer: int, tile: int):
+    """Take a free bank of ``tensor``'s buffer, logging the time spent waiting for one."""
+    asked = env.now
+    yield hw.banks[tensor].get(1)
+    if env.now > asked:
+        hw.log(asked, "dram", layer, tile, "wait_space")
+
+
 def dma(env, hw: Hardware, layers: tuple[LayerSchedule, ...]):
     """DMA engine: fetches every tile's new blocks, in execution order, into free banks."""
     for li, layer in enumerate(layers):
-        for tile, (new_weights, weight, generate, new_input, new_output, act) in enumerate(
+        for tile, (new_weights, weights, generate, inputs, new_output, psums) in enumerate(
                 layer.loads):
-            if not (new_weights or new_input or new_output or act):
+            if not (new_weights or inputs or new_output or psums):
                 continue  # every block this tile uses is on chip already
-            asked = env.now
             if new_weights:
-                yield hw.banks["weight"].get(1)
-                if env.now > asked:
-                    hw.log(asked, "dram", li, tile, "wait_space")
-                if weight is not None:
-                    yield from _transfer(env, hw, weight, li, tile, "load")
+                yield from _reserve(env, hw, "weight", li, tile)
+                if weights is not None:
+                    yield from _transfer(env, hw, weights, li, tile, "load")
                 if generate:
                     hw.to_generator.put(tile)
             if tile == layer.first_input:
@@ -201,15 +208,13 @@ def dma(env, hw: Hardware, layers: tuple[LayerSchedule, ...]):
                         yield hw.layer_written[producer]
                 if env.now > asked:
                     hw.log(asked, "dram", li, tile, "wait_producer")
-            asked = env.now
-            if new_input:
-                yield hw.banks["input"].get(1)
+            if inputs is not None:
+                yield from _reserve(env, hw, "input", li, tile)
+                yield from _transfer(env, hw, inputs, li, tile, "load")
             if new_output:
-                yield hw.banks["output"].get(1)
-            if env.now > asked:
-                hw.log(asked, "dram", li, tile, "wait_space")
-            if act is not None:
-                yield from _transfer(env, hw, act, li, tile, "load")
+                yield from _reserve(env, hw, "output", li, tile)
+            if psums is not None:
+                yield from _transfer(env, hw, psums, li, tile, "load")
             hw.tile_loaded.put(tile)
 
 
