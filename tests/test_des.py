@@ -128,6 +128,21 @@ def test_generator_pipelines_with_the_array():
     assert replay({"a": c}, accel()).latency_cycles == 2 + 20 + 10 + 10 + 2
 
 
+def test_in_code_checks_catch_a_lost_tile_and_a_wrong_window():
+    from hwsim import des
+
+    c = costs([640, 0, 0, 0], [640] * 4, [640] * 4, [100] * 4)
+    hw = accel()
+    sim = replay({"a": c}, hw)
+    layers = (des.schedule("a", c, hw, ()),)
+    timeline = sim.timeline.assign(layer=sim.timeline["layer"].cat.codes)
+    lost = timeline.drop(index=timeline.index[timeline.activity == "compute"][-1])
+    with pytest.raises(AssertionError, match="compute cycles"):
+        des._check(sim.layers, lost, layers, sim.latency_cycles)
+    with pytest.raises(AssertionError, match="layer windows"):
+        des._check(sim.layers.assign(latency_cycles_des=400.0), timeline, layers, 460.0)
+
+
 @st.composite
 def streams(draw):
     layers = {}
