@@ -27,7 +27,7 @@ GOLDEN = {
 SHAPES = {"resnet18": (3, 32, 32), "mlg_resnet18": (3, 32, 32), "resnet50": (3, 224, 224)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def traced(model):
     return trace(create_model(model), SHAPES[model])
 
