@@ -7,6 +7,7 @@ line naming the file (or the ``accel.`` override) and the key, e.g.
 
 import dataclasses
 import difflib
+import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +21,26 @@ BUFFER_LAYOUTS = (("weight", "input", "output"), ("shared",))
 PRESET_DIR = Path(__file__).parent / "accelerators"
 
 
-def _positive(section: str, obj, *keys: str) -> None:
+# Upper limits keep every count the cost model forms far inside int64 / float64.
+MAX_SIZE = 2 ** 48  # bytes, MACs per cycle, bandwidths
+MAX_ARRAY_DIM = 2 ** 16  # PE rows or columns
+MAX_BITS = 64  # operand widths
+MIN_VALUE = 1e-9  # smaller positive rates (bandwidth, clock, pJ) overflow latencies to inf
+
+
+def _positive(section: str, obj, *keys: str, at_most: float = MAX_SIZE) -> None:
+    """Each ``obj.key`` is a finite number in (0, at_most]; NaN and infinity are errors."""
     for key in keys:
         value = getattr(obj, key)
+        where = f"{section}.{key}" if section else key
+        if not math.isfinite(value):
+            raise ValueError(f"{where} must be a finite number > 0, got {value}")
         if value <= 0:
-            raise ValueError(f"{section}.{key} must be > 0, got {value}")
+            raise ValueError(f"{where} must be > 0, got {value}")
+        if value < MIN_VALUE:
+            raise ValueError(f"{where} must be at least {MIN_VALUE:g}, got {value}")
+        if value > at_most:
+            raise ValueError(f"{where} must be at most {at_most}, got {value}")
 
 
 def _one_of(section: str, key: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -48,7 +64,8 @@ class PEArray:
     bits_per_cycle: int = 1
 
     def __post_init__(self):
-        _positive("array", self, "rows", "cols", "mac_bits", "bits_per_cycle")
+        _positive("array", self, "rows", "cols", at_most=MAX_ARRAY_DIM)
+        _positive("array", self, "mac_bits", "bits_per_cycle", at_most=MAX_BITS)
         _one_of("array", "dataflow", self.dataflow, DATAFLOWS)
         _one_of("array", "precision_mode", self.precision_mode, PRECISION_MODES)
 
@@ -112,9 +129,10 @@ class WeightGen:
     factor_buffer_bytes: int = 0
 
     def __post_init__(self):
-        _positive("weight_gen", self, "macs_per_cycle", "bits")
-        if self.factor_buffer_bytes < 0:
-            raise ValueError(f"weight_gen.factor_buffer_bytes must be >= 0, "
+        _positive("weight_gen", self, "macs_per_cycle")
+        _positive("weight_gen", self, "bits", at_most=MAX_BITS)
+        if not 0 <= self.factor_buffer_bytes <= MAX_SIZE:
+            raise ValueError(f"weight_gen.factor_buffer_bytes must be >= 0 and at most {MAX_SIZE}, "
                              f"got {self.factor_buffer_bytes}")
 
 
@@ -154,8 +172,7 @@ class Accelerator:
     energy: Energy = Energy()
 
     def __post_init__(self):
-        if self.clock_mhz <= 0:
-            raise ValueError(f"clock_mhz must be > 0, got {self.clock_mhz}")
+        _positive("", self, "clock_mhz")
         names = tuple(buffer.name for buffer in self.buffers)
         if tuple(sorted(names)) not in {tuple(sorted(layout)) for layout in BUFFER_LAYOUTS}:
             raise ValueError(f"buffers must be either weight, input, output or shared, "
@@ -329,7 +346,10 @@ def load_accelerator(name_or_path: str, overrides: dict | None = None) -> Accele
     except (TypeError, ValueError) as exc:
         message = str(exc)
         key = message.split(" ", 1)[0].rstrip(":")
-        if key in touched:
+        parts = key.split(".")
+        # The override set the key, a section the key belongs to, or a key inside it.
+        if any(".".join(parts[:i]) in touched for i in range(1, len(parts) + 1)) or any(
+                t.startswith(f"{key}.") for t in touched):
             raise ValueError(f"accel.{message}") from None
         raise ValueError(f"{path.name}: {message}") from None
 

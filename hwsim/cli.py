@@ -2,7 +2,8 @@
 
 A thin layer over the library: it parses arguments, resolves one config dict (the same dotted
 ``--set`` keys for every command), calls the library and prints. Bad input is one line on stderr
-and exit code 2; ``HWSIM_DEBUG=1`` shows the traceback instead.
+and exit code 2 (an internal error: one line, exit 1); ``HWSIM_DEBUG=1`` shows the traceback
+instead.
 """
 
 import argparse
@@ -163,6 +164,8 @@ def model_kwargs(name: str, cfg: dict) -> dict:
     kwargs = {}
     for key, value in cfg.get("model", {}).items():
         if key == "name":
+            if value != name:
+                raise UsageError(f"--set model.name={value}: disagrees with --model {name}")
             continue
         if key not in settable:
             raise UsageError(f"--set model.{key}: unknown argument of {name}; allowed: "
@@ -472,13 +475,28 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader (e.g. `| head`) left: silence the final flush too
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (UsageError, ValueError, KeyError, FileNotFoundError) as exc:
-        if os.environ.get("HWSIM_DEBUG"):
+    except (UsageError, ValueError, KeyError, OSError) as exc:
+        if os.environ.get("HWSIM_DEBUG") == "1":
             raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"hwsim: error: {' '.join(str(message).split())}", file=sys.stderr)
+        print(f"hwsim: error: {_message(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug, not bad input: still one line, exit 1
+        if os.environ.get("HWSIM_DEBUG") == "1":
+            raise
+        print(f"hwsim: internal error: {type(exc).__name__}: {_message(exc)} (a bug; "
+              f"HWSIM_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
 
+
+def _message(exc: BaseException) -> str:
+    """The error as one line: a KeyError's own text, an OS error's file and reason."""
+    if isinstance(exc, KeyError) and exc.args:
+        message = exc.args[0]
+    elif isinstance(exc, OSError) and exc.filename is not None:
+        message = f"{exc.filename}: {exc.strerror or exc}"
+    else:
+        message = exc
+    return " ".join(str(message).split())
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -110,6 +110,9 @@ def scalesim_files(graph: LayerGraph, accel: Accelerator) -> tuple[dict[str, str
     Files: ``<model>.csv`` (topology), ``<model>_layout.csv`` and ``<accel>.cfg``. Run
     SCALE-Sim with ``python -m scalesim.scale -c CFG -t TOPOLOGY -l LAYOUT -p LOGDIR``.
     """
+    if accel is None:
+        raise ValueError("export: SCALE-Sim needs an accelerator (its array and SRAM sizes); "
+                         "give --accel NAME|FILE, not none")
     rows, skipped = scalesim_rows(graph)
     lines = [TOPOLOGY_HEADER] + [",".join(str(v) for v in row) + "," for row in rows]
     header = "Layer name," + ",".join(f"layout{i}" for i in range(20)) + ","

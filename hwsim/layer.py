@@ -66,7 +66,7 @@ class Layer:
                              f"got {self.op!r}")
         for key in ("batch", "in_channels", "out_channels", "groups", "weight_bits", "act_bits",
                     "out_bits", "accum_bits"):
-            if getattr(self, key) <= 0:
+            if not getattr(self, key) > 0:  # also catches NaN
                 raise ValueError(f"Layer {self.name}: {key} must be > 0, got {getattr(self, key)}")
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ValueError(f"Layer {self.name}: groups={self.groups} must divide in_channels="

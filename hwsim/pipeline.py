@@ -39,7 +39,7 @@ from models.train import check_section, evaluate, resolve_config, train
 from .accel import load_accelerator
 from .cost import DEFAULT_OBJECTIVE, OBJECTIVES, hardware_totals
 from .cost import evaluate as evaluate_cost
-from .trace import trace
+from .trace import MAX_BATCH, MAX_BITS, trace
 
 # key -> (default, allowed types)
 HARDWARE: dict[str, tuple[object, tuple[type, ...]]] = {
@@ -63,9 +63,20 @@ def hardware_section(config: dict) -> dict:
     hw = check_section("hardware", config.get("hardware"), HARDWARE,
                        choices={"objective": OBJECTIVES},
                        positive=("batch", "calib_batch_size", "weight_bits", "act_bits"),
-                       non_negative=("calib_batches",))
+                       non_negative=("calib_batches",),
+                       items={"accelerators": ((str,), None)},
+                       at_most={"weight_bits": MAX_BITS, "act_bits": MAX_BITS,
+                                "batch": MAX_BATCH})
     if not hw["accelerators"]:
         raise ValueError("hardware.accelerators: give at least one accelerator")
+    results = Path(hw["results"])
+    if results.is_dir() or not results.name:
+        raise ValueError(f"hardware.results: {results} is a folder; give the CSV file to "
+                         f"append to")
+    checkpoint = config.get("checkpoint")
+    if checkpoint is not None and not (isinstance(checkpoint, str) and checkpoint):
+        raise ValueError(f"checkpoint: must be the path of a trained checkpoint, got "
+                         f"{checkpoint!r}")
     return hw
 
 
@@ -119,8 +130,12 @@ def append_rows(path: str | os.PathLike, rows: pd.DataFrame) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(f".{path.name}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        table = pd.concat([pd.read_csv(path), rows], ignore_index=True) if path.exists() \
-            else rows
+        try:
+            table = pd.concat([pd.read_csv(path), rows], ignore_index=True) \
+                if path.exists() else rows
+        except (ValueError, OSError) as exc:  # pandas' parser errors are ValueErrors
+            raise ValueError(f"{path}: cannot append to this results table "
+                             f"({' '.join(str(exc).split())[:160]})") from None
         atomic_write_bytes(path, table.to_csv(index=False).encode())
 
 

@@ -18,13 +18,14 @@ channels, so an unconverted network costs what its converted form does.
 """
 
 import dataclasses
+import math
 import operator
 
 import torch
 import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.fx.passes.shape_prop import ShapeProp
+from torch.fx.passes.shape_prop import _extract_tensor_metadata
 
 from .layer import Layer, LayerGraph
 
@@ -42,10 +43,72 @@ STORAGE_RULE = ("stored bits: hw_stats() of compressed modules (MLG factors, qua
                 "against the same architecture at 32 bits")
 
 
+MAX_BATCH = 2 ** 20
+MAX_BITS = 32
+MAX_INPUT_VALUES = 2 ** 25  # C·H·W; shapes are read from a real batch-1 run of the model
+
+
 class _LeafTracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return (hasattr(m, "hw_stats") or hasattr(m, "hw_kept_channels")
                 or super().is_leaf_module(m, qualname))
+
+
+class _NodeFailed(Exception):
+    """A node of the traced graph raised while shapes were propagated."""
+
+    def __init__(self, node: fx.Node, input_shapes: list[tuple[int, ...]], error: Exception):
+        super().__init__(str(error))
+        self.node, self.input_shapes, self.error = node, input_shapes, error
+
+
+class _ShapeProp(fx.Interpreter):
+    """Runs the graph and records each tensor's metadata (as torch's ShapeProp, which prints
+    a traceback on failure); a failing node raises ``_NodeFailed`` naming it and its inputs."""
+
+    def run_node(self, n: fx.Node):
+        try:
+            result = super().run_node(n)
+        except Exception as exc:  # torch raises RuntimeError, ValueError, IndexError, ...
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            shapes = [tuple(a.shape) for a in (*args, *kwargs.values())
+                      if isinstance(a, torch.Tensor)]
+            raise _NodeFailed(n, shapes, exc) from exc
+        if isinstance(result, torch.Tensor):
+            n.meta["tensor_meta"] = _extract_tensor_metadata(result)
+        return result
+
+
+def _expects(module: nn.Module | None) -> str:
+    """What ``module`` needs of its input, in words."""
+    if module is None:
+        return ""
+    if hasattr(module, "in_features"):
+        return f", expects {module.in_features} input features"
+    if hasattr(module, "in_channels"):
+        return f", expects {module.in_channels} input channels"
+    return ""
+
+
+def _shape_error(name: str, input_shape: tuple[int, ...], graph_module: fx.GraphModule,
+                 failed: _NodeFailed) -> ValueError:
+    node, error = failed.node, failed.error
+    module = graph_module.get_submodule(node.target) if node.op == "call_module" else None
+    where = node.target if module is not None else (_scope(node) or node.name)
+    kind = type(module).__name__ if module is not None else getattr(
+        node.target, "__name__", str(node.target))
+    given = ", ".join(str(shape) for shape in failed.input_shapes) or "none"
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    if isinstance(error, MemoryError) or "memory" in reason.lower():
+        return ValueError(f"trace: input shape {input_shape} is too large for {name}: layer "
+                          f"{where} ({kind}) ran out of memory; give a smaller --input")
+    return ValueError(f"trace: input shape {input_shape} does not fit {name}: layer {where} "
+                      f"({kind}{_expects(module)}) got input {given} ({reason})")
+
+
+def _check_int(key: str, value, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"trace: {key} must be an integer in {low}..{high}, got {value!r}")
 
 
 def _pair(value) -> tuple[int, int]:
@@ -201,14 +264,22 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], calib=None, batch: int
     ``hw_stats()`` is read, so dynamic statistics come from real data; modules that keep such
     statistics may define ``reset_hw_stats()``, called first.
     """
-    input_shape = tuple(int(d) for d in input_shape)
-    if len(input_shape) == 4:
-        batch = batch or input_shape[0]
-        input_shape = input_shape[1:]
-    if len(input_shape) != 3 or min(input_shape) <= 0:
+    given_shape = tuple(input_shape)
+    if len(given_shape) == 4:
+        batch = batch or given_shape[0]
+        given_shape = given_shape[1:]
+    if len(given_shape) != 3 or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in given_shape):
         raise ValueError(f"trace: input_shape must be (C, H, W) or (N, C, H, W) with positive "
-                         f"sizes, got {input_shape}")
+                         f"integer sizes, got {tuple(input_shape)}")
+    input_shape = given_shape
+    if math.prod(input_shape) > MAX_INPUT_VALUES:
+        raise ValueError(f"trace: input shape {input_shape} is too large: C·H·W must be at most "
+                         f"{MAX_INPUT_VALUES}, got {math.prod(input_shape)}")
     batch = batch or 1
+    _check_int("batch", batch, 1, MAX_BATCH)
+    _check_int("weight_bits", weight_bits, 1, MAX_BITS)
+    _check_int("act_bits", act_bits, 1, MAX_BITS)
     name = name or getattr(model, "name", type(model).__name__)
     bits = {"weight_bits": weight_bits, "act_bits": act_bits, "out_bits": act_bits}
     was_training = model.training
@@ -221,13 +292,22 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], calib=None, batch: int
                              f"{str(exc).splitlines()[0]}") from None
         with torch.no_grad():
             # Batch 1 is enough to read shapes; the hardware batch is a Layer field.
-            ShapeProp(graph_module).propagate(torch.zeros(1, *input_shape))
+            try:
+                _ShapeProp(graph_module).run(torch.zeros(1, *input_shape))
+            except _NodeFailed as failed:
+                raise _shape_error(name, input_shape, graph_module, failed) from None
             if calib is not None:
                 for module in model.modules():
                     if hasattr(module, "reset_hw_stats"):
                         module.reset_hw_stats()
                 for inputs in calib:
-                    model(inputs[0] if isinstance(inputs, (tuple, list)) else inputs)
+                    inputs = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
+                    try:
+                        model(inputs)
+                    except RuntimeError as exc:
+                        raise ValueError(
+                            f"trace: a calibration batch of shape {tuple(inputs.shape)} does "
+                            f"not fit {name} ({str(exc).splitlines()[0]})") from None
         layers, producers, module_of, folded = [], {}, {}, set()
         kept: dict[fx.Node, int] = {}  # nodes carrying fewer channels than traced (pruning)
         names_seen: dict[str, int] = {}

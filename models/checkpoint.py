@@ -10,7 +10,7 @@ input shape, the training state for an exact resume and the metrics history. Wri
 import hashlib
 import io
 import os
-import pickle
+import re
 import tempfile
 from pathlib import Path
 
@@ -28,6 +28,13 @@ REQUIRED_KEYS = ("format", "version", "model_name", "model_kwargs", "state_dict"
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
     path = Path(path)
+    for folder in (path.parent, *path.parent.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(f"{folder}: exists and is not a folder; cannot write {path}")
+            break
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; cannot write a file there")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -69,18 +76,52 @@ def new_checkpoint(model_name: str, model_kwargs: dict, model: nn.Module, config
             "input_shape": list(input_shape), **extra}
 
 
+def _load_failure(exc: Exception) -> str:
+    """Why ``torch.load`` failed, in our words (torch's own text suggests ``weights_only=False``,
+    which would run whatever code the file carries)."""
+    foreign = re.search(r"GLOBAL (\S+)", str(exc))
+    if foreign:
+        return (f"it holds Python objects ({foreign.group(1)}), not only tensors and plain "
+                f"values as an hwsim checkpoint does; refusing to load it")
+    if isinstance(exc, EOFError):
+        return "the file is empty or truncated"
+    if isinstance(exc, OSError):
+        return f"cannot read it ({exc.strerror or type(exc).__name__})"
+    return f"the file is corrupt or not a PyTorch checkpoint ({type(exc).__name__})"
+
+
+def _is_shape(value: object) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) == 3 and all(
+        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value)
+
+
+# key -> (check, what is allowed) for the entries every checkpoint carries.
+_ENTRY_CHECKS = {
+    "model_name": (lambda v: isinstance(v, str), "a model name"),
+    "model_kwargs": (lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+                     "a mapping of builder arguments"),
+    "state_dict": (lambda v: isinstance(v, dict) and all(
+        isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in v.items()),
+        "a mapping of parameter names to tensors"),
+    "config": (lambda v: isinstance(v, dict), "a mapping"),
+    "input_shape": (_is_shape, "[C, H, W] of positive integers"),
+    "history": (lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v),
+                "a list of metric mappings"),
+    "data": (lambda v: v is None or isinstance(v, str), "a dataset name"),
+}
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Load and check a checkpoint; a missing, corrupt or foreign file is a one-line error."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, expected a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, KeyError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
-        # What torch raises for a truncated, garbled or code-carrying file.
-        reason = " ".join(str(exc).split())[:200]
-        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {reason})"
-                         ) from None
+    except Exception as exc:  # torch raises a dozen types for a garbled or foreign file
+        raise ValueError(f"{path}: not a readable checkpoint: {_load_failure(exc)}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise ValueError(f"{path}: not an hwsim checkpoint (no format={FORMAT!r} entry)")
     if checkpoint.get("version") != VERSION:
@@ -89,6 +130,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     missing = [k for k in REQUIRED_KEYS if k not in checkpoint]
     if missing:
         raise ValueError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    for key, (check, allowed) in _ENTRY_CHECKS.items():
+        if key in checkpoint and not check(checkpoint[key]):
+            shown = type(checkpoint[key]).__name__
+            raise ValueError(f"{path}: checkpoint entry {key} must be {allowed}, got {shown}")
     return checkpoint
 
 

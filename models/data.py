@@ -187,6 +187,13 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(body, dtype=np.uint8).reshape(shape)
 
 
+def _check_labels(where: Path, labels: np.ndarray, num_classes: int) -> None:
+    """Labels index the classes; anything else would fail deep inside the loss."""
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"{where}: labels must lie in 0..{num_classes - 1}, found "
+                         f"{int(labels.min())}..{int(labels.max())} (corrupt file?)")
+
+
 def _mnist_file(folder: Path, stem: str, download: bool) -> Path:
     for candidate in (folder / f"{stem}.gz", folder / stem):
         if candidate.is_file():
@@ -205,6 +212,7 @@ def _mnist_split(folder: Path, prefix: str, download: bool) -> tuple[torch.Tenso
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise ValueError(f"{folder}: MNIST {prefix} images {images.shape} and labels "
                          f"{labels.shape} do not match")
+    _check_labels(folder / f"{prefix}-labels-idx1-ubyte", labels, 10)
     return torch.from_numpy(images.copy())[:, None], torch.from_numpy(labels.astype(np.int64))
 
 
@@ -254,8 +262,12 @@ def _cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
             batch = _ArrayUnpickler(fh, encoding="bytes").load()
         images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(batch[label_key], dtype=np.int64)
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: corrupt CIFAR batch ({exc})") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError,
+            AttributeError, IndexError) as exc:
+        raise ValueError(f"{path}: corrupt CIFAR batch ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:120]})") from None
     if len(images) != len(labels):
         raise ValueError(f"{path}: corrupt CIFAR batch ({len(images)} images, "
                          f"{len(labels)} labels)")
@@ -272,11 +284,17 @@ def _cifar(name: str, root: str | None, download: bool, train_files: list[str],
         archive = base / url.rsplit("/", 1)[1]
         if not archive.is_file():
             _download(url, archive, md5)
-        with tarfile.open(archive) as tar:
-            tar.extractall(base, filter="data")
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(base, filter="data")
+        except (tarfile.TarError, EOFError) as exc:
+            raise ValueError(f"{archive}: corrupt archive ({exc}); delete it to download "
+                             f"again") from None
 
     def load(files: list[str]) -> ImageSet:
         parts = [_cifar_batch(folder / f, label_key) for f in files]
+        for f, (_, labels) in zip(files, parts):
+            _check_labels(folder / f, labels, num_classes)
         images = torch.from_numpy(np.concatenate([p[0] for p in parts]))
         labels = torch.from_numpy(np.concatenate([p[1] for p in parts]))
         return ImageSet(name, images, labels, num_classes, mean, std, crop_padding_px=4,

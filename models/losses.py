@@ -1,5 +1,7 @@
 """Generic extra loss terms, registered by name in ``models.plugins`` (configs: ``losses:``)."""
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,7 +19,7 @@ def knowledge_distillation(model: nn.Module, teacher: str, T: float = 4.0, alpha
     ``(1 - alpha) * CE + alpha * T² * KL``. ``T²`` keeps the soft gradients' scale independent
     of the temperature.
     """
-    if T <= 0 or not 0 <= alpha <= 1:
+    if not (math.isfinite(T) and T > 0 and 0 <= alpha <= 1):
         raise ValueError(f"losses.kd: need T > 0 and 0 <= alpha <= 1, got T={T}, alpha={alpha}")
     teacher_model = build_model(load_checkpoint(teacher), teacher).eval()
     teacher_model.requires_grad_(False)

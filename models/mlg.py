@@ -10,6 +10,7 @@ distillation (A.8) is the generic ``kd`` loss of the training loop.
 """
 
 import functools
+import math
 from dataclasses import dataclass, fields, replace
 
 import torch
@@ -140,7 +141,8 @@ def ortho_loss(model: nn.Module) -> torch.Tensor:
 @register_loss("mlg_ortho")
 def mlg_ortho(model: nn.Module, weight: float = 0.05):
     """Loss term ``weight · L_ort`` (the seed's ``criterion.ortho_loss_weight``, 0.05)."""
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (
+            math.isfinite(weight) and weight >= 0):
         raise ValueError(f"mlg_ortho: weight must be a number >= 0, got {weight!r}")
     if not mlg_layers(model):
         raise ValueError("mlg_ortho: the model has no generated MLGConv2d layer "
@@ -200,7 +202,8 @@ def project_from_teacher(student: nn.Module, teacher: nn.Module, steps: int = 30
                          f"got {alg!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"mlg_projection: steps must be an int >= 0, got {steps!r}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (
+            math.isfinite(lr) and lr > 0):
         raise ValueError(f"mlg_projection: lr must be a number > 0, got {lr!r}")
     pairs = _weight_pairs(student, teacher)
     own = student.state_dict()

@@ -15,20 +15,25 @@ STAGES = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3,
 
 
 class InvertedResidual(nn.Module):
+    """1x1 expansion (absent when ``expansion`` is 1, as the paper and torchvision), 3x3
+    depthwise, 1x1 linear projection; a residual add when the shapes allow."""
+
     def __init__(self, in_channels: int, out_channels: int, expansion: int, stride: int,
                  conv: ConvFactory):
         super().__init__()
         hidden = in_channels * expansion
         self.use_residual = stride == 1 and in_channels == out_channels
-        self.conv1 = conv(in_channels, hidden, 1)
-        self.bn1 = nn.BatchNorm2d(hidden)
+        self.expands = expansion != 1
+        if self.expands:
+            self.conv1 = conv(in_channels, hidden, 1)
+            self.bn1 = nn.BatchNorm2d(hidden)
         self.conv2 = conv(hidden, hidden, 3, stride=stride, padding=1, groups=hidden)
         self.bn2 = nn.BatchNorm2d(hidden)
         self.conv3 = conv(hidden, out_channels, 1)
         self.bn3 = nn.BatchNorm2d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu6(self.bn1(self.conv1(x)))
+        out = F.relu6(self.bn1(self.conv1(x))) if self.expands else x
         out = F.relu6(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         return out + x if self.use_residual else out

@@ -13,6 +13,8 @@ config section and returns the callable the loop uses:
 """
 
 import difflib
+import inspect
+import math
 from collections.abc import Callable
 
 LOSSES: dict[str, Callable] = {}
@@ -53,3 +55,26 @@ def lookup(kind: str, name: str) -> Callable:
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise KeyError(f"unknown {kind} {name!r}{hint}; registered: {', '.join(sorted(table))}")
     return table[name]
+
+
+def check_params(where: str, factory: Callable, params: dict) -> None:
+    """``params`` fit ``factory``'s keyword arguments (after the model): every name known,
+    every argument without a default given, plain annotated types (int, float, str, bool)
+    matched and numbers finite. A problem is a one-line ValueError naming ``where.key``."""
+    arguments = list(inspect.signature(factory).parameters.values())[1:]
+    names = [a.name for a in arguments]
+    for key, value in params.items():
+        if key not in names:
+            raise ValueError(f"{where}.{key}: unknown parameter; allowed: {', '.join(names)}")
+        annotation = arguments[names.index(key)].annotation
+        number = annotation in (int, float)
+        if annotation in (int, float, str, bool) and (
+                isinstance(value, bool) != (annotation is bool)
+                or not isinstance(value, (int, float) if annotation is float else annotation)):
+            raise ValueError(f"{where}.{key}: must be {annotation.__name__}, got {value!r}")
+        if number and not math.isfinite(value):
+            raise ValueError(f"{where}.{key}: must be a finite number, got {value!r}")
+    missing = [a.name for a in arguments
+               if a.default is inspect.Parameter.empty and a.name not in params]
+    if missing:
+        raise ValueError(f"{where}.{missing[0]}: required parameter missing")

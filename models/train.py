@@ -25,10 +25,16 @@ from torch import nn
 from tqdm import tqdm
 
 from . import losses  # noqa: F401  (registers the generic loss terms)
-from .checkpoint import atomic_write_bytes, load_checkpoint, new_checkpoint, save_checkpoint
-from .data import ImageSet, load_dataset, sample
-from .plugins import lookup
-from .registry import create_model, model_arguments
+from .checkpoint import (
+    atomic_write_bytes,
+    load_checkpoint,
+    load_weights,
+    new_checkpoint,
+    save_checkpoint,
+)
+from .data import DATASETS, SPLITS, ImageSet, load_dataset, sample
+from .plugins import check_params, lookup
+from .registry import check_arguments, create_model, model_arguments
 
 # Mirrors hwsim.config.METHOD_NAMESPACES (models/ must not import hwsim; a test keeps them equal).
 METHOD_NAMESPACES = ("mlg", "resrep", "pg", "cg")
@@ -56,10 +62,22 @@ SCHEMA: dict[str, dict[str, tuple[object, tuple[type, ...]]]] = {
               "augment": (True, (bool,)), "device": ("auto", (str,)),
               "threads": (None, _OPT_INT)},
 }
-CHOICES = {"optimizer": {"name": OPTIMIZERS}, "schedule": {"name": SCHEDULES},
+CHOICES = {"data": {"name": tuple(DATASETS), "split": SPLITS},
+           "optimizer": {"name": OPTIMIZERS}, "schedule": {"name": SCHEDULES},
            "train": {"device": DEVICES}}
-POSITIVE = {"train": ("epochs", "batch_size", "eval_batch_size", "eval_every_epochs"),
-            "optimizer": ("lr",)}
+POSITIVE = {"data": ("train_subset", "test_subset"),
+            "optimizer": ("lr", "eps"),
+            "schedule": ("gamma",),
+            "train": ("epochs", "batch_size", "eval_batch_size", "eval_every_epochs", "threads")}
+NON_NEGATIVE = {"optimizer": ("momentum", "weight_decay"),
+                "schedule": ("warmup_epochs", "min_lr", "milestones"),
+                "train": ("seed",)}
+# list key -> (item types, required length or None)
+ITEMS = {"optimizer": {"betas": (_NUMBER, 2), "no_decay": ((str,), None)},
+         "schedule": {"milestones": (_NUMBER, None)}}
+FRACTIONS = {"optimizer": ("betas", "momentum")}  # in [0, 1)
+# Seeds past 2^32 overflow the per-epoch generator; torch crashes with ~1e5 threads.
+AT_MOST = {"train": {"seed": 2 ** 32 - 1, "threads": 1024}}
 CHECKPOINT_NAME = "last.pt"
 
 
@@ -76,28 +94,90 @@ def _mapping(value: object, where: str) -> dict:
     return value
 
 
+def _describe(types: tuple[type, ...]) -> str:
+    return " or ".join("null" if t is type(None) else t.__name__ for t in types)
+
+
+def _is_instance(value: object, types: tuple[type, ...]) -> bool:
+    """``isinstance`` where a bool is not an int (YAML ``true`` is not a number)."""
+    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+
+
 def check_section(name: str, given: object, schema: dict[str, tuple[object, tuple[type, ...]]],
                   choices: dict[str, tuple] | None = None, positive: tuple[str, ...] = (),
-                  non_negative: tuple[str, ...] = ()) -> dict:
+                  non_negative: tuple[str, ...] = (), *,
+                  items: dict[str, tuple[tuple[type, ...], int | None]] | None = None,
+                  fractions: tuple[str, ...] = (), at_most: dict[str, float] | None = None
+                  ) -> dict:
     """Config section ``name`` checked against ``schema`` (key -> (default, allowed types)),
-    with defaults filled in; ``choices`` limit a key's values, ``positive`` keys must be > 0
-    and ``non_negative`` keys >= 0. Any problem is a one-line error naming the key."""
-    given, choices, out = _mapping(given, name), choices or {}, {}
+    with defaults filled in. Every number must be finite and no string empty; ``choices``
+    limit a key's values, ``positive`` keys must be > 0, ``non_negative`` keys >= 0,
+    ``fractions`` in [0, 1) and ``at_most`` keys at most their bound (a list's items each);
+    ``items`` gives a list key's item types and length (None: any). A null value skips the
+    checks of its key. Any problem is a one-line error naming the key."""
+    given, choices, items, at_most = (_mapping(given, name), choices or {}, items or {},
+                                      at_most or {})
+    out = {}
     for key, value in given.items():
         if key not in schema:
             raise ValueError(f"{name}.{key}: unknown key; allowed: {', '.join(schema)}")
         types = schema[key][1]
-        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-            allowed = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-            raise ValueError(f"{name}.{key}: must be {allowed}, got {value!r}")
+        if not _is_instance(value, types):
+            raise ValueError(f"{name}.{key}: must be {_describe(types)}, got {value!r}")
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(f"{name}.{key}: must not be empty")
+        values = [value]
+        if isinstance(value, list) and key in items:
+            item_types, length = items[key]
+            if length is not None and len(value) != length:
+                raise ValueError(f"{name}.{key}: must be a list of {length} "
+                                 f"{_describe(item_types)}, got {value!r}")
+            for item in value:
+                if not _is_instance(item, item_types):
+                    raise ValueError(f"{name}.{key}: items must be {_describe(item_types)}, "
+                                     f"got {item!r} in {value!r}")
+            values = value
+        for item in values:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"{name}.{key}: must be a finite number, got {value!r}")
+            if item is None or not isinstance(item, _NUMBER):
+                continue
+            if key in positive and item <= 0:
+                raise ValueError(f"{name}.{key}: must be > 0, got {value!r}")
+            if key in non_negative and item < 0:
+                raise ValueError(f"{name}.{key}: must be >= 0, got {value!r}")
+            if key in fractions and not 0 <= item < 1:
+                raise ValueError(f"{name}.{key}: must be in [0, 1), got {value!r}")
+            if key in at_most and item > at_most[key]:
+                raise ValueError(f"{name}.{key}: must be at most {at_most[key]}, got {value!r}")
         if key in choices and value not in choices[key]:
             raise ValueError(f"{name}.{key}: {value!r} is not one of {', '.join(choices[key])}")
-        if key in positive and value <= 0:
-            raise ValueError(f"{name}.{key}: must be > 0, got {value!r}")
-        if key in non_negative and value < 0:
-            raise ValueError(f"{name}.{key}: must be >= 0, got {value!r}")
         out[key] = value
     return {key: out.get(key, default) for key, (default, _) in schema.items()}
+
+
+def _model_section(config: dict) -> dict:
+    """The ``model`` section, its name registered and its arguments (and the method namespaces
+    the config gives) accepted by that builder."""
+    model = _mapping(config.get("model"), "model")
+    if "name" not in model:
+        raise ValueError("model: a mapping with at least 'name' is required, "
+                         "e.g. model: {name: resnet20}")
+    name = model["name"]
+    try:
+        accepted = model_arguments(name)
+    except KeyError as exc:
+        raise ValueError(f"model.name: {exc.args[0]}") from None
+    except ValueError as exc:
+        raise ValueError(f"model.name: {exc}") from None
+    kwargs = {k: v for k, v in model.items() if k != "name"}
+    for namespace in METHOD_NAMESPACES:
+        if namespace in config:
+            if namespace not in accepted:
+                raise ValueError(f"{namespace}: model {name} takes no {namespace} settings")
+            kwargs[namespace] = _mapping(config[namespace], namespace)
+    check_arguments(name, kwargs)
+    return dict(model)
 
 
 def resolve_config(config: dict, extra_sections: tuple[str, ...] = ()) -> dict:
@@ -110,24 +190,23 @@ def resolve_config(config: dict, extra_sections: tuple[str, ...] = ()) -> dict:
     for key in config:
         if key not in allowed:
             raise ValueError(f"config: unknown section {key!r}; allowed: {', '.join(allowed)}")
-    model = _mapping(config.get("model"), "model")
-    if not model.get("name"):
-        raise ValueError("model: a mapping with at least 'name' is required, "
-                         "e.g. model: {name: resnet20}")
-    resolved = {"model": dict(model)}
-    resolved.update({name: check_section(name, config.get(name), SCHEMA[name],
-                                         CHOICES.get(name), POSITIVE.get(name, ()))
-                     for name in SCHEMA})
+    resolved = {"model": _model_section(config)}
+    resolved.update({name: check_section(
+        name, config.get(name), SCHEMA[name], CHOICES.get(name), POSITIVE.get(name, ()),
+        NON_NEGATIVE.get(name, ()), items=ITEMS.get(name), fractions=FRACTIONS.get(name, ()),
+        at_most=AT_MOST.get(name)) for name in SCHEMA})
     check_groups(resolved["optimizer"])
     for name, kind in PLUGIN_SECTIONS.items():
         entries = _mapping(config.get(name), name)
-        for plugin in entries:
+        resolved[name] = {}
+        for plugin, params in entries.items():
             try:
-                lookup(kind, plugin)
+                factory = lookup(kind, plugin)
             except KeyError as exc:
                 raise ValueError(f"{name}.{plugin}: {exc.args[0]}") from None
-        resolved[name] = {plugin: dict(_mapping(params, f"{name}.{plugin}"))
-                          for plugin, params in entries.items()}
+            params = dict(_mapping(params, f"{name}.{plugin}"))
+            check_params(f"{name}.{plugin}", factory, params)
+            resolved[name][plugin] = params
     for key in (*METHOD_NAMESPACES, *extra_sections):
         if key in config:
             resolved[key] = config[key]
@@ -148,7 +227,7 @@ def model_spec(config: dict, input_shape: tuple[int, ...], num_classes: int
             raise ValueError(f"model.{key}: {kwargs[key]} does not match data "
                              f"{config['data']['name']} ({value})")
     for namespace in METHOD_NAMESPACES:
-        if namespace in config and namespace in accepted:
+        if namespace in config:  # resolve_config checked that the builder takes it
             kwargs[namespace] = config[namespace]
     return name, kwargs
 
@@ -169,8 +248,9 @@ def check_groups(cfg: dict) -> dict[str, dict]:
             if key not in allowed:
                 raise ValueError(f"{where}.{key}: unknown key for {cfg['name']}; allowed: "
                                  f"{', '.join(allowed)}")
-            if isinstance(value, bool) or not isinstance(value, _NUMBER) or value < 0:
-                raise ValueError(f"{where}.{key}: must be a number >= 0, got {value!r}")
+            if (isinstance(value, bool) or not isinstance(value, _NUMBER)
+                    or not 0 <= value < math.inf):
+                raise ValueError(f"{where}.{key}: must be a finite number >= 0, got {value!r}")
     return {word: dict(settings or {}) for word, settings in cfg["groups"].items()}
 
 
@@ -214,8 +294,8 @@ def lr_at(step: int, steps_per_epoch: int, epochs: int, base_lr: float, schedule
     """
     epoch = step / steps_per_epoch
     warmup = schedule["warmup_epochs"]
-    if epoch < warmup:
-        return base_lr * (step + 1) / (warmup * steps_per_epoch)
+    if epoch < warmup:  # a warm-up shorter than one step must not overshoot base_lr
+        return base_lr * min(1.0, (step + 1) / (warmup * steps_per_epoch))
     if schedule["name"] == "cosine":
         progress = (epoch - warmup) / max(epochs - warmup, 1e-12)
         return schedule["min_lr"] + (base_lr - schedule["min_lr"]) * 0.5 * (
@@ -258,10 +338,53 @@ def _write_metrics(out_dir: Path, history: list[dict]) -> None:
     atomic_write_bytes(out_dir / "metrics.csv", text.getvalue().encode())
 
 
+def _check_model_runs(model: nn.Module, name: str, dataset: ImageSet, device: torch.device
+                      ) -> None:
+    """One example through the model (eval mode, no grad), so a network too deep for the
+    data's image size is a one-line error before training, not a traceback at step 0."""
+    images, _ = next(dataset.batches(1))
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(images.to(device))
+    except RuntimeError as exc:
+        raise ValueError(f"model {name}: cannot run on {dataset.name} images of shape "
+                         f"{dataset.input_shape} ({str(exc).splitlines()[0]})") from None
+    finally:
+        model.train()
+
+
+def _check_training_state(ckpt: dict, path: Path) -> None:
+    """The entries a resume reads, with their types; a one-line error otherwise."""
+    checks = {"optimizer": dict, "epoch": int, "step": int, "history": list,
+              "rng_cpu": torch.Tensor}
+    for key, kind in checks.items():
+        if key not in ckpt:
+            raise ValueError(f"{path}: holds no training state ({key}); cannot resume from it")
+        if not isinstance(ckpt[key], kind) or isinstance(ckpt[key], bool):
+            raise ValueError(f"{path}: training state {key} must be {kind.__name__}, got "
+                             f"{type(ckpt[key]).__name__}")
+    if ckpt["rng_cpu"].dtype != torch.uint8:
+        raise ValueError(f"{path}: training state rng_cpu must be a uint8 tensor")
+
+
+def _env_int(key: str, default: int) -> int:
+    """An integer environment variable set by torchrun (``WORLD_SIZE``, ``RANK``, ...)."""
+    text = os.environ.get(key, str(default))
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0 or (key == "WORLD_SIZE" and value == 0):
+        raise ValueError(f"environment variable {key}: expected an integer >= "
+                         f"{int(key == 'WORLD_SIZE')}, got {text!r}")
+    return value
+
+
 def _distributed_setup(device_name: str) -> tuple[int, int, torch.device, bool]:
     """(rank, world size, device, whether this call started the process group)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    world_size, rank, local_rank = (_env_int(key, default) for key, default in (
+        ("WORLD_SIZE", 1), ("RANK", 0), ("LOCAL_RANK", 0)))
     use_cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
     if device_name == "cuda" and not torch.cuda.is_available():
         raise ValueError("train.device: 'cuda' requested but no CUDA device is available")
@@ -291,7 +414,7 @@ def train(config: dict, *, resume: bool = False, progress: bool = True,
         if tcfg["threads"] is not None:
             torch.set_num_threads(tcfg["threads"])
         elif world_size > 1 and device.type == "cpu":  # do not oversubscribe the cores
-            local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+            local_world = _env_int("LOCAL_WORLD_SIZE", world_size) or 1
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
         if tcfg["batch_size"] % world_size:
             raise ValueError(f"train.batch_size: {tcfg['batch_size']} is not divisible by the "
@@ -311,6 +434,7 @@ def train(config: dict, *, resume: bool = False, progress: bool = True,
         torch.manual_seed(tcfg["seed"])
         model_name, model_kwargs = model_spec(cfg, train_set.input_shape, train_set.num_classes)
         model = create_model(model_name, **model_kwargs).to(device)
+        _check_model_runs(model, model_name, train_set, device)
         optimizer = make_optimizer(model, ocfg)
 
         # Start fresh (initializers run) or continue from the last checkpoint.
@@ -323,15 +447,18 @@ def train(config: dict, *, resume: bool = False, progress: bool = True,
                 raise ValueError(f"{ckpt_path}: holds {ckpt['model_name']}"
                                  f"({ckpt['model_kwargs']}) but the config asks for "
                                  f"{model_name}({model_kwargs}); resume needs the same model")
-            if "optimizer" not in ckpt:
-                raise ValueError(f"{ckpt_path}: holds no training state; cannot resume from it")
-            model.load_state_dict(ckpt["state_dict"])
-            optimizer.load_state_dict(ckpt["optimizer"])
+            _check_training_state(ckpt, ckpt_path)
+            load_weights(model, ckpt["state_dict"], ckpt_path, f"model {model_name}")
+            try:
+                optimizer.load_state_dict(ckpt["optimizer"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"{ckpt_path}: optimizer state does not fit optimizer."
+                                 f"{ocfg['name']} ({exc})") from None
             epoch, step, history = ckpt["epoch"], ckpt["step"], ckpt["history"]
         else:
             for name, params in cfg["init"].items():
                 lookup("init", name)(model, **params)
-        loss_terms = [lookup("loss", name)(model, **params)
+        loss_terms = [(name, lookup("loss", name)(model, **params))
                       for name, params in cfg["losses"].items()]
         grad_hooks = [lookup("grad_hook", name)(model, **params)
                       for name, params in cfg["grad_hooks"].items()]
@@ -361,8 +488,11 @@ def train(config: dict, *, resume: bool = False, progress: bool = True,
                     group["lr"] = lr
                 logits = net(images)
                 loss = F.cross_entropy(logits, labels)
-                for term in loss_terms:
-                    loss = loss + term(images, logits, labels)
+                for name, term in loss_terms:
+                    try:
+                        loss = loss + term(images, logits, labels)
+                    except RuntimeError as exc:  # e.g. a teacher with other classes
+                        raise ValueError(f"losses.{name}: {str(exc).splitlines()[0]}") from None
                 loss_value = loss.item()
                 diverged = not math.isfinite(loss_value)
                 if world_size > 1:  # every rank must stop together or the others hang

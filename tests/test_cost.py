@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwsim.accel import load_accelerator
-from hwsim.cost import COLUMNS, evaluate, hardware_totals
+from hwsim.cost import COLUMNS, OBJECTIVES, evaluate, hardware_totals, search_mappings
 from hwsim.layer import Layer, LayerGraph
 from hwsim.mapping import untiled
 from hwsim.tech import HOROWITZ45, mac_energy_pj
@@ -264,3 +264,28 @@ def test_properties(layer, overrides):
     faster = evaluate(g, _spec(_scaled(overrides, "dram", "bw_bytes_per_cycle", 4)),
                       objective="latency_cycles").iloc[0]
     assert faster.latency_cycles <= fast.latency_cycles
+
+
+SERIAL_MODES = ("bit_serial_act", "bit_serial_both", "bit_fusion")
+
+
+@settings(max_examples=40, deadline=None)
+@given(layers(), accelerators(), st.sampled_from(SERIAL_MODES), st.sampled_from([1, 2, 4]),
+       st.sampled_from([2, 3, 4, 8]), st.integers(1, 8), st.sampled_from(OBJECTIVES))
+def test_more_activation_bits_never_lower_cycles_with_the_mapping_fixed(
+        layer, overrides, mode, bits_per_cycle, act_bits, extra_bits, objective):
+    """On a bit-serial (or fused) array, a layer with wider activations takes at least as many
+    cycles under the same mapping. The mapping is the one found for the wider layer (its tiles
+    are the larger ones, so they fit the narrower layer too); with the search free the mapper
+    may legitimately pick another mapping, so the search is not part of the relation."""
+    overrides = {**overrides, "array": {**overrides["array"], "precision_mode": mode,
+                                        "bits_per_cycle": bits_per_cycle}}
+    accel = _spec(overrides)
+    narrow = dataclasses.replace(layer, act_bits=act_bits)
+    wide = dataclasses.replace(layer, act_bits=act_bits + extra_bits)
+    graphs = [LayerGraph("t", (1,), (one,)) for one in (narrow, wide)]
+    mappings = search_mappings(graphs[1], accel, objective)
+    low, high = (evaluate(g, accel, mappings=mappings).iloc[0] for g in graphs)
+    assert high.compute_cycles >= low.compute_cycles
+    assert high.latency_cycles >= low.latency_cycles
+    assert high.cycles_per_mac >= low.cycles_per_mac

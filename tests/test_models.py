@@ -68,6 +68,29 @@ def test_reference_networks_exact(name, shape, macs, params):
     assert graph.storage["memory_ratio"] == 1.0
 
 
+def test_mobilenetv2_is_the_papers_architecture():
+    """Sandler et al. 2018, Table 2: the expansion-1 block has no 1x1 expansion conv. Params
+    equal torchvision's mobilenet_v2 (3,504,872 with 1000 classes); MACs are a hand count
+    from the paper's table with the CIFAR strides (stem and second stage at stride 1)."""
+    assert sum(p.numel() for p in models.create_model(
+        "mobilenetv2", num_classes=1000).parameters()) == 3_504_872
+    table = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+             (6, 160, 3, 2), (6, 320, 1, 1)]  # expansion t, channels c, blocks n, stride s
+    size, channels = 32, 32
+    macs = size * size * 3 * 9 * channels  # 3x3 stem
+    for t, out, n, s in table:
+        for i in range(n):
+            hidden, stride = channels * t, (s if i == 0 else 1)
+            macs += size * size * channels * hidden if t != 1 else 0  # 1x1 expansion
+            size //= stride
+            macs += size * size * hidden * 9 + size * size * hidden * out  # depthwise, project
+            channels = out
+    macs += size * size * channels * 1280 + 1280 * 10  # 1x1 head, classifier
+    model = models.create_model("mobilenetv2")
+    assert trace(model, (3, 32, 32)).macs == macs == 87_976_448
+    assert not hasattr(model.blocks[0], "conv1")
+
+
 def test_folded_params_equal_module_count():
     model = models.create_model("resnet20", width=0.5)
     graph = trace(model, (3, 32, 32))
