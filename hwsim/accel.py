@@ -7,6 +7,7 @@ line naming the file (or the ``accel.`` override) and the key, e.g.
 
 import dataclasses
 import difflib
+import functools
 import math
 import typing
 from dataclasses import dataclass
@@ -327,6 +328,16 @@ def _resolve(name_or_path: str) -> Path:
                      f"(known: {', '.join(list_accelerators())})")
 
 
+@functools.lru_cache(maxsize=64)
+def _read_spec(path: Path, mtime_ns: int, size: int) -> dict:
+    """Parsed and checked YAML of a spec file; cached because a sweep builds thousands of
+    accelerators from a few files (YAML parsing is 10x the rest). Keyed on the file's mtime and
+    size so an edited file is read again; callers never mutate the returned dict."""
+    raw = load_yaml(path)
+    _check_raw(raw, f"{path.name}: ")
+    return raw
+
+
 def load_accelerator(name_or_path: str, overrides: dict | None = None) -> Accelerator:
     """Load a preset by name or a YAML file by path, with nested ``overrides`` applied.
 
@@ -335,8 +346,10 @@ def load_accelerator(name_or_path: str, overrides: dict | None = None) -> Accele
     value came from an override.
     """
     path = _resolve(name_or_path)
-    raw = load_yaml(path)
-    _check_raw(raw, f"{path.name}: ")
+    if not path.is_file():
+        load_yaml(path)  # raises the reader's one-line error (missing, a folder, ...)
+    stat = path.stat()
+    raw = _read_spec(path.resolve(), stat.st_mtime_ns, stat.st_size)
     touched: set[str] = set()
     if overrides:
         _check_raw(overrides, "accel.")

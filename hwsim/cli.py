@@ -7,7 +7,6 @@ instead.
 """
 
 import argparse
-import io
 import json
 import os
 import re
@@ -122,20 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="output folder")
     export.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
 
-    plot = sub.add_parser("plot", help="draw a figure")
-    plot.add_argument("kind", choices=("timeline",),
-                      help="timeline: Gantt chart of the event-driven simulation")
-    plot.add_argument("--model", required=True)
-    plot.add_argument("--accel", default=DEFAULT_ACCEL)
-    plot.add_argument("--batch", type=_positive_int, default=1)
-    plot.add_argument("--input", type=_input_shape)
-    plot.add_argument("--objective", choices=OBJECTIVES, default=DEFAULT_OBJECTIVE)
-    plot.add_argument("--zoom", metavar="FIRST[:LAST]",
-                      help="layers of the zoomed panel, by name or index (default: the three "
-                           "consecutive layers where the array waits longest)")
-    plot.add_argument("--out", required=True, help="figure file (.png or .svg)")
-    plot.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-
     for name, text in (("train", "train a model from a YAML config"),
                        ("pipeline", "train, measure accuracy, trace, simulate, append results")):
         cmd = sub.add_parser(name, help=text)
@@ -144,7 +129,60 @@ def build_parser() -> argparse.ArgumentParser:
                          help="dotted override, e.g. optimizer.lr=0.05 (repeatable)")
         cmd.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
         cmd.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _sweep_parsers(sub)
     return parser
+
+
+def _sweep_parsers(sub) -> None:
+    """``hwsim sweep`` and ``hwsim plot tradeoff|breakdown|roofline``."""
+    sweep = sub.add_parser("sweep", help="run a grid of design points into one results table")
+    sweep.add_argument("config", help="sweep YAML (see experiments/sweeps/)")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a key of the sweep config, e.g. results=out.csv")
+    sweep.add_argument("--executor", choices=("local", "dask"), default="local",
+                       help="local process pool (default) or Dask distributed")
+    sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="address of a running Dask scheduler (implies --executor dask)")
+    sweep.add_argument("--workers", type=_positive_int,
+                       help="pool / local Dask cluster size (default: one per core)")
+    sweep.add_argument("--train-resource", default="GPU", metavar="NAME",
+                       help="Dask worker resource a training point needs (default GPU; "
+                            "'none' for any worker)")
+    sweep.add_argument("--retry-errors", action="store_true",
+                       help="run the points whose row is an error again (the new row replaces "
+                            "it)")
+    sweep.add_argument("--dry-run", action="store_true",
+                       help="print the points and how many are still to run; run nothing")
+    sweep.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    plot = sub.add_parser("plot", help="draw a figure: tradeoff, breakdown, roofline or "
+                                       "timeline")
+    plot.add_argument("kind", choices=("tradeoff", "breakdown", "roofline", "timeline"),
+                      help="timeline: Gantt chart of the event-driven simulation")
+    plot.add_argument("table", nargs="?", help="tradeoff: results table (.csv or .parquet)")
+    plot.add_argument("--x", help="tradeoff: column on the x axis, e.g. dram_bytes")
+    plot.add_argument("--y", help="tradeoff: column on the y axis, e.g. test_acc")
+    plot.add_argument("--color", default="method", help="tradeoff: column for colours")
+    plot.add_argument("--marker", default="accelerator", help="tradeoff: column for markers")
+    plot.add_argument("--maximize", action="append", default=[], metavar="COLUMN",
+                      help="tradeoff: treat COLUMN as higher-is-better for the Pareto front")
+    plot.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
+                      help="tradeoff: keep only rows where COLUMN equals VALUE (repeatable)")
+    plot.add_argument("--title", help="figure title")
+    plot.add_argument("--model", help="breakdown/roofline/timeline: registered model name")
+    plot.add_argument("--zoom", metavar="FIRST[:LAST]",
+                      help="timeline: layers of the zoomed panel, by name or index (default: "
+                           "the three consecutive layers where the array waits longest)")
+    plot.add_argument("--accel", default=DEFAULT_ACCEL,
+                      help=f"breakdown/roofline: accelerator (default {DEFAULT_ACCEL})")
+    plot.add_argument("--batch", type=_positive_int, default=1)
+    plot.add_argument("--input", type=_input_shape, help="input shape CxHxW")
+    plot.add_argument("--objective", choices=OBJECTIVES,
+                      help="what the mapper minimizes (default: the cost model's)")
+    plot.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="breakdown/roofline: model.*, accel.*, trace.*, mlg.* ... overrides")
+    plot.add_argument("--out", required=True,
+                      help="figure file: .png or .svg, or no suffix for both")
 
 
 def _common(cmd: argparse.ArgumentParser) -> None:
@@ -366,31 +404,20 @@ def _zoom(text: str | None, names: list[str]) -> tuple[int, int] | None:
     return pair
 
 
-def cmd_plot(args) -> int:
-    from .timeline import timeline_figure
-
-    if Path(args.out).suffix not in (".png", ".svg"):
-        raise UsageError(f"--out {args.out}: expected a .png or .svg file")
-    cfg = apply_overrides({}, args.set)
-    _check_namespaces(cfg)
-    accel = _load_accel(args.accel, cfg)
-    if accel is None:
-        raise UsageError("plot timeline needs an accelerator (not --accel none)")
+def _timeline(args, cfg: dict, accel):
+    """The ``plot timeline`` figure: the model's tiles replayed on ``accel``."""
     from .cost import evaluate
     from .des import simulate
+    from .timeline import timeline_figure
 
     graph = _graph_for(args.model, model_kwargs(args.model, cfg), cfg, args)
     costs = evaluate(graph, accel, objective=args.objective)
     sim = simulate(graph, accel, dict(costs["mapping"]))
     zoom = _zoom(args.zoom, list(sim.layers.index))
-    title = (f"{args.model} on {accel.name}: {sim.latency_cycles:,.0f} cycles event-driven, "
-             f"{costs['latency_cycles'].sum():,.0f} analytical ({sim.events:,} events)")
-    fig = timeline_figure(sim, zoom=zoom, title=title)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=Path(args.out).suffix[1:], dpi=120)
-    atomic_write_bytes(Path(args.out), buffer.getvalue())
-    print(f"wrote {args.out}")
-    return 0
+    title = args.title or (
+        f"{args.model} on {accel.name}: {sim.latency_cycles:,.0f} cycles event-driven, "
+        f"{costs['latency_cycles'].sum():,.0f} analytical ({sim.events:,} events)")
+    return timeline_figure(sim, zoom=zoom, title=title)
 
 
 def cmd_list(args) -> int:
@@ -459,8 +486,99 @@ def cmd_pipeline(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .results import done_hashes
+    from .sweep import load_sweep, run_sweep
+
+    sweep = load_sweep(args.config, args.set)
+    if args.dry_run:
+        done = done_hashes(sweep.results, errors=not args.retry_errors)
+        pending = [p for p in sweep.points if p.config_hash not in done]
+        for point in pending[:20]:
+            swept = ", ".join(f"{k}={v}" for k, v in point.swept.items())
+            print(f"{point.config_hash}  {'train+cost' if point.train_hash else 'cost'}  {swept}")
+        more = " (first 20 shown)" if len(pending) > 20 else ""
+        print(f"{len(sweep.points)} points, {len(sweep.points) - len(pending)} already in "
+              f"{sweep.results}, {len(pending)} to run{more}")
+        return 0
+    executor = "dask" if args.scheduler else args.executor
+    resource = None if args.train_resource == "none" else args.train_resource
+    try:
+        report = run_sweep(sweep, executor=executor, workers=args.workers,
+                           scheduler=args.scheduler, train_resource=resource,
+                           progress=not args.no_progress, retry_errors=args.retry_errors)
+    except KeyboardInterrupt:
+        print(f"hwsim: interrupted; the rows finished so far are in {sweep.results}, the "
+              f"same command resumes", file=sys.stderr)
+        return 130
+    print(f"{report.total} points: {report.skipped} already in the table, {report.ran} run "
+          f"({report.failed} failed, rows with status=error); table {report.results}")
+    return 0
+
+
+def _where(table, items: list[str]):
+    """Rows where every ``COLUMN=VALUE`` holds (numbers compared as numbers)."""
+    import pandas as pd
+
+    for item in items:
+        column, sep, value = item.partition("=")
+        if not sep or column not in table.columns:
+            raise UsageError(f"--where {item!r}: expected COLUMN=VALUE with a column of the "
+                             f"table")
+        cells = table[column]
+        if pd.api.types.is_numeric_dtype(cells):
+            try:
+                table = table[cells == float(value)]
+                continue
+            except ValueError:
+                raise UsageError(f"--where {item!r}: {column} holds numbers") from None
+        table = table[cells.astype(str) == value]
+    return table
+
+
+def cmd_plot(args) -> int:
+    from . import plot
+    from .sweep import default_objective
+
+    args.objective = args.objective or default_objective()
+    if args.kind == "tradeoff":
+        from .results import read_table
+
+        if not (args.table and args.x and args.y):
+            raise UsageError("hwsim plot tradeoff: give TABLE --x COLUMN --y COLUMN")
+        table = _where(read_table(args.table), args.where)
+        fig = plot.tradeoff(table, args.x, args.y, color=args.color, marker=args.marker,
+                            title=args.title, maximize=tuple(args.maximize))
+    else:
+        if args.table or not args.model:
+            raise UsageError(f"hwsim plot {args.kind}: give --model NAME (and --accel)")
+        cfg = apply_overrides({}, args.set)
+        _check_namespaces(cfg)
+        accel = _load_accel(args.accel, cfg)
+        if accel is None:
+            raise UsageError(f"hwsim plot {args.kind}: needs an accelerator")
+        if args.kind == "timeline":
+            fig = _timeline(args, cfg, accel)
+            for path in plot.save(fig, args.out, dpi=120):
+                print(f"wrote {path}")
+            return 0
+        report = _report_for(args.model, model_kwargs(args.model, cfg), cfg, args, accel)
+        layers = layers_frame(report)
+        title = args.title or (f"{args.model}, batch {args.batch}, on {accel.name} "
+                               f"({accel.array.rows}x{accel.array.cols} {accel.array.dataflow}, "
+                               f"{accel.dram.bw_bytes_per_cycle:g} B/cycle DRAM)")
+        if args.kind == "breakdown":
+            fig = plot.breakdown(layers, title)
+        else:
+            fig = plot.roofline(layers, accel.array.num_pes, accel.dram.bw_bytes_per_cycle,
+                                title)
+    for path in plot.save(fig, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "list": cmd_list, "export": cmd_export, "train": cmd_train,
-            "pipeline": cmd_pipeline, "plot": cmd_plot}
+            "pipeline": cmd_pipeline, "sweep": cmd_sweep, "plot": cmd_plot}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,6 @@ writes rows for both, with ``stage`` (base / pruned), ``flops_ratio`` (MACs agai
 unpruned architecture), ``seed_flops`` (METHODS B.7's counter) and the conversion's figures.
 """
 
-import fcntl
 import itertools
 import json
 import os
@@ -30,7 +29,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from models.checkpoint import atomic_write_bytes, build_model, file_digest, load_checkpoint
+from models.checkpoint import build_model, file_digest, load_checkpoint
 from models.data import ImageSet, load_dataset, sample
 from models.registry import create_model
 from models.resrep import convert_checkpoint, has_compactors, seed_flops, unpruned_kwargs
@@ -39,6 +38,7 @@ from models.train import check_section, evaluate, resolve_config, train
 from .accel import load_accelerator
 from .cost import DEFAULT_OBJECTIVE, OBJECTIVES, hardware_totals
 from .cost import evaluate as evaluate_cost
+from .results import append_table
 from .trace import MAX_BATCH, MAX_BITS, trace
 
 # key -> (default, allowed types)
@@ -125,18 +125,8 @@ def evaluate_accuracy(model: nn.Module, data_name: str, data_root: str | None = 
 
 
 def append_rows(path: str | os.PathLike, rows: pd.DataFrame) -> None:
-    """Append ``rows`` to the CSV table at ``path``: locked read, append, atomic replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        try:
-            table = pd.concat([pd.read_csv(path), rows], ignore_index=True) \
-                if path.exists() else rows
-        except (ValueError, OSError) as exc:  # pandas' parser errors are ValueErrors
-            raise ValueError(f"{path}: cannot append to this results table "
-                             f"({' '.join(str(exc).split())[:160]})") from None
-        atomic_write_bytes(path, table.to_csv(index=False).encode())
+    """Append ``rows`` to the table at ``path``: locked read, append, atomic replace."""
+    append_table(path, rows)
 
 
 def base_config(config: dict) -> dict | None:

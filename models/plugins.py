@@ -62,8 +62,13 @@ def check_params(where: str, factory: Callable, params: dict) -> None:
     every argument without a default given, plain annotated types (int, float, str, bool)
     matched and numbers finite. A problem is a one-line ValueError naming ``where.key``."""
     arguments = list(inspect.signature(factory).parameters.values())[1:]
+    open_ended = any(a.kind is inspect.Parameter.VAR_KEYWORD for a in arguments)
+    arguments = [a for a in arguments if a.kind not in (inspect.Parameter.VAR_KEYWORD,
+                                                        inspect.Parameter.VAR_POSITIONAL)]
     names = [a.name for a in arguments]
     for key, value in params.items():
+        if key not in names and open_ended:
+            continue  # the factory checks its own **settings
         if key not in names:
             raise ValueError(f"{where}.{key}: unknown parameter; allowed: {', '.join(names)}")
         annotation = arguments[names.index(key)].annotation

@@ -1,0 +1,511 @@
+"""Design-space sweeps: models x accelerators x knobs into one resumable results table.
+
+A sweep config (YAML, every key checked) names the table and the points::
+
+    results: experiments/results/sweep.csv   # .csv, or .parquet (needs pyarrow)
+    checkpoints: runs/sweep                  # trained points: <checkpoints>/<train hash>/last.pt
+    base: {accel: {name: systolic_32}, batch: 1}    # every point starts from this config
+    points:                                  # a list: each entry is one variant
+      - {method: dense, model.name: resnet18}
+      - {method: mlg, model.name: mlg_resnet18, mlg.base_out: 44}
+    zip: {accel.array.rows: [16, 32], accel.array.cols: [16, 32]}   # lists varied together
+    grid: {accel.dram.bw_bytes_per_cycle: [4, 16, 64]}              # cartesian product
+
+The points are points x zip x grid; their keys are the dotted ``--set`` keys of ``hwsim run``
+(``model.*``, ``accel.name`` / ``accel.SECTION.KEY``, ``trace.*``, ``mlg.*`` ...) plus
+``batch``, ``objective``, ``input`` (CxHxW) and ``method`` (a label for plots). A point with a
+training section (``data``, ``optimizer``, ``schedule``, ``train``, ``losses``, ``grad_hooks``,
+``init``: the schema of ``hwsim train``) is trained first, its checkpoint keyed by the hash of
+its training config so that points differing only in hardware share one run; its accuracy is
+measured and the model traced with calibration batches as ``hwsim pipeline`` does.
+
+Every point is keyed by the SHA-256 of its resolved config (defaults filled in, accelerator
+spec files by content); points already in the table are skipped, so an interrupted sweep
+resumes where it stopped. A point that fails (a tile that does not fit, a model that cannot
+be built) becomes a row with ``status: error`` and its message. Simulation points are run in
+chunks of one traced graph each: the graph is traced once in this process and shipped to the
+workers, which evaluate it on many accelerators (so whatever the cost model keeps per graph
+is reused). Executors: a local process pool (default, one worker per core) or Dask distributed.
+"""
+
+import hashlib
+import inspect
+import itertools
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .config import METHOD_NAMESPACES, load_yaml, set_dotted
+from .executors import dask_results, local_results
+from .results import HASH_COLUMN, TABLE_SUFFIXES, append_table, done_hashes
+
+SWEEP_KEYS = ("results", "checkpoints", "base", "points", "zip", "grid")
+TRAIN_SECTIONS = ("data", "optimizer", "schedule", "train", "losses", "grad_hooks", "init")
+POINT_SECTIONS = ("model", "accel", "trace", *METHOD_NAMESPACES, *TRAIN_SECTIONS)
+POINT_SCALARS = {"batch": int, "objective": str, "input": str, "method": str,
+                 "calib_batches": int, "calib_batch_size": int}
+TRACE_KEYS = ("weight_bits", "act_bits")
+DEFAULT_ACCEL = "systolic_32"
+DEFAULT_RESULTS = "experiments/results/sweep.csv"
+DEFAULT_CHECKPOINTS = "runs/sweep"
+FLUSH_S = 10.0  # seconds between table appends at least; each append rewrites the table,
+FLUSH_SHARE = 0.05  # so appends are spaced to take at most this share of the time
+CHUNKS_PER_WORKER = 8  # enough chunks to balance the workers and move the progress bar
+MAX_CHUNK = 250
+
+
+@dataclass(frozen=True)
+class Point:
+    """One design point: its resolved config, content hash and the swept values that made it."""
+
+    config_hash: str
+    config: dict
+    swept: dict
+    train_hash: str | None = None  # hash of the training config (trained points only)
+
+    @property
+    def graph_key(self) -> str:
+        """Points with equal keys share one traced graph."""
+        c = self.config
+        return _digest({k: c.get(k) for k in ("model", *METHOD_NAMESPACES, "trace", "batch",
+                                               "input")})
+
+
+@dataclass(frozen=True)
+class Sweep:
+    results: Path
+    checkpoints: Path
+    points: tuple[Point, ...]
+
+
+def _digest(data) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def default_objective() -> str:
+    """The mapper objective ``hwsim.cost.evaluate`` uses when none is given."""
+    from .cost import evaluate
+    return inspect.signature(evaluate).parameters["objective"].default
+
+
+# --- expansion ---------------------------------------------------------------------------
+def _mapping(value, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(value).__name__}")  # noqa: TRY004
+    return value
+
+
+def _lists(value, where: str) -> dict[str, list]:
+    value = _mapping(value, where)
+    for key, values in value.items():
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"{where}.{key}: expected a non-empty list of values, got "
+                             f"{values!r}")
+    return value
+
+
+def combinations(raw: dict, where: str = "sweep") -> list[dict]:
+    """The dotted-key assignments of every point: ``points`` x ``zip`` x ``grid``, in order."""
+    points = raw.get("points")
+    if points is None:
+        points = [{}]
+    if not isinstance(points, list) or not points:
+        raise ValueError(f"{where}.points: expected a non-empty list of mappings")
+    for i, entry in enumerate(points):
+        _mapping(entry, f"{where}.points[{i}]")
+    zipped = _lists(raw.get("zip"), f"{where}.zip")
+    lengths = {len(v) for v in zipped.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"{where}.zip: lists must have equal lengths, got "
+                         + ", ".join(f"{k}: {len(v)}" for k, v in zipped.items()))
+    zip_rows = [dict(zip(zipped, values)) for values in zip(*zipped.values())] or [{}]
+    grid = _lists(raw.get("grid"), f"{where}.grid")
+    for key in {*grid, *zipped, *(k for entry in points for k in entry)}:
+        if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
+            raise ValueError(f"{where}: {key!r} is not a dotted key like accel.array.rows")
+    grid_rows = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    return [{**p, **z, **g} for p in points for z in zip_rows for g in grid_rows]
+
+
+def _copy(node):
+    """A copy of a YAML tree: new dicts and lists all the way down, scalars shared."""
+    if isinstance(node, dict):
+        return {k: _copy(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_copy(v) for v in node]
+    return node
+
+
+def _point_config(base: dict, assignments: dict) -> dict:
+    config = _copy(base)
+    for key, value in assignments.items():
+        set_dotted(config, key, value)
+    return config
+
+
+def _check_point(config: dict, where: str) -> None:
+    for key, value in config.items():
+        if key in POINT_SCALARS:
+            expected = POINT_SCALARS[key]
+            if not isinstance(value, expected) or isinstance(value, bool):
+                raise ValueError(f"{where}: {key} must be {expected.__name__}, got {value!r}")
+        elif key in POINT_SECTIONS:
+            _mapping(value, f"{where}: {key}")
+        else:
+            raise ValueError(f"{where}: unknown key {key!r}; allowed: "
+                             f"{', '.join((*POINT_SECTIONS, *POINT_SCALARS))}")
+    if not isinstance(config.get("model", {}).get("name"), str):
+        raise ValueError(f"{where}: model.name is required (a registered model)")
+    for key in config.get("trace", {}):
+        if key not in TRACE_KEYS:
+            raise ValueError(f"{where}: trace.{key}: unknown key; allowed: "
+                             f"{', '.join(TRACE_KEYS)}")
+    if "out_dir" in config.get("train", {}):
+        raise ValueError(f"{where}: train.out_dir is set by the sweep (checkpoints/<hash>); "
+                         "set checkpoints: instead")
+
+
+def _input_shape(text: str | None, where: str) -> list[int] | None:
+    if text is None:
+        return None
+    dims = text.split("x")
+    if len(dims) != 3 or not all(d.isdigit() and int(d) > 0 for d in dims):
+        raise ValueError(f"{where}: input must be CxHxW with positive integers, got {text!r}")
+    return [int(d) for d in dims]
+
+
+def resolve_point(config: dict, where: str, spec_digests: dict[str, str],
+                  objective: str) -> dict:
+    """Defaults filled in (``objective`` where none is given); the accelerator spec file
+    enters by its content digest."""
+    from .accel import _resolve
+
+    _check_point(config, where)
+    accel = dict(config.get("accel", {}))
+    name = accel.pop("name", DEFAULT_ACCEL)
+    if name not in spec_digests:
+        path = _resolve(str(name))
+        if not path.is_file():
+            raise FileNotFoundError(f"{where}: accel.name {name}: no such file (or a folder)")
+        spec_digests[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    resolved = {k: v for k, v in config.items() if k not in ("accel", "input")}
+    resolved.update({
+        "accel": {"name": name, "overrides": accel, "spec_sha256": spec_digests[name]},
+        "trace": dict(config.get("trace", {})),
+        "batch": config.get("batch", 1),
+        "objective": config.get("objective") or objective,
+        "input": _input_shape(config.get("input"), where),
+        "method": config.get("method") or method_label(config["model"]["name"]),
+    })
+    return resolved
+
+
+def method_label(model_name: str) -> str:
+    """``mlg`` for ``mlg_resnet18``, ``dense`` for a plain model: the default plot colour."""
+    prefix = model_name.split("_", 1)[0]
+    return prefix if prefix in (*METHOD_NAMESPACES, "resrep") and "_" in model_name else "dense"
+
+
+def _training_config(config: dict) -> dict | None:
+    if not any(section in config for section in TRAIN_SECTIONS):
+        return None
+    return {k: v for k, v in config.items() if k in ("model", *METHOD_NAMESPACES,
+                                                    *TRAIN_SECTIONS)}
+
+
+def load_sweep(path: str | os.PathLike, overrides: list[str] | None = None) -> Sweep:
+    """Read and expand a sweep config; ``overrides`` are ``--set`` items on the config."""
+    from .config import apply_overrides
+
+    raw = apply_overrides(load_yaml(path), overrides or [])
+    where = Path(path).name
+    for key in raw:
+        if key not in SWEEP_KEYS:
+            raise ValueError(f"{where}: unknown key {key!r}; allowed: {', '.join(SWEEP_KEYS)}")
+    results = Path(raw.get("results", DEFAULT_RESULTS))
+    if results.suffix not in TABLE_SUFFIXES:
+        raise ValueError(f"{where}: results must end in {' or '.join(TABLE_SUFFIXES)}, "
+                         f"got {str(results)!r}")
+    base = _mapping(raw.get("base"), f"{where}.base")
+    digests: dict[str, str] = {}
+    objective = default_objective()
+    points, trained = [], {}
+    for i, assignments in enumerate(combinations(raw, where)):
+        config = _point_config(base, assignments)
+        resolved = resolve_point(config, f"{where}: point {i} ({_describe(assignments)})",
+                                 digests, objective)
+        train_cfg = _training_config(resolved)
+        train_hash = None
+        if train_cfg is not None:
+            key = _digest(train_cfg)
+            if key not in trained:
+                trained[key] = _digest(_resolve_training(train_cfg, where))
+            train_hash = trained[key]
+        points.append(Point(_digest(resolved), resolved, assignments, train_hash))
+    seen: dict[str, int] = {}
+    for i, point in enumerate(points):
+        j = seen.setdefault(point.config_hash, i)
+        if j != i:
+            raise ValueError(f"{where}: points {j} and {i} resolve to the same config")
+    return Sweep(results, Path(raw.get("checkpoints", DEFAULT_CHECKPOINTS)), tuple(points))
+
+
+def _describe(assignments: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in assignments.items()) or "base"
+
+
+def _resolve_training(train_cfg: dict, where: str) -> dict:
+    from models.train import resolve_config
+
+    try:
+        return resolve_config(train_cfg)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+# --- evaluating points (these run on the workers) ----------------------------------------
+def _base_row(point: Point) -> dict:
+    c = point.config
+    return {HASH_COLUMN: point.config_hash, "status": "ok", "error": "", "method": c["method"],
+            "model": c["model"]["name"], "accelerator": c["accel"]["name"],
+            "batch": c["batch"], "objective": c["objective"], "test_acc": math.nan,
+            **{key: _cell(value) for key, value in point.swept.items()}}
+
+
+def _cell(value):
+    return value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
+
+
+def error_row(point: Point, exc: BaseException) -> dict:
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, ValueError):  # ValueErrors are our one-line messages already
+        message = f"{type(exc).__name__}: {message}"
+    return {**_base_row(point), "status": "error", "error": message,
+            "time_utc": _now(), "config": json.dumps(point.config, sort_keys=True)}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _hardware_row(point: Point, graph, extra: dict | None = None) -> dict:
+    from .accel import load_accelerator
+    from .cost import evaluate, hardware_totals
+
+    c = point.config
+    accel = load_accelerator(c["accel"]["name"], c["accel"]["overrides"] or None)
+    df = evaluate(graph, accel, objective=c["objective"])
+    totals = hardware_totals(df, graph, accel)
+    storage = {k: v for k, v in graph.storage.items() if isinstance(v, (int, float))}
+    row = _base_row(point)
+    row.update({k: v for k, v in totals.items()
+                if k not in ("model", "accelerator", "tech_citation")})
+    row.update(storage)
+    # What the accelerator stores and reads per weight pass, at the precision it runs.
+    row["weight_bytes"] = float(sum(layer.weight_bytes for layer in graph.layers))
+    row.update(extra or {})
+    row.update({"time_utc": _now(), "config": json.dumps(c, sort_keys=True)})
+    return row
+
+
+def _model_kwargs(config: dict) -> dict:
+    kwargs = {k: v for k, v in config["model"].items() if k != "name"}
+    kwargs.update({ns: config[ns] for ns in METHOD_NAMESPACES if ns in config})
+    return kwargs
+
+
+def trace_point(config: dict):
+    """The LayerGraph of a simulation point's model (random weights: costs need shapes only)."""
+    import torch
+
+    import models
+
+    from .trace import trace
+
+    name = config["model"]["name"]
+    kwargs = _model_kwargs(config)
+    torch.manual_seed(0)
+    model = models.create_model(name, **kwargs)
+    shape = config["input"] or models.default_input_shape(name, kwargs.get("in_channels"))
+    return trace(model, tuple(shape), batch=config["batch"], name=name, **config["trace"])
+
+
+def run_simulation_chunk(graph, points: list[Point]) -> list[dict]:
+    """Rows of simulation points sharing ``graph``; a failing point becomes an error row."""
+    rows = []
+    for point in points:
+        try:
+            rows.append(_hardware_row(point, graph))
+        except Exception as exc:  # noqa: BLE001  (a failed point is a row, not a crash)
+            rows.append(error_row(point, exc))
+    return rows
+
+
+def run_training_group(points: list[Point], checkpoints: str) -> list[dict]:
+    """Train (or reuse) the checkpoint the points share, then cost it for every point."""
+    import torch
+
+    from models.data import load_dataset
+    from models.train import CHECKPOINT_NAME, train
+
+    from .pipeline import HARDWARE, load_checkpoint_model
+    from .trace import trace
+
+    first = points[0]
+    train_cfg = _training_config(first.config)
+    out_dir = Path(checkpoints) / first.train_hash
+    train_cfg["train"] = {**train_cfg.get("train", {}), "out_dir": str(out_dir)}
+    try:
+        metrics = train(train_cfg, resume=(out_dir / CHECKPOINT_NAME).is_file(), progress=False)
+        model, meta = load_checkpoint_model(metrics["checkpoint"])
+        data = meta["config"]["data"]
+        train_set, _ = load_dataset(data["name"], data["root"], data["download"], data["split"])
+    except Exception as exc:  # noqa: BLE001
+        return [error_row(point, exc) for point in points]
+    extra = {"test_acc": metrics["test_acc"], "checkpoint": metrics["checkpoint"],
+             "checkpoint_sha256": meta["sha256"], "train_hash": first.train_hash}
+    rows, graphs = [], {}
+    for point in points:
+        c = point.config
+        try:
+            key = point.graph_key + str(c.get("calib_batches")) + str(c.get("calib_batch_size"))
+            if key not in graphs:
+                count = c.get("calib_batches", HARDWARE["calib_batches"][0])
+                size = c.get("calib_batch_size", HARDWARE["calib_batch_size"][0])
+                # Calibration inputs come from the training split, unaugmented.
+                calib = [images for images, _ in itertools.islice(train_set.batches(size), count)]
+                with torch.no_grad():
+                    graphs[key] = trace(model, (c["batch"], *meta["input_shape"]), calib=calib,
+                                        name=meta["model"], **c["trace"])
+            rows.append(_hardware_row(point, graphs[key], extra))
+        except Exception as exc:  # noqa: BLE001
+            rows.append({**error_row(point, exc), **extra})
+    return rows
+
+
+# --- planning and executing --------------------------------------------------------------
+@dataclass(frozen=True)
+class Task:
+    """One unit of work for a worker: a chunk of simulation points or one training group."""
+
+    points: tuple[Point, ...]
+    graph_key: str | None  # simulation chunks: the graph they share; None: a training group
+
+
+def plan(points: list[Point], workers: int) -> list[Task]:
+    """Simulation points in chunks of one graph each; trained points grouped by checkpoint."""
+    by_graph: dict[str, list[Point]] = {}
+    by_train: dict[str, list[Point]] = {}
+    for point in points:
+        if point.train_hash is None:
+            by_graph.setdefault(point.graph_key, []).append(point)
+        else:
+            by_train.setdefault(point.train_hash, []).append(point)
+    simulated = sum(len(group) for group in by_graph.values())
+    size = max(1, min(MAX_CHUNK, math.ceil(simulated / max(1, workers * CHUNKS_PER_WORKER))))
+    tasks = [Task(tuple(group), None) for group in by_train.values()]
+    for key, group in by_graph.items():
+        tasks += [Task(tuple(group[i:i + size]), key) for i in range(0, len(group), size)]
+    return tasks
+
+
+def trace_graphs(tasks: list[Task], progress: bool) -> tuple[dict, list[dict]]:
+    """Trace every graph the simulation tasks need once; failures become error rows."""
+    from tqdm import tqdm
+
+    configs = {}
+    for task in tasks:
+        if task.graph_key is not None:
+            configs.setdefault(task.graph_key, task.points[0].config)
+    graphs, failed = {}, {}
+    for key, config in tqdm(configs.items(), desc="trace", unit="model",
+                            disable=not progress or not configs):
+        try:
+            graphs[key] = trace_point(config)
+        except Exception as exc:  # noqa: BLE001
+            failed[key] = exc
+    rows = [error_row(point, failed[task.graph_key]) for task in tasks
+            if task.graph_key in failed for point in task.points]
+    return graphs, rows
+
+
+def run_task(task: Task, graph, checkpoints: str) -> list[dict]:
+    """The rows of one task; ``graph`` is the traced graph of a simulation chunk."""
+    if task.graph_key is None:
+        return run_training_group(list(task.points), checkpoints)
+    return run_simulation_chunk(graph, list(task.points))
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What a sweep did: points in the config, already in the table, run now, failed now."""
+
+    total: int
+    skipped: int
+    ran: int
+    failed: int
+    results: Path
+
+
+def run_sweep(sweep: Sweep, executor: str = "local", workers: int | None = None,
+              scheduler: str | None = None, train_resource: str | None = "GPU",
+              progress: bool = True, retry_errors: bool = False) -> SweepReport:
+    """Run the points not yet in the table and append their rows (every ``FLUSH_S`` seconds).
+
+    ``executor``: ``local`` (process pool of ``workers``, default one per core) or ``dask``
+    (``scheduler`` address of an existing cluster, else a local cluster of ``workers``).
+    An interrupted sweep keeps the rows appended so far. ``retry_errors`` runs the points
+    whose row is an error again (their new rows replace the old).
+    """
+    from tqdm import tqdm
+
+    if executor not in ("local", "dask"):
+        raise ValueError(f"executor must be local or dask, got {executor!r}")
+    workers = workers or os.cpu_count() or 1
+    if workers <= 0:
+        raise ValueError(f"workers must be > 0, got {workers}")
+    done = done_hashes(sweep.results, errors=not retry_errors)
+    pending = [p for p in sweep.points if p.config_hash not in done]
+    report = SweepReport(len(sweep.points), len(sweep.points) - len(pending), 0, 0,
+                         sweep.results)
+    if not pending:
+        return report
+    tasks = plan(pending, workers)
+    graphs, rows = trace_graphs(tasks, progress)
+    tasks = [t for t in tasks if t.graph_key is None or t.graph_key in graphs]
+    ran, failed = len(rows), len(rows)
+    bar = tqdm(total=len(pending), initial=len(rows), unit="point", desc="sweep",
+               disable=not progress, smoothing=0.1)
+    last_flush, flush_s = time.monotonic(), 0.0
+    if executor == "dask":
+        results = dask_results(run_task, tasks, graphs, str(sweep.checkpoints), workers,
+                               scheduler, train_resource)
+    else:
+        results = local_results(run_task, tasks, graphs, str(sweep.checkpoints), workers)
+    try:
+        for _, task_rows in results:
+            rows += task_rows
+            ran += len(task_rows)
+            failed += sum(row["status"] == "error" for row in task_rows)
+            bar.update(len(task_rows))
+            if time.monotonic() - last_flush > max(FLUSH_S, flush_s / FLUSH_SHARE):
+                started = time.monotonic()
+                append_table(sweep.results, rows)
+                rows, last_flush = [], time.monotonic()
+                flush_s = last_flush - started
+    finally:
+        bar.close()
+        if rows:
+            append_table(sweep.results, rows)
+    return SweepReport(report.total, report.skipped, ran, failed, sweep.results)
+
+
+__all__ = ["Point", "Sweep", "SweepReport", "combinations", "load_sweep", "resolve_point",
+           "run_sweep"]
