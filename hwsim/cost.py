@@ -547,13 +547,19 @@ def select(layer: np.ndarray, costs: dict, objective: str,
     weight = np.ones(len(starts)) if weight is None else weight
     lat0 = float(weight @ np.minimum.reduceat(latency, starts))
     dram0 = float(weight @ np.minimum.reduceat(dram, starts))
-    best, best_key = None, None
-    for lam in BALANCE_WEIGHTS:
-        chosen = mp.choose(layer, [latency / lat0 + lam * dram / dram0, energy], starts)
-        ratios = (float(weight @ latency[chosen]) / lat0, float(weight @ dram[chosen]) / dram0)
-        key = (round(max(ratios), 12), round(sum(ratios), 12))
-        if best_key is None or key < best_key:
-            best, best_key = chosen, key
+    # All lambdas at once: row i holds every candidate's score for BALANCE_WEIGHTS[i].
+    lam = np.array(BALANCE_WEIGHTS)[:, None]
+    counts = np.diff(starts, append=len(layer))
+    score = latency / lat0 + lam * dram / dram0
+    alive = score == np.repeat(np.minimum.reduceat(score, starts, axis=1), counts, axis=1)
+    cost_e = np.where(alive, energy, np.inf)
+    alive &= cost_e == np.repeat(np.minimum.reduceat(cost_e, starts, axis=1), counts, axis=1)
+    chosen = np.minimum.reduceat(np.where(alive, np.arange(len(layer)), len(layer)), starts,
+                                 axis=1)
+    lat_ratio, dram_ratio = latency[chosen] @ weight / lat0, dram[chosen] @ weight / dram0
+    key = np.lexsort((np.round(lat_ratio + dram_ratio, 12),
+                      np.round(np.maximum(lat_ratio, dram_ratio), 12)))
+    best = chosen[key[0]]
     # Then the fewest array cycles among the layer's candidates with no more DRAM bytes and at
     # most BALANCE_SLACK more latency: a fill saved is worth more than a sliver of overlap
     # the latency model credits to smaller first tiles.
