@@ -35,6 +35,7 @@ from .trace import trace
 RUN_NAMESPACES = ("model", "accel", "trace", *METHOD_NAMESPACES)
 TRACE_KEYS = {"weight_bits": int, "act_bits": int}
 FORMATS = ("table", "csv", "json")
+SIMS = ("analytic", "event")
 DEFAULT_ACCEL = "systolic_32"
 COMPRESSED_PREFIXES = tuple(f"{ns}_" for ns in (*METHOD_NAMESPACES, "resrep"))
 
@@ -103,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--baseline", default="auto",
                      help="dense model to compare with: a model name, 'auto' (the dense "
                           "counterpart of a compressed model) or 'none'")
+    run.add_argument("--sim", choices=SIMS, default="analytic",
+                     help="'event' also replays the tiles in the event-driven simulator and "
+                          "adds its columns (default analytic)")
     _common(run)
 
     lst = sub.add_parser("list", help="list models and accelerators")
@@ -151,8 +155,10 @@ def _sweep_parsers(sub) -> None:
                        help="print the points and how many are still to run; run nothing")
     sweep.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
-    plot = sub.add_parser("plot", help="draw a figure: tradeoff, breakdown or roofline")
-    plot.add_argument("kind", choices=("tradeoff", "breakdown", "roofline"))
+    plot = sub.add_parser("plot", help="draw a figure: tradeoff, breakdown, roofline or "
+                                       "timeline")
+    plot.add_argument("kind", choices=("tradeoff", "breakdown", "roofline", "timeline"),
+                      help="timeline: Gantt chart of the event-driven simulation")
     plot.add_argument("table", nargs="?", help="tradeoff: results table (.csv or .parquet)")
     plot.add_argument("--x", help="tradeoff: column on the x axis, e.g. dram_bytes")
     plot.add_argument("--y", help="tradeoff: column on the y axis, e.g. test_acc")
@@ -163,7 +169,10 @@ def _sweep_parsers(sub) -> None:
     plot.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
                       help="tradeoff: keep only rows where COLUMN equals VALUE (repeatable)")
     plot.add_argument("--title", help="figure title")
-    plot.add_argument("--model", help="breakdown/roofline: registered model name")
+    plot.add_argument("--model", help="breakdown/roofline/timeline: registered model name")
+    plot.add_argument("--zoom", metavar="FIRST[:LAST]",
+                      help="timeline: layers of the zoomed panel, by name or index (default: "
+                           "the three consecutive layers where the array waits longest)")
     plot.add_argument("--accel", default=DEFAULT_ACCEL,
                       help=f"breakdown/roofline: accelerator (default {DEFAULT_ACCEL})")
     plot.add_argument("--batch", type=_positive_int, default=1)
@@ -306,7 +315,13 @@ def cmd_run(args) -> int:
     if args.data and not args.checkpoint:
         raise UsageError("--data needs --checkpoint (accuracy of a trained model)")
     accel = _load_accel(args.accel, cfg)
-    report = _report_for(name, kwargs, cfg, args, accel, model, shape)
+    if args.sim == "event" and accel is None:
+        raise UsageError("--sim event needs an accelerator (not --accel none)")
+    graph = _graph_for(name, kwargs, cfg, args, model, shape)
+    report = build_report(graph, accel, objective=args.objective)
+    sim = _simulate(graph, accel, args.objective) if args.sim == "event" else None
+    if sim is not None:
+        _add_simulation(report, sim, accel)
     if args.data:
         report["totals"]["test_accuracy"] = evaluate_accuracy(model, args.data, args.data_root)
     base_name = dense_counterpart(name) if args.baseline == "auto" else (
@@ -320,15 +335,89 @@ def cmd_run(args) -> int:
                     "accel": args.accel, "accel_overrides": cfg.get("accel", {}),
                     "trace": cfg.get("trace", {}), "batch": args.batch,
                     "input": list(report["input_shape"][1:]), "objective": args.objective,
-                    "checkpoint": args.checkpoint}
+                    "checkpoint": args.checkpoint, "sim": args.sim}
         save_run(args.out, report, resolved)
+        if sim is not None:
+            atomic_write_bytes(Path(args.out) / "timeline.csv",
+                               sim.timeline.to_csv(index=False).encode())
     if args.format == "json":
         print(to_json(report))
     elif args.format == "csv":
         print(layers_frame(report).to_csv(index=False), end="")
     else:
         print(format_table(report), end="")
+        if sim is not None:
+            print(_simulation_table(report), end="")
     return 0
+
+
+# --- event-driven simulation (hwsim.des) --------------------------------------------------------
+DES_TABLE = ("name", "op", "compute_cycles", "latency_cycles", "latency_cycles_des",
+             "array_wait_data_cycles", "dma_wait_space_cycles", "dram_busy_fraction",
+             "gen_busy_fraction", "array_busy_fraction")
+
+
+def _simulate(graph, accel, objective: str):
+    from .cost import search_mappings
+    from .des import simulate
+
+    return simulate(graph, accel, search_mappings(graph, accel, objective))
+
+
+def _add_simulation(report: dict, sim, accel) -> None:
+    """The DES columns into every layer record, its totals beside the analytical ones."""
+    for record in report["layers"]:
+        record.update({k: float(v) for k, v in sim.layers.loc[record["name"]].items()})
+    totals = report["totals"]
+    totals.update({
+        "latency_cycles_des": sim.latency_cycles,
+        "latency_ms_des": sim.latency_cycles / (accel.clock_mhz * 1e3),
+        "des_over_analytic_latency": sim.latency_cycles / totals["latency_cycles"],
+        "array_wait_data_cycles": float(sim.layers["array_wait_data_cycles"].sum()),
+        "dma_wait_space_cycles": float(sim.layers["dma_wait_space_cycles"].sum()),
+        "des_events": sim.events})
+
+
+def _simulation_table(report: dict) -> str:
+    frame = layers_frame(report)
+    return ("event-driven simulation (cycles; busy fractions over each layer's span):\n"
+            + frame[list(DES_TABLE)].to_string(index=False, float_format=figure) + "\n")
+
+
+def _zoom(text: str | None, names: list[str]) -> tuple[int, int] | None:
+    """``FIRST[:LAST]`` (layer names or indices) as a pair of layer indices."""
+    if text is None:
+        return None
+
+    def index(part: str) -> int:
+        if part in names:
+            return names.index(part)
+        if part.isdigit() and int(part) < len(names):
+            return int(part)
+        raise UsageError(f"--zoom: no layer {part!r}; give a layer name or an index "
+                         f"0..{len(names) - 1}")
+
+    first, _, last = text.partition(":")
+    pair = (index(first), index(last or first))
+    if pair[0] > pair[1]:
+        raise UsageError(f"--zoom: {first} comes after {last}")
+    return pair
+
+
+def _timeline(args, cfg: dict, accel):
+    """The ``plot timeline`` figure: the model's tiles replayed on ``accel``."""
+    from .cost import evaluate
+    from .des import simulate
+    from .timeline import timeline_figure
+
+    graph = _graph_for(args.model, model_kwargs(args.model, cfg), cfg, args)
+    costs = evaluate(graph, accel, objective=args.objective)
+    sim = simulate(graph, accel, dict(costs["mapping"]))
+    zoom = _zoom(args.zoom, list(sim.layers.index))
+    title = args.title or (
+        f"{args.model} on {accel.name}: {sim.latency_cycles:,.0f} cycles event-driven, "
+        f"{costs['latency_cycles'].sum():,.0f} analytical ({sim.events:,} events)")
+    return timeline_figure(sim, zoom=zoom, title=title)
 
 
 def cmd_list(args) -> int:
@@ -468,6 +557,11 @@ def cmd_plot(args) -> int:
         accel = _load_accel(args.accel, cfg)
         if accel is None:
             raise UsageError(f"hwsim plot {args.kind}: needs an accelerator")
+        if args.kind == "timeline":
+            fig = _timeline(args, cfg, accel)
+            for path in plot.save(fig, args.out, dpi=120):
+                print(f"wrote {path}")
+            return 0
         report = _report_for(args.model, model_kwargs(args.model, cfg), cfg, args, accel)
         layers = layers_frame(report)
         title = args.title or (f"{args.model}, batch {args.batch}, on {accel.name} "
