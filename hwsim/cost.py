@@ -31,7 +31,7 @@ COLUMNS = ("macs", "weight_dram_bytes", "ifmap_dram_bytes", "ofmap_dram_bytes", 
            "mac_energy_pj", "sram_energy_pj", "dram_energy_pj", "gen_energy_pj", "energy_pj")
 EXTRA_COLUMNS = ("executed_macs", "vector_ops", "compulsory_dram_bytes", "gen_cycles",
                  "sram_cycles", "compute_utilization", "cycles_per_mac", "gating_mode",
-                 "flop_reduction", "gating_speedup", "group_packing")
+                 "flop_reduction", "ideal_speedup", "gating_speedup", "group_packing")
 MAPPING_COLUMNS = ("loop_order", "tile_groups", "tile_filters", "tile_channels", "tile_rows",
                    "num_tiles", "weight_fetches", "input_fetches", "output_visits")
 
@@ -114,6 +114,85 @@ def _generation(accel: Accelerator, q: dict, gen_macs: np.ndarray):
     return np.ceil(gen_macs * scale / accel.array.num_pes), energy
 
 
+# --- gating (DESIGN.md 5) ------------------------------------------------------------------
+def _fold_maxima(density: np.ndarray, tile_filters: int, cols: int) -> np.ndarray:
+    """Busiest channel's density in each column fold: filters cut into K tiles of
+    ``tile_filters``, each tile folded onto ``cols`` columns in channel order."""
+    index = np.arange(len(density))
+    folds_per_tile = -(-tile_filters // cols)
+    key = index // tile_filters * folds_per_tile + index % tile_filters // cols
+    starts = np.flatnonzero(np.r_[True, np.diff(key) != 0])
+    return np.maximum.reduceat(density, starts)
+
+
+def channel_gate_stats(layers, q: dict, accel: Accelerator) -> dict[str, np.ndarray]:
+    """Per candidate, what the channel-gated pass costs on the array's columns.
+
+    ``gate_busiest``: sum over column folds of the busiest column's gated-on share (a fold
+    streams as long as its busiest column needs); ``gate_busy_folds``: column folds with any
+    gated-on column; ``gate_on_filters``: filters with any gated-on output;
+    ``gate_base_fraction`` as the layer's. Zeros for layers without channel gating. One numpy
+    pass per (gated layer, filter tile size), not per tile.
+    """
+    layer_of = q["layer"].astype(int)
+    out = {key: np.zeros(len(layer_of)) for key in
+           ("gate_busiest", "gate_busy_folds", "gate_on_filters")}
+    out["gate_base_fraction"] = np.array([layer.gate_base_fraction for layer in layers]
+                                         + [0.0])[layer_of]
+    for i, layer in enumerate(layers):
+        if not layer.channel_gated:
+            continue
+        density = np.asarray(layer.gate_channel_density, float)
+        mine = layer_of == i
+        out["gate_on_filters"][mine] = np.count_nonzero(density)
+        for tile_filters in np.unique(q["tile_filters"][mine]):
+            maxima = _fold_maxima(density, int(tile_filters), accel.array.cols)
+            chosen = mine & (q["tile_filters"] == tile_filters)
+            out["gate_busiest"][chosen] = maxima.sum()
+            out["gate_busy_folds"][chosen] = np.count_nonzero(maxima)
+    return out
+
+
+def channel_gated_fold_cycles(accel: Accelerator, q: dict, n: dict, f: dict) -> np.ndarray:
+    """Fold-model cycles of channel-gated layers (``f``: the dense fold counts).
+
+    Every output runs the base pass over ``gate_base_fraction`` of its input channels (the
+    first ones in the reduction; the grouped pattern has as many per output); the remaining
+    channels run only for gated-on outputs. Weight-stationary: row folds holding base rows
+    stream every output pixel, the other row folds stream, per column fold, as many pixels as
+    its busiest column has gated on (``gate_busiest``). Output-stationary: each PE owns one
+    output, so a fold streams the rest of the reduction unless all its columns are off
+    (``gate_busy_folds``). Input-stationary: the filter stream skips only filters that are
+    off for every output (``gate_on_filters``). Fills are paid as in the dense pass.
+    """
+    rows = accel.array.rows
+    flow = accel.array.dataflow
+    fill = (rows if flow == "os" else 2 * rows) + accel.array.cols - 2
+    base_channels = np.ceil(q["channels"] * q["gate_base_fraction"] - 1e-9)
+    if flow == "os":
+        sr, sr_base = q["channels"] * q["kernel"], base_channels * q["kernel"]
+        return f["rows_T"] * q["groups"] * (f["cols_Sc"] * (n["C"] * fill + sr_base)
+                                            + (sr - sr_base) * q["gate_busy_folds"])
+    base_rows = mp.tile_sum(base_channels, q["tile_channels"],
+                            lambda t: np.ceil(t * q["kernel"] / rows))
+    rest_rows = f["rows_Sr"] - base_rows
+    if flow == "ws":
+        t = q["batch"] * q["oh"] * q["ow"]
+        return f["groups"] * (f["cols_Sc"] * (f["rows_Sr"] * n["P"] * fill + base_rows * t)
+                              + rest_rows * t * q["gate_busiest"])
+    return f["cols_T"] * q["groups"] * (f["rows_Sr"] * n["K"] * fill
+                                        + base_rows * f["stream_Sc"]
+                                        + rest_rows * q["gate_on_filters"])
+
+
+def ideal_speedup(q: dict) -> np.ndarray:
+    """Compute reduction if gated work packed perfectly: dense bit-MACs over executed ones,
+    ``1 / (mac_density · average activation bits / act_bits)``."""
+    bits = np.where(q["pred_bits"] > 0, q["pred_bits"] + q["lsb_density"]
+                    * (q["act_bits"] - q["pred_bits"]), q["act_bits"])
+    return q["act_bits"] / np.maximum(q["mac_density"] * bits, 1e-12)
+
+
 def _fold_cycles(accel: Accelerator, q: dict, n: dict, f: dict) -> np.ndarray:
     """Systolic fold-model cycles summed over the tiles (before precision scaling)."""
     rows, cols = accel.array.rows, accel.array.cols
@@ -142,15 +221,20 @@ def candidate_costs(accel: Accelerator, q: dict) -> dict[str, np.ndarray]:
     fetch = mp.refetches(q, n)
     factor_buffer = accel.weight_gen.factor_buffer_bytes if accel.weight_gen else 0
     traffic = mp.dram_traffic(q, n, fetch, accel.dram.transaction_bytes, factor_buffer)
-    f = mp.folds(q, n, accel, q["mac_density"])
+    cg = q["gate_base_fraction"] > 0
+    # Channel-gated layers keep every column fold (gates are per output, not per filter).
+    f = mp.folds(q, n, accel, np.where(cg, 1.0, q["mac_density"]))
     acc = mp.array_accesses(q, n, f, array.dataflow)
     vector = q["vector"] > 0
     out = dict(traffic)
 
     scale, gating = cycles_per_mac(accel, q["weight_bits"], q["act_bits"], q["pred_bits"],
                                    q["lsb_density"])
+    gating = np.where(cg, "channel", gating)
     executed = q["macs"] * q["mac_density"]
     fold = _fold_cycles(accel, q, n, f)
+    if cg.any():
+        fold = np.where(cg, channel_gated_fold_cycles(accel, q, n, f), fold)
     # Each pass regenerates every weight; the input-channel intermediates (MLG's U·W^b) are
     # rebuilt for every filter tile.
     gen_macs = (q["gen_macs"] + q["gen_in_macs"] * (n["K"] - 1)) * fetch["weight"]
@@ -212,6 +296,7 @@ def candidate_costs(accel: Accelerator, q: dict) -> dict[str, np.ndarray]:
         "sram_energy_pj": sram_energy, "dram_energy_pj": dram * 8 * pj_per_bit,
         "gen_energy_pj": gen_energy,
         "flop_reduction": 1 / np.maximum(q["mac_density"], 1e-12),
+        "ideal_speedup": np.where(vector, 1.0, ideal_speedup(q)),
         "group_packing": f["packing"], "n": n, "fetch": fetch, "fold": fold,
     })
     out["energy_pj"] = (out["mac_energy_pj"] + out["sram_energy_pj"] + out["dram_energy_pj"]
@@ -253,6 +338,7 @@ def _select(accel: Accelerator, graph: LayerGraph, objective: str):
             f"{q['tile_filters'][j]:.0f} filters, {q['tile_channels'][j]:.0f} channels, "
             f"{q['tile_rows'][j]:.0f} output rows)"))
     q = {key: value[ok] for key, value in q.items()}
+    q.update(channel_gate_stats(graph.layers, q, accel))
     costs = candidate_costs(accel, q)
     keys = [costs[objective]] + [costs[k] for k in _TIE_BREAK[objective]]
     best = mp.choose(q["layer"], keys)
@@ -288,11 +374,15 @@ def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = "dram_bytes
             raise ValueError(mp.misfit_message(
                 graph.layers[i], {t: float(v[i]) for t, v in tiles.items()}, accel,
                 "the given mapping's tile"))
+        q.update(channel_gate_stats(graph.layers, q, accel))
     c = candidate_costs(accel, q)
     # Only the chosen mappings need the ungated fold count, so not the search.
     dense = mp.folds(q, c["n"], accel, np.ones_like(q["mac_density"]))
-    c["gating_speedup"] = np.where(q["vector"] > 0, 1.0, _fold_cycles(accel, q, c["n"], dense)
-                                   / np.maximum(c["fold"], 1))
+    # Realized cycle reduction: the same tiles with every gate on, at the ungated precision.
+    dense_scale, _ = cycles_per_mac(accel, q["weight_bits"], q["act_bits"], 0, 1.0)
+    c["gating_speedup"] = np.where(
+        q["vector"] > 0, 1.0, _fold_cycles(accel, q, c["n"], dense) * dense_scale
+        / np.maximum(c["fold"] * c["cycles_per_mac"], 1e-12))
     _checked(c)
     n, fetch = c["n"], c["fetch"]
     data = {"op": [layer.op for layer in graph.layers]}
@@ -345,6 +435,8 @@ __all__ = [
     "MAPPING_COLUMNS",
     "OBJECTIVES",
     "candidate_costs",
+    "channel_gate_stats",
+    "channel_gated_fold_cycles",
     "cycles_per_mac",
     "evaluate",
     "hardware_totals",
