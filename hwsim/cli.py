@@ -19,9 +19,13 @@ from models.checkpoint import atomic_write_bytes
 
 from .accel import list_accelerators, load_accelerator
 from .config import METHOD_NAMESPACES, apply_overrides, dump_yaml, load_yaml
-from .cost import OBJECTIVES
+from .cost import OBJECTIVES, evaluate
 from .export import scalesim_files
+from .gating import gating_summary, is_gated
 from .pipeline import (
+    HARDWARE,
+    calibration_batches,
+    calibration_set,
     evaluate_accuracy,
     hardware_section,
     load_checkpoint_model,
@@ -65,6 +69,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    if not re.fullmatch(r"\d+", text or ""):
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return int(text)
+
+
 def _seed_style_sets(extra: list[str]) -> list[str]:
     """Turn seed-style ``--mlg.base_in=2`` / ``--mlg.base_in 2`` into ``mlg.base_in=2``."""
     items, i = [], 0
@@ -99,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input", type=_input_shape, help="input shape CxHxW (default: the model's)")
     run.add_argument("--objective", choices=OBJECTIVES, default="dram_bytes",
                      help="what the mapper minimizes (default dram_bytes)")
+    run.add_argument("--calib", type=_non_negative_int, default=HARDWARE["calib_batches"][0],
+                     help="calibration batches of 64 training images run through a "
+                          "checkpoint's gated layers before tracing (default "
+                          f"{HARDWARE['calib_batches'][0]}; 0: none, densities 1.0)")
     run.add_argument("--baseline", default="auto",
                      help="dense model to compare with: a model name, 'auto' (the dense "
                           "counterpart of a compressed model) or 'none'")
@@ -189,17 +203,21 @@ def _load_accel(spec: str, cfg: dict):
     return load_accelerator(spec, cfg.get("accel") or None)
 
 
-def _graph_for(name: str, kwargs: dict, cfg: dict, args, model=None, shape=None):
+def _graph_for(name: str, kwargs: dict, cfg: dict, args, model=None, shape=None, calib=None):
     """Trace ``model`` (default: built from ``name``, ``kwargs``) at ``--input``, ``shape`` or
-    the model's own input size."""
+    the model's own input size, after the ``calib`` batches."""
     model = model if model is not None else models.create_model(name, **kwargs)
     shape = args.input or shape or models.default_input_shape(name, kwargs.get("in_channels"))
-    return trace(model, shape, batch=args.batch, name=name, **cfg.get("trace", {}))
+    return trace(model, shape, calib=calib, batch=args.batch, name=name, **cfg.get("trace", {}))
 
 
-def _report_for(name: str, kwargs: dict, cfg: dict, args, accel, model=None, shape=None):
-    return build_report(_graph_for(name, kwargs, cfg, args, model, shape), accel,
-                        objective=args.objective)
+def _report_for(name: str, kwargs: dict, cfg: dict, args, accel, model=None, shape=None,
+                calib=None):
+    graph = _graph_for(name, kwargs, cfg, args, model, shape, calib)
+    report = build_report(graph, accel, objective=args.objective)
+    if accel is not None and any(is_gated(layer) for layer in graph.layers):
+        report["gating"] = gating_summary(graph, accel, evaluate(graph, accel, args.objective))
+    return report
 
 
 BASELINE_KEYS = ("macs", "weight_bytes", "gen_macs", "weight_dram_bytes", "dram_bytes",
@@ -246,7 +264,11 @@ def cmd_run(args) -> int:
     if args.data and not args.checkpoint:
         raise UsageError("--data needs --checkpoint (accuracy of a trained model)")
     accel = _load_accel(args.accel, cfg)
-    report = _report_for(name, kwargs, cfg, args, accel, model, shape)
+    calib = None
+    if args.checkpoint and args.calib:  # gate densities are measured, not assumed
+        calib_set = calibration_set(model, args.data or meta.get("data"), args.data_root)
+        calib = calibration_batches(calib_set, args.calib) if calib_set is not None else None
+    report = _report_for(name, kwargs, cfg, args, accel, model, shape, calib)
     if args.data:
         report["totals"]["test_accuracy"] = evaluate_accuracy(model, args.data, args.data_root)
     base_name = dense_counterpart(name) if args.baseline == "auto" else (
@@ -268,7 +290,31 @@ def cmd_run(args) -> int:
         print(layers_frame(report).to_csv(index=False), end="")
     else:
         print(format_table(report), end="")
+        if "gating" in report:
+            print(format_gating(report["gating"]))
     return 0
+
+
+def format_gating(summary: dict) -> str:
+    """The gating block of the console report: measured densities, ideal vs realized."""
+    mode = {"skip": "skip (bit-serial: LSB cycles skipped)",
+            "gate": "gate (bit-parallel: energy only, cycles unchanged)",
+            "channel": "channel (base pass + gated rest, busiest column per fold)"}
+    modes = ", ".join(mode.get(m, m) for m in summary["gating_mode"].split(","))
+    lines = [f"gating: {summary['gated_layers']} gated layers, mode {modes}",
+             f"  measured gate sparsity {summary['gate_sparsity']:.4f}"]
+    for key, text in (("lsb_density", "LSB density"), ("avg_act_bits", "average act bits"),
+                      ("mac_density", "executed MAC share of gated layers")):
+        if key in summary:
+            lines.append(f"  {text} {summary[key]:.4f}")
+    lines.append(f"  speed-up vs all gates on: ideal {summary['ideal_speedup']:.3f}x, realized "
+                 f"{summary['realized_speedup']:.3f}x compute, "
+                 f"{summary['realized_latency_speedup']:.3f}x latency (gated layers: ideal "
+                 f"{summary['gated_layers_ideal_speedup']:.3f}x, realized "
+                 f"{summary['gated_layers_realized_speedup']:.3f}x)")
+    lines.append(f"  energy saving {summary['energy_saving']:.3f}x (MAC energy "
+                 f"{summary['mac_energy_saving']:.3f}x)")
+    return "\n".join(lines)
 
 
 def cmd_list(args) -> int:
