@@ -21,7 +21,7 @@ from .accel import list_accelerators, load_accelerator
 from .config import METHOD_NAMESPACES, apply_overrides, dump_yaml, load_yaml
 from .cost import OBJECTIVES, evaluate
 from .export import scalesim_files
-from .gating import gating_summary, is_gated
+from .gating import format_summary, gating_summary, is_gated
 from .pipeline import (
     HARDWARE,
     calibration_batches,
@@ -291,30 +291,8 @@ def cmd_run(args) -> int:
     else:
         print(format_table(report), end="")
         if "gating" in report:
-            print(format_gating(report["gating"]))
+            print(format_summary(report["gating"]))
     return 0
-
-
-def format_gating(summary: dict) -> str:
-    """The gating block of the console report: measured densities, ideal vs realized."""
-    mode = {"skip": "skip (bit-serial: LSB cycles skipped)",
-            "gate": "gate (bit-parallel: energy only, cycles unchanged)",
-            "channel": "channel (base pass + gated rest, busiest column per fold)"}
-    modes = ", ".join(mode.get(m, m) for m in summary["gating_mode"].split(","))
-    lines = [f"gating: {summary['gated_layers']} gated layers, mode {modes}",
-             f"  measured gate sparsity {summary['gate_sparsity']:.4f}"]
-    for key, text in (("lsb_density", "LSB density"), ("avg_act_bits", "average act bits"),
-                      ("mac_density", "executed MAC share of gated layers")):
-        if key in summary:
-            lines.append(f"  {text} {summary[key]:.4f}")
-    lines.append(f"  speed-up vs all gates on: ideal {summary['ideal_speedup']:.3f}x, realized "
-                 f"{summary['realized_speedup']:.3f}x compute, "
-                 f"{summary['realized_latency_speedup']:.3f}x latency (gated layers: ideal "
-                 f"{summary['gated_layers_ideal_speedup']:.3f}x, realized "
-                 f"{summary['gated_layers_realized_speedup']:.3f}x)")
-    lines.append(f"  energy saving {summary['energy_saving']:.3f}x (MAC energy "
-                 f"{summary['mac_energy_saving']:.3f}x)")
-    return "\n".join(lines)
 
 
 def cmd_list(args) -> int:
@@ -369,7 +347,8 @@ def cmd_train(args) -> int:
 
 
 PIPELINE_SUMMARY = ("model", "accelerator", "data", "test_acc", "macs", "memory_ratio",
-                    "dram_bytes", "latency_ms", "energy_pj", "utilization")
+                    "dram_bytes", "latency_ms", "energy_pj", "utilization", "gate_sparsity",
+                    "ideal_speedup", "realized_speedup", "energy_saving")
 
 
 def cmd_pipeline(args) -> int:

@@ -92,4 +92,26 @@ def gating_summary(graph: LayerGraph, accel: Accelerator, costs: pd.DataFrame) -
     }
 
 
-__all__ = ["gating_summary", "is_gated", "measured_densities", "ungated"]
+def format_summary(summary: dict) -> str:
+    """``gating_summary`` as console lines: measured densities, ideal vs realized."""
+    mode = {"skip": "skip (bit-serial: LSB cycles skipped)",
+            "gate": "gate (bit-parallel: energy only, cycles unchanged)",
+            "channel": "channel (base pass + gated rest, busiest column per fold)"}
+    modes = ", ".join(mode.get(m, m) for m in summary["gating_mode"].split(","))
+    lines = [f"gating: {summary['gated_layers']} gated layers, mode {modes}",
+             f"  measured gate sparsity {summary['gate_sparsity']:.4f}"]
+    for key, text in (("lsb_density", "LSB density"), ("avg_act_bits", "average act bits"),
+                      ("mac_density", "executed MAC share of gated layers")):
+        if key in summary:
+            lines.append(f"  {text} {summary[key]:.4f}")
+    lines.append(f"  speed-up vs all gates on: ideal {summary['ideal_speedup']:.3f}x, realized "
+                 f"{summary['realized_speedup']:.3f}x compute, "
+                 f"{summary['realized_latency_speedup']:.3f}x latency (gated layers: ideal "
+                 f"{summary['gated_layers_ideal_speedup']:.3f}x, realized "
+                 f"{summary['gated_layers_realized_speedup']:.3f}x)")
+    lines.append(f"  energy saving {summary['energy_saving']:.3f}x (MAC energy "
+                 f"{summary['mac_energy_saving']:.3f}x)")
+    return "\n".join(lines)
+
+
+__all__ = ["format_summary", "gating_summary", "is_gated", "measured_densities", "ungated"]

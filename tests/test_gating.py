@@ -1,16 +1,24 @@
 """Gating layers: quantizers, PG / CG forward against direct computation, measured densities
 against direct counts of the gate masks, and the training loop's sparsity against the trace's."""
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 import models
 from hwsim import trace
+from hwsim.cli import main
+from hwsim.config import load_yaml
 from hwsim.gating import measured_densities
+from hwsim.pipeline import PIPELINE_SECTIONS, hardware_section, load_checkpoint_model, run_pipeline
+from models.data import load_dataset, sample
 from models.layers.gating import CGConv2d, PGConv2d, base_mask
 from models.layers.quant import PACT, quantize_max, quantize_weight_max, truncate_msb
-from models.train import train
+from models.plugins import lookup
+from models.train import model_spec, resolve_config, train
 
 
 def test_quantizers_split_msb_and_lsb_exactly_with_straight_through_gradients():
@@ -141,20 +149,71 @@ def test_seed_flags_are_checked():
         models.create_model("cg_resnet20", width=0.25, cg={"pt": 3})
 
 
-def test_training_loop_sparsity_equals_the_traced_density(tmp_path):
-    """The loop's logged gate_sparsity and the trace's measured densities on the same batches."""
+@pytest.fixture(scope="module")
+def trained_pg(tmp_path_factory):
+    """A quarter-width PG ResNet-20 trained one epoch on a digits subset, and its metrics."""
+    out = tmp_path_factory.mktemp("pg")
     config = {"model": {"name": "pg_resnet20", "width": 0.25}, "pg": {"gtar": 0.2},
               "data": {"name": "digits", "train_subset": 64, "test_subset": 48},
               "losses": {"pg_gating": {}}, "metrics": {"gate_sparsity": {}},
               "train": {"epochs": 1, "batch_size": 32, "eval_batch_size": 16,
-                        "out_dir": str(tmp_path), "threads": 1}}
-    metrics = train(config, progress=False)
-    from hwsim.pipeline import load_checkpoint_model
-    from models.data import load_dataset, sample
+                        "out_dir": str(out), "threads": 1}}
+    return train(config, progress=False), out
+
+
+def test_training_loop_sparsity_equals_the_traced_density(trained_pg):
+    """The loop's logged gate_sparsity and the trace's measured densities on the same batches."""
+    metrics, out = trained_pg
     model, _ = load_checkpoint_model(metrics["checkpoint"])
     test_set = sample(load_dataset("digits")[1], 48)
     graph = trace(model, (1, 16, 16), calib=[x for x, _ in test_set.batches(16)])
     assert 0 < metrics["gate_sparsity"] < 1
     assert measured_densities(graph)["gate_sparsity"] == pytest.approx(
         metrics["gate_sparsity"], abs=1e-12)
-    assert "gate_sparsity" in (tmp_path / "metrics.csv").read_text().splitlines()[0]
+    assert "gate_sparsity" in (out / "metrics.csv").read_text().splitlines()[0]
+
+
+def test_run_checkpoint_calibrates_and_reports_ideal_vs_realized(trained_pg, capsys):
+    checkpoint = trained_pg[0]["checkpoint"]
+    assert main(["run", "--checkpoint", checkpoint, "--accel", "bitserial_32", "--calib", "1",
+                 "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    gating = report["gating"]
+    assert gating["gating_mode"] == "skip" and gating["gated_layers"] == 9
+    assert 1 <= gating["realized_speedup"] <= gating["ideal_speedup"]
+    assert "measured on 64 calibration images" in " ".join(report["notes"])
+    assert main(["run", "--checkpoint", checkpoint, "--accel", "systolic_32", "--calib",
+                 "0"]) == 0
+    text = capsys.readouterr().out
+    assert "NOT measured" in text and "gate (bit-parallel: energy only" in text
+    assert main(["run", "--checkpoint", checkpoint, "--calib", "-1"]) == 2
+
+
+@pytest.mark.parametrize("name", ["pg_resnet20_digits", "cg_resnet20_digits",
+                                  "pg_resnet20_cifar10", "cg_resnet20_cifar10",
+                                  "cg_resnet20_postact_cifar10"])
+def test_gating_configs_are_valid(name):
+    cfg = load_yaml(Path(__file__).resolve().parents[1] / "experiments" / "configs"
+                    / f"{name}.yaml")
+    resolved = resolve_config(cfg, PIPELINE_SECTIONS)
+    hardware_section(cfg)
+    shape = (1, 16, 16) if cfg["data"]["name"] == "digits" else (3, 32, 32)
+    model_name, kwargs = model_spec(resolved, shape, 10)
+    model = models.create_model(model_name, **{**kwargs, "width": 0.5})
+    for loss in resolved["losses"]:
+        assert lookup("loss", loss)(model)(None, None, None).item() >= 0
+
+
+def test_gated_pipeline_rows_carry_densities_and_speedups(tmp_path):
+    cfg = load_yaml(Path(__file__).resolve().parents[1] / "experiments" / "configs"
+                    / "cg_resnet20_digits.yaml")
+    cfg.update({"model": {"name": "cg_resnet20", "width": 0.25}})
+    cfg["data"].update({"train_subset": 64, "test_subset": 32})
+    cfg["train"].update({"epochs": 1, "batch_size": 32, "out_dir": str(tmp_path / "run")})
+    cfg["hardware"].update({"calib_batches": 1, "results": str(tmp_path / "results.csv")})
+    rows = run_pipeline(cfg, progress=False)
+    assert list(rows["accelerator"]) == ["bitserial_32", "systolic_32"]
+    for _, row in rows.iterrows():
+        assert row["gating_mode"] == "channel" and 0 < row["mac_density"] < 1
+        assert 1 <= row["realized_speedup"] <= row["ideal_speedup"]
+        assert row["energy_saving"] > 1 and 0 < row["gate_sparsity"] < 1
