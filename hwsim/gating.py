@@ -14,6 +14,7 @@ import pandas as pd
 from .accel import Accelerator
 from .cost import evaluate
 from .layer import Layer, LayerGraph
+from .trace import UNCALIBRATED_NOTE
 
 
 def is_gated(layer: Layer) -> bool:
@@ -73,6 +74,7 @@ def gating_summary(graph: LayerGraph, accel: Accelerator, costs: pd.DataFrame) -
     modes = sorted(set(rows["gating_mode"]))
     return {
         **measured_densities(graph),
+        "densities_measured": UNCALIBRATED_NOTE not in graph.notes,
         "gating_mode": ",".join(modes),
         "ideal_speedup": float(dense["compute_cycles"].sum() / ideal_cycles),
         "realized_speedup": float(dense["compute_cycles"].sum()
@@ -99,7 +101,9 @@ def format_summary(summary: dict) -> str:
             "channel": "channel (base pass + gated rest, busiest column per fold)"}
     modes = ", ".join(mode.get(m, m) for m in summary["gating_mode"].split(","))
     lines = [f"gating: {summary['gated_layers']} gated layers, mode {modes}",
-             f"  measured gate sparsity {summary['gate_sparsity']:.4f}"]
+             f"  measured gate sparsity {summary['gate_sparsity']:.4f}"
+             if summary["densities_measured"] else
+             "  gate densities NOT measured (no calibration data): every gate counted on"]
     for key, text in (("lsb_density", "LSB density"), ("avg_act_bits", "average act bits"),
                       ("mac_density", "executed MAC share of gated layers")):
         if key in summary:

@@ -31,6 +31,8 @@ POOL_FUNCTIONS = (F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_
 ADD_FUNCTIONS = (operator.add, operator.iadd, torch.add)
 CONCAT_FUNCTIONS = (torch.cat, torch.concat)
 FOLD_NOTE = "BatchNorm folded into the preceding conv (adds a bias); other BatchNorms are free"
+UNCALIBRATED_NOTE = ("dynamic statistics NOT measured (no calibration data): gated layers "
+                     "report their dense defaults (densities 1.0); pass calibration batches")
 STORAGE_RULE = ("stored bits: hw_stats() of compressed modules (MLG factors, quantized FC), "
                 "32 bits per parameter elsewhere; BN running statistics not counted; ratios "
                 "against the same architecture at 32 bits")
@@ -175,8 +177,7 @@ def _calibrate(model: nn.Module, calib) -> tuple[int, int] | None:
 def _calibration_note(calibrated: tuple[int, int]) -> str:
     batches, images = calibrated
     if not images:
-        return ("dynamic statistics NOT measured (no calibration data): gated layers report "
-                "their dense defaults (densities 1.0); pass calibration batches")
+        return UNCALIBRATED_NOTE
     return (f"dynamic statistics (gate densities) measured on {images} calibration images "
             f"({batches} batches)")
 
