@@ -3,9 +3,9 @@
 The config schema (sections, keys, defaults) is ``SCHEMA`` below and is documented for users at
 the top of ``experiments/configs/default.yaml``. Extra loss terms, gradient hooks, initializers
 and evaluation metrics come from ``models.plugins`` by the names the config gives, so a new
-method never edits this file. Runs are deterministic for a seed on CPU and resume exactly: the data order
-and augmentation of epoch ``e`` derive from ``(seed, e)``, and the checkpoint written after
-every epoch holds the weights, optimizer state, RNG state and step count. Under ``torchrun``
+method never edits this file. Runs are deterministic for a seed on CPU and resume exactly: the
+data order and augmentation of epoch ``e`` derive from ``(seed, e)``, and the checkpoint written
+after every epoch holds the weights, optimizer state, RNG state and step count. Under ``torchrun``
 the loop runs data-parallel (gloo on CPU, NCCL on GPU); ``train.batch_size`` is the global batch.
 """
 
