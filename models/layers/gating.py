@@ -22,9 +22,9 @@ from torch import nn
 
 from .quant import (
     check_act_bits,
-    hardware_bits,
     quantize_max,
     quantize_weight_max,
+    quantized_storage,
     truncate_msb,
 )
 
@@ -141,9 +141,10 @@ class PGConv2d(nn.Conv2d):
         return self.gates.counts()
 
     def hw_stats(self) -> dict:
-        """Precisions and the measured LSB density (1.0, no skipping, before calibration)."""
+        """Precisions, storage and the measured LSB density (1.0, no skipping, uncalibrated)."""
         on, total = self.gate_counts()
-        return {"weight_bits": hardware_bits(self.weight_bits), "act_bits": self.act_bits,
+        return {**quantized_storage(self.weight, self.weight_bits, self.threshold.numel()),
+                "act_bits": self.act_bits,
                 "pred_bits": self.pred_bits, "lsb_density": on / total if total else 1.0}
 
     def extra_repr(self) -> str:

@@ -173,6 +173,15 @@ def hardware_bits(bits: int) -> int:
     return MAX_BITS if bits == 0 or bits >= FP_BITS else bits
 
 
+def quantized_storage(weight: torch.Tensor, bits: int, fp32_params: int = 0) -> dict:
+    """hw_stats() storage keys of a weight held at ``bits`` (0: fp32) plus ``fp32_params``
+    per-channel constants kept at 32 bits (e.g. gate thresholds)."""
+    width = hardware_bits(bits)
+    return {"weight_bits": width,
+            "weight_storage_bits": weight.numel() * width + fp32_params * MAX_BITS,
+            "stored_params": weight.numel() + fp32_params}
+
+
 class ActQuantizer(nn.Module):
     """Activation quantizer ``Q_bits`` (dynamic per-tensor max); identity for 0 or fp widths."""
 
@@ -228,5 +237,5 @@ class QuantConv2d(nn.Conv2d):
         return self._conv_forward(self.act_quantizer(x), self.quantized_weight(), self.bias)
 
     def hw_stats(self) -> dict:
-        return {"weight_bits": hardware_bits(self.weight_bits),
+        return {**quantized_storage(self.weight, self.weight_bits),
                 "act_bits": hardware_bits(self.act_quantizer.bits)}
