@@ -23,6 +23,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import plain_conv, plain_linear
 from .layers.gating import CGConv2d, PGConv2d, gated_layers
 from .layers.quant import PACT, QuantConv2d
 from .plugins import register_loss, register_metric
@@ -116,7 +117,6 @@ class PostActBlock(BasicBlock):
 
 
 def _resnet20(block: type, num_classes: int, in_channels: int, width: float) -> ResNet:
-    from .layers import plain_conv, plain_linear
     return ResNet(block, [3, 3, 3], [16, 32, 64], num_classes, in_channels, width, "A",
                   plain_conv, plain_linear)
 
