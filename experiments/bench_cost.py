@@ -71,7 +71,7 @@ def main() -> None:
     accel = load_accelerator("systolic_32")
     r50 = trace(create_model("resnet50"), (3, 224, 224))
     r18 = trace(create_model("resnet18"), (3, 32, 32))
-    fixed = evaluate(r50, accel).attrs["mappings"]
+    fixed = dict(evaluate(r50, accel)["mapping"])
     results = {
         "resnet50 search+evaluate (s)": median_seconds(lambda: evaluate(r50, accel), args.repeats),
         "resnet50 fixed-mapping re-evaluate (s)": median_seconds(

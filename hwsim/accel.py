@@ -61,19 +61,22 @@ class PEArray:
 class Buffer:
     """One on-chip SRAM partition (``weight``, ``input``, ``output``) or the ``shared`` one.
 
-    ``pj_per_byte`` overrides the tech table's size-scaled access energy when given.
+    ``read_pj_per_byte`` / ``write_pj_per_byte`` override the tech table's size-scaled access
+    energy when given (e.g. to reproduce another tool's constants).
     """
 
     name: str
     size_bytes: int
     bw_bytes_per_cycle: float
     double_buffered: bool = True
-    pj_per_byte: float | None = None
+    read_pj_per_byte: float | None = None
+    write_pj_per_byte: float | None = None
 
     def __post_init__(self):
         _positive(f"buffers.{self.name}", self, "size_bytes", "bw_bytes_per_cycle")
-        if self.pj_per_byte is not None:
-            _positive(f"buffers.{self.name}", self, "pj_per_byte")
+        for key in ("read_pj_per_byte", "write_pj_per_byte"):
+            if getattr(self, key) is not None:
+                _positive(f"buffers.{self.name}", self, key)
 
     @property
     def usable_bytes(self) -> float:
@@ -116,6 +119,27 @@ class WeightGen:
 
 
 @dataclass(frozen=True)
+class Energy:
+    """Per-action energies that replace the tech table's (Accelergy-style overrides).
+
+    ``mac_pj``: operand bits -> pJ of one multiply-accumulate at those bits (multiply and its
+    accumulate add). It prices a PE-cycle of the array when its key is the array's
+    ``mac_bits`` and a generator MAC when it is the ``weight_gen`` unit's ``bits``; other MACs
+    keep the table's figure. SRAM and DRAM overrides live on the buffers and on ``dram``.
+    """
+
+    mac_pj: tuple[tuple[int, float], ...] = ()
+
+    def __post_init__(self):
+        for bits, pj in self.mac_pj:
+            if bits <= 0 or pj <= 0:
+                raise ValueError(f"energy.mac_pj: bits and pJ must be > 0, got {bits}: {pj}")
+
+    def mac(self, bits: int) -> float | None:
+        return dict(self.mac_pj).get(bits)
+
+
+@dataclass(frozen=True)
 class Accelerator:
     """A whole accelerator: array, on-chip buffers, DRAM, optional generator, tech table."""
 
@@ -127,6 +151,7 @@ class Accelerator:
     tech: str = "horowitz45"
     weight_gen: WeightGen | None = None
     description: str = ""
+    energy: Energy = Energy()
 
     def __post_init__(self):
         if self.clock_mhz <= 0:
@@ -153,7 +178,7 @@ class Accelerator:
 # --- strict loading ------------------------------------------------------------------------
 _SECTIONS = {"array": PEArray, "dram": DRAM, "weight_gen": WeightGen}
 _TOP_KEYS = ("name", "description", "clock_mhz", "tech", "array", "buffers", "dram",
-             "weight_gen")
+             "weight_gen", "energy")
 _BUFFER_KEYS = tuple(f.name for f in dataclasses.fields(Buffer) if f.name != "name")
 
 
@@ -203,6 +228,8 @@ def _check_raw(raw: dict, prefix: str) -> None:
         if raw.get(section) is not None:
             _check_section(section, raw[section], tuple(_field_types(cls)), _field_types(cls),
                            prefix)
+    if raw.get("energy") is not None:
+        _check_energy(raw["energy"], prefix)
     buffers = raw.get("buffers", {})
     if not isinstance(buffers, dict):
         raise ValueError(f"{prefix}buffers: expected a mapping of buffer name to spec")  # noqa: TRY004
@@ -212,6 +239,18 @@ def _check_raw(raw: dict, prefix: str) -> None:
             raise ValueError(f"{prefix}buffers.{name}: unknown key; allowed: "
                              f"{', '.join(allowed_names)}")
         _check_section(f"buffers.{name}", spec, _BUFFER_KEYS, _field_types(Buffer), prefix)
+
+
+def _check_energy(energy, prefix: str) -> None:
+    """``energy: {mac_pj: {BITS: PJ, ...}}`` with integer bits and numeric pJ."""
+    _check_section("energy", energy, ("mac_pj",), {}, prefix)
+    table = energy.get("mac_pj", {})
+    if not isinstance(table, dict):
+        raise ValueError(f"{prefix}energy.mac_pj: expected a mapping of operand bits to pJ, "  # noqa: TRY004
+                         f"got {type(table).__name__}")
+    for bits, pj in table.items():
+        _check_type(f"{prefix}energy.mac_pj key", bits, int)
+        _check_type(f"{prefix}energy.mac_pj.{bits}", pj, float)
 
 
 def _merge(base: dict, overrides: dict, path: str, touched: set[str]) -> dict:
@@ -249,7 +288,8 @@ def _build(raw: dict) -> Accelerator:
         name=raw["name"], clock_mhz=raw["clock_mhz"], array=PEArray(**raw["array"]),
         buffers=tuple(buffers), dram=DRAM(**raw["dram"]), tech=raw.get("tech", "horowitz45"),
         weight_gen=WeightGen(**weight_gen) if weight_gen else None,
-        description=raw.get("description", ""))
+        description=raw.get("description", ""),
+        energy=Energy(mac_pj=tuple(sorted((raw.get("energy") or {}).get("mac_pj", {}).items()))))
 
 
 def list_accelerators() -> list[str]:
@@ -298,6 +338,7 @@ def accelerator_dict(accel: Accelerator) -> dict:
     """JSON-able description of ``accel`` including its tech table name and citation."""
     data = dataclasses.asdict(accel)
     data["buffers"] = {b.pop("name"): b for b in data["buffers"]}
+    data["energy"] = {"mac_pj": dict(accel.energy.mac_pj)}
     table = get_tech(accel.tech)
     data["tech"] = {"name": table.name, "citation": table.citation}
     return data
@@ -307,6 +348,7 @@ __all__ = [
     "DATAFLOWS",
     "DRAM",
     "PRECISION_MODES",
+    "Energy",
     "Accelerator",
     "Buffer",
     "PEArray",

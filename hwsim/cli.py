@@ -19,7 +19,7 @@ from models.checkpoint import atomic_write_bytes
 
 from .accel import list_accelerators, load_accelerator
 from .config import METHOD_NAMESPACES, apply_overrides, dump_yaml, load_yaml
-from .cost import OBJECTIVES, evaluate
+from .cost import DEFAULT_OBJECTIVE, OBJECTIVES, evaluate
 from .export import scalesim_files
 from .gating import format_summary, gating_summary, is_gated
 from .pipeline import (
@@ -107,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "'none' for the workload only")
     run.add_argument("--batch", type=_positive_int, default=1, help="batch size (default 1)")
     run.add_argument("--input", type=_input_shape, help="input shape CxHxW (default: the model's)")
-    run.add_argument("--objective", choices=OBJECTIVES, default="dram_bytes",
-                     help="what the mapper minimizes (default dram_bytes)")
+    run.add_argument("--objective", choices=OBJECTIVES, default=DEFAULT_OBJECTIVE,
+                     help=f"what the mapper minimizes (default {DEFAULT_OBJECTIVE})")
     run.add_argument("--calib", type=_non_negative_int, default=HARDWARE["calib_batches"][0],
                      help="calibration batches of 64 training images run through a "
                           "checkpoint's gated layers before tracing (default "

@@ -1,17 +1,21 @@
-"""Analytical cost model: cycles, accesses and energy per layer, with the mapping searched.
+"""The cost of a given mapping: cycles, DRAM and SRAM traffic, action counts and energy.
 
-Compute cycles follow the systolic fold model (SCALE-Sim's, DESIGN.md 6) summed over the
-mapping's tiles: WS (2R+C+T-2)*ceil(Sr/R)*ceil(Sc/C), OS (R+C+Sr-2)*ceil(T/R)*ceil(Sc/C),
-IS (2R+C+Sc-2)*ceil(Sr/R)*ceil(T/C), scaled by the precision mode (cycles per MAC per PE).
-OS has no stationary operand to preload, so its fold pays R cycles less than DESIGN.md's
-uniform formula; that is what SCALE-Sim 3.0.0 does (tests/golden). SCALE-Sim reports one
-cycle less than these formulas on every layer (the index of the last cycle).
+Everything is built from named per-tile functions (``tile_costs`` applies them to the tiles of
+one mapping; ``candidate_costs`` sums them over the tiles of every candidate in closed form;
+the tests check that the two agree). Compute cycles follow the systolic fold model (SCALE-Sim's,
+DESIGN.md 6): a fold costs ``fill + stream`` cycles, with fill = 2R+C-2 on WS and IS and R+C-2
+on OS (no stationary operand to preload, as SCALE-Sim 3.0.0 does) and stream = the tile's
+pixels (WS), Sr (OS) or filters (IS). The fill is paid when the array's stationary block
+changes (a new weight / output / input block, or a block of several folds), not on every tile
+that reuses it. Cycles scale by the precision mode (cycles per MAC per PE). SCALE-Sim reports
+one cycle less than these formulas on every layer (the index of the last cycle).
 Pool / add / concat run on a vector unit at the array edge: ``cols`` lanes, one element op
-per lane per cycle, energy of one ``act_bits`` add per op. Latency assumes double-buffered
-overlap: prologue (first tile loaded, first weights generated) + epilogue (last outputs
-stored) + the slowest of compute, SRAM, the rest of DRAM and the rest of generation; without
-double buffering (any buffer single) the parts add up.
+per lane per cycle. Latency assumes double-buffered overlap: prologue (first tile loaded, first
+weights generated) + epilogue (last outputs stored) + the slowest of compute, SRAM, the rest of
+DRAM and the rest of generation; without double buffering (any buffer single) the parts add up.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,7 +25,11 @@ from .accel import Accelerator
 from .layer import LayerGraph
 from .tech import add_energy_pj, get_tech, mac_energy_pj, mult_energy_pj, sram_pj_per_byte
 
-OBJECTIVES = ("dram_bytes", "energy_pj", "latency_cycles")
+DEFAULT_OBJECTIVE = "balanced"
+OBJECTIVES = ("balanced", "dram_bytes", "energy_pj", "latency_cycles")
+# balanced: the DRAM-byte weights lambda tried against latency (README: objectives).
+BALANCE_WEIGHTS = tuple(2.0 ** np.arange(-6, 7))
+BALANCE_SLACK = 0.03
 _TIE_BREAK = {"dram_bytes": ("latency_cycles", "energy_pj"),
               "energy_pj": ("latency_cycles", "dram_bytes"),
               "latency_cycles": ("dram_bytes", "energy_pj")}
@@ -34,8 +42,10 @@ EXTRA_COLUMNS = ("executed_macs", "vector_ops", "compulsory_dram_bytes", "gen_cy
                  "flop_reduction", "ideal_speedup", "gating_speedup", "group_packing")
 MAPPING_COLUMNS = ("loop_order", "tile_groups", "tile_filters", "tile_channels", "tile_rows",
                    "num_tiles", "weight_fetches", "input_fetches", "output_visits")
+TENSORS = ("weight", "input", "output")
 
 
+# --- precision ---------------------------------------------------------------------------------
 def _fusion(m: int, w: np.ndarray, a: np.ndarray) -> np.ndarray:
     """Bit Fusion cycles per MAC: bricks fuse to the operand widths (passes above mac_bits)."""
     safe_a = np.maximum(a, 1)
@@ -73,329 +83,710 @@ def cycles_per_mac(accel: Accelerator, weight_bits, act_bits, pred_bits, lsb_den
     return scale, gating
 
 
-def _pe_mult_pj(accel: Accelerator) -> float:
-    """Multiply energy of one PE-cycle: m x m (m x bits_per_cycle with bit-serial activations)."""
-    array = accel.array
-    act_width = array.bits_per_cycle if array.precision_mode == "bit_serial_act" else array.mac_bits
-    return mult_energy_pj(get_tech(accel.tech), array.mac_bits, act_width)
-
-
-def _mac_energy(accel: Accelerator, q: dict, scale: np.ndarray) -> np.ndarray:
-    """Energy per executed MAC: PE-cycles x energy of one PE-cycle (pJ).
-
-    A PE-cycle is a ``_pe_mult_pj`` multiply plus an add at accum_bits. On bit-parallel arrays
-    precision gating scales the multiply by the fraction of activation bits computed,
-    pred + lsb_density*(a - pred) over a.
-    """
-    mult = _pe_mult_pj(accel)
-    if accel.array.precision_mode == "bit_parallel":
-        a, pred = q["act_bits"], q["pred_bits"]
-        mult = mult * np.where(pred > 0, (pred + q["lsb_density"] * (a - pred)) / a, 1.0)
-    return scale * (mult + add_energy_pj(get_tech(accel.tech), q["accum_bits"]))
-
-
-def _generation(accel: Accelerator, q: dict, gen_macs: np.ndarray):
-    """Cycles and energy (pJ) of regenerating weights: on the weight_gen unit or the array.
-
-    Operands wider than the unit that runs them take several passes, and every pass costs
-    cycles and the energy of one operation of that unit (a g x g MAC with a 2g-bit add on the
-    generator, a PE-cycle on the array).
-    """
-    tech = get_tech(accel.tech)
-    bits = np.maximum(q["gen_bits"], 1)
-    if accel.weight_gen is not None:
-        unit = accel.weight_gen.bits
-        passes = np.ceil(bits / unit) ** 2
-        energy = gen_macs * passes * mac_energy_pj(tech, unit, unit, 2 * unit)
-        return np.ceil(gen_macs * passes / accel.weight_gen.macs_per_cycle), energy
-    scale, _ = cycles_per_mac(accel, bits, bits, 0, 1.0)
-    energy = gen_macs * scale * (_pe_mult_pj(accel)
-                                 + add_energy_pj(tech, 2 * accel.array.mac_bits))
-    return np.ceil(gen_macs * scale / accel.array.num_pes), energy
-
-
 # --- gating (DESIGN.md 5) ------------------------------------------------------------------
-def _fold_maxima(density: np.ndarray, tile_filters: int, cols: int) -> np.ndarray:
-    """Busiest channel's density in each column fold: filters cut into K tiles of
-    ``tile_filters``, each tile folded onto ``cols`` columns in channel order."""
-    index = np.arange(len(density))
-    folds_per_tile = -(-tile_filters // cols)
-    key = index // tile_filters * folds_per_tile + index % tile_filters // cols
-    starts = np.flatnonzero(np.r_[True, np.diff(key) != 0])
-    return np.maximum.reduceat(density, starts)
+def ideal_speedup(q) -> np.ndarray:
+    """Compute reduction if gated work packed perfectly: dense bit-MACs over executed ones,
+    ``1 / (mac_density · average activation bits / act_bits)``."""
+    bits = np.where(q.pred_bits > 0, q.pred_bits + q.lsb_density * (q.act_bits - q.pred_bits),
+                    q.act_bits)
+    return q.act_bits / np.maximum(q.mac_density * bits, 1e-12)
 
 
-def channel_gate_stats(layers, q: dict, accel: Accelerator) -> dict[str, np.ndarray]:
-    """Per candidate, what the channel-gated pass costs on the array's columns.
+@dataclass(frozen=True)
+class ChannelGates:
+    """Per candidate, what channel gating's gated pass costs on the array's columns.
 
-    ``gate_busiest``: sum over column folds of the busiest column's gated-on share (a fold
-    streams as long as its busiest column needs); ``gate_busy_folds``: column folds with any
-    gated-on column; ``gate_on_filters``: filters with any gated-on output;
-    ``gate_base_fraction`` as the layer's. Zeros for layers without channel gating. One numpy
-    pass per (gated layer, filter tile size), not per tile.
+    ``base_channels``: input channels of the base pass (0: the layer is not channel gated);
+    over the column folds of all filter tiles, ``busiest``: the sum of the busiest column's
+    gated-on share (a WS fold streams as long as its busiest column needs), ``busy_folds``:
+    folds with any column gated on; ``on_filters``: filters with any output gated on.
     """
-    layer_of = q["layer"].astype(int)
-    out = {key: np.zeros(len(layer_of)) for key in
-           ("gate_busiest", "gate_busy_folds", "gate_on_filters")}
-    out["gate_base_fraction"] = np.array([layer.gate_base_fraction for layer in layers]
-                                         + [0.0])[layer_of]
+
+    base_channels: np.ndarray
+    busiest: np.ndarray
+    busy_folds: np.ndarray
+    on_filters: np.ndarray
+
+    @property
+    def gated(self) -> np.ndarray:
+        return self.base_channels > 0
+
+
+def fold_maxima(density: np.ndarray, tile_filters: int, cols: int) -> tuple[np.ndarray, ...]:
+    """Per filter tile of ``tile_filters``: the sum of its column folds' busiest shares, its
+    folds with any share > 0 and its filters with a share > 0 (filters in channel order,
+    ``cols`` per fold)."""
+    index = np.arange(len(density))
+    tile = index // tile_filters
+    fold = tile * -(-tile_filters // cols) + index % tile_filters // cols
+    starts = np.flatnonzero(np.r_[True, np.diff(fold) != 0])
+    maxima = np.maximum.reduceat(density, starts)
+    tiles = tile[starts]
+    return (np.bincount(tiles, maxima), np.bincount(tiles, maxima > 0),
+            np.bincount(tile, density > 0))
+
+
+def channel_gates(layers, c: mp.Candidates, accel: Accelerator) -> ChannelGates | None:
+    """``ChannelGates`` of every candidate (``c.layer`` indexes ``layers``); None when no layer
+    is channel gated. One numpy pass per (gated layer, filter tile size), not per tile."""
+    if not any(layer.channel_gated for layer in layers):
+        return None
+    out = {key: np.zeros(len(c.layer)) for key in ("busiest", "busy_folds", "on_filters")}
+    out["base_channels"] = np.array(
+        [np.ceil(layer.in_channels * layer.gate_base_fraction - 1e-9) for layer in layers]
+        + [0.0])[c.layer]
     for i, layer in enumerate(layers):
         if not layer.channel_gated:
             continue
         density = np.asarray(layer.gate_channel_density, float)
-        mine = layer_of == i
-        out["gate_on_filters"][mine] = np.count_nonzero(density)
-        for tile_filters in np.unique(q["tile_filters"][mine]):
-            maxima = _fold_maxima(density, int(tile_filters), accel.array.cols)
-            chosen = mine & (q["tile_filters"] == tile_filters)
-            out["gate_busiest"][chosen] = maxima.sum()
-            out["gate_busy_folds"][chosen] = np.count_nonzero(maxima)
-    return out
+        mine = c.layer == i
+        for tile_filters in np.unique(c.tile_filters[mine]):
+            chosen = mine & (c.tile_filters == tile_filters)
+            sums = fold_maxima(density, int(tile_filters), accel.array.cols)
+            for key, value in zip(("busiest", "busy_folds", "on_filters"), sums, strict=True):
+                out[key][chosen] = value.sum()
+    return ChannelGates(**out)
 
 
-def channel_gated_fold_cycles(accel: Accelerator, q: dict, n: dict, f: dict) -> np.ndarray:
-    """Fold-model cycles of channel-gated layers (``f``: the dense fold counts).
+def gated_stream(q, accel: Accelerator, folds: dict, base_rows, channels, filters, pixels,
+                 busiest, busy_folds, on_filters) -> np.ndarray:
+    """Stream cycles of a channel-gated layer's folds (fills apart), for one tile or summed
+    over tiles (``folds``: the dense fold factors or their sums per dimension).
 
-    Every output runs the base pass over ``gate_base_fraction`` of its input channels (the
-    first ones in the reduction; the grouped pattern has as many per output); the remaining
-    channels run only for gated-on outputs. Weight-stationary: row folds holding base rows
-    stream every output pixel, the other row folds stream, per column fold, as many pixels as
-    its busiest column has gated on (``gate_busiest``). Output-stationary: each PE owns one
-    output, so a fold streams the rest of the reduction unless all its columns are off
-    (``gate_busy_folds``). Input-stationary: the filter stream skips only filters that are
-    off for every output (``gate_on_filters``). Fills are paid as in the dense pass.
+    Every output runs the base pass over the first ``base_rows`` row folds' channels (the
+    grouped pattern has as many per output); the other channels run only for gated-on
+    outputs. WS: base row folds stream every pixel, the others as many as the column fold's
+    busiest column has gated on. OS: each PE owns one output, so a fold streams the rest of
+    the reduction unless all its columns are off. IS: only filters off for every output leave
+    the filter stream. Fills are paid as in the dense pass.
     """
-    rows = accel.array.rows
+    rest_rows = folds["C"] - base_rows
     flow = accel.array.dataflow
-    fill = (rows if flow == "os" else 2 * rows) + accel.array.cols - 2
-    base_channels = np.ceil(q["channels"] * q["gate_base_fraction"] - 1e-9)
-    if flow == "os":
-        sr, sr_base = q["channels"] * q["kernel"], base_channels * q["kernel"]
-        return f["rows_T"] * q["groups"] * (f["cols_Sc"] * (n["C"] * fill + sr_base)
-                                            + (sr - sr_base) * q["gate_busy_folds"])
-    base_rows = mp.tile_sum(base_channels, q["tile_channels"],
-                            lambda t: np.ceil(t * q["kernel"] / rows))
-    rest_rows = f["rows_Sr"] - base_rows
     if flow == "ws":
-        t = q["batch"] * q["oh"] * q["ow"]
-        return f["groups"] * (f["cols_Sc"] * (f["rows_Sr"] * n["P"] * fill + base_rows * t)
-                              + rest_rows * t * q["gate_busiest"])
-    return f["cols_T"] * q["groups"] * (f["rows_Sr"] * n["K"] * fill
-                                        + base_rows * f["stream_Sc"]
-                                        + rest_rows * q["gate_on_filters"])
+        return folds["G"] * pixels * (folds["K"] * base_rows + rest_rows * busiest)
+    if flow == "os":  # base_rows: the base channels (OS streams the reduction, no row folds)
+        return folds["G"] * folds["P"] * q.kernel * (
+            folds["K"] * base_rows + busy_folds * (channels - base_rows))
+    return folds["G"] * folds["P"] * (base_rows * filters + rest_rows * on_filters)
 
 
-def ideal_speedup(q: dict) -> np.ndarray:
-    """Compute reduction if gated work packed perfectly: dense bit-MACs over executed ones,
-    ``1 / (mac_density · average activation bits / act_bits)``."""
-    bits = np.where(q["pred_bits"] > 0, q["pred_bits"] + q["lsb_density"]
-                    * (q["act_bits"] - q["pred_bits"]), q["act_bits"])
-    return q["act_bits"] / np.maximum(q["mac_density"] * bits, 1e-12)
+def channel_gated_tile_cycles(q, accel: Accelerator, m: mp.Mapping, t: dict, pixels,
+                              changed) -> np.ndarray:
+    """Fold-model cycles of each tile of a channel-gated mapping (``gated_stream`` per tile)."""
+    layer = m.layer
+    density = np.asarray(layer.gate_channel_density, float)
+    busiest, busy_folds, on_filters = (v[t["filter"]] for v in fold_maxima(
+        density, m.tile_filters, accel.array.cols))
+    f = mp.fold_factors(q, accel.array, t["groups"], t["filters"], t["channels"], pixels)
+    base = np.ceil(layer.in_channels * layer.gate_base_fraction - 1e-9)
+    base_in_tile = np.clip(base - t["channel"] * m.tile_channels, 0, t["channels"])
+    base_rows = base_in_tile if accel.array.dataflow == "os" else np.ceil(
+        base_in_tile * q.kernel / accel.array.rows)
+    stream = gated_stream(q, accel, f, base_rows, t["channels"], t["filters"], pixels, busiest,
+                          busy_folds, on_filters)
+    return f["G"] * f["K"] * f["C"] * f["P"] * fill_cycles(accel) * changed + stream
 
 
-def _fold_cycles(accel: Accelerator, q: dict, n: dict, f: dict) -> np.ndarray:
-    """Systolic fold-model cycles summed over the tiles (before precision scaling)."""
+# --- per-tile functions ----------------------------------------------------------------------
+def fill_cycles(accel: Accelerator) -> int:
+    """Cycles one fold spends filling (and draining) the array beyond its stream."""
     rows, cols = accel.array.rows, accel.array.cols
+    return (rows if accel.array.dataflow == "os" else 2 * rows) + cols - 2
+
+
+def stream_cycles(q, accel: Accelerator, filters, channels, pixels) -> np.ndarray:
+    """Cycles one fold streams: pixels on WS, the reduction Sr on OS, filters on IS."""
     flow = accel.array.dataflow
-    fill = (rows if flow == "os" else 2 * rows) + cols - 2
     if flow == "ws":
-        t = q["batch"] * q["oh"] * q["ow"]
-        return (n["P"] * fill + t) * f["rows_Sr"] * f["cols_Sc"] * f["groups"]
+        return pixels * np.ones_like(np.asarray(filters, float))
     if flow == "os":
-        sr = q["channels"] * q["kernel"]
-        return (n["C"] * fill + sr) * f["rows_T"] * f["cols_Sc"] * q["groups"]
-    return (n["K"] * fill + f["stream_Sc"]) * f["rows_Sr"] * f["cols_T"] * q["groups"]
+        return channels * q.kernel
+    return mp.executed_filters(q, filters)
 
 
-def _check_sum(total: np.ndarray, parts: list[np.ndarray], what: str) -> None:
-    if not np.allclose(total, np.sum(parts, axis=0), rtol=1e-9, atol=1e-6):
-        raise AssertionError(f"{what} does not equal the sum of its parts")
+def tile_fold_cycles(q, accel, groups, filters, channels, pixels, changed) -> np.ndarray:
+    """Fold-model cycles of one tile (before precision scaling): every fold streams, and
+    every fold pays the fill when the stationary block changed."""
+    f = mp.fold_factors(q, accel.array, groups, filters, channels, pixels)
+    folds = f["G"] * f["K"] * f["C"] * f["P"]
+    return folds * (fill_cycles(accel) * changed
+                    + stream_cycles(q, accel, filters, channels, pixels))
 
 
-def candidate_costs(accel: Accelerator, q: dict) -> dict[str, np.ndarray]:
-    """Every cost column but ``gating_speedup`` for each candidate in ``q`` (layer numbers
-    gathered per candidate); ``evaluate`` adds that one for the chosen candidates only."""
-    tech = get_tech(accel.tech)
+def tile_vector_cycles(q, accel, groups, pixels) -> np.ndarray:
+    """Vector-unit cycles of a pool / add / concat tile: its element ops over ``cols`` lanes."""
+    return groups * pixels * (q.vector_ops / q.output_elements) / accel.array.cols
+
+
+def block_gen_macs(q, groups, filters, channels) -> np.ndarray:
+    """Generation MACs to rebuild one weight block: its share of the weights, plus the
+    input-channel intermediates (MLG's U·W^b) of its channels, rebuilt for every filter block."""
+    share = groups * filters * channels / (q.groups * q.filters * q.channels)
+    return (q.gen_macs - q.gen_in_macs) * share + q.gen_in_macs * groups * channels / (
+        q.groups * q.channels)
+
+
+def generation(accel: Accelerator, q, gen_macs):
+    """Cycles and unit operations of regenerating weights: on the weight_gen unit or the array.
+
+    Operands wider than the unit that runs them take several passes; each pass is one
+    operation of that unit (a g x g MAC on the generator, a PE-cycle on the array).
+    """
+    bits = np.maximum(q.gen_bits, 1)
+    if accel.weight_gen is not None:
+        ops = gen_macs * np.ceil(bits / accel.weight_gen.bits) ** 2
+        return ops / accel.weight_gen.macs_per_cycle, ops
+    scale, _ = cycles_per_mac(accel, bits, bits, 0, 1.0)
+    ops = gen_macs * scale
+    return ops / accel.array.num_pes, ops
+
+
+def factors_held(q, accel: Accelerator) -> np.ndarray:
+    """Whether the generator's factor buffer holds each layer's compressed factors."""
+    size = accel.weight_gen.factor_buffer_bytes if accel.weight_gen is not None else -1
+    return q.weight_bytes <= size
+
+
+@dataclass(frozen=True)
+class TileCosts:
+    """Per-tile costs of one mapping, arrays in ``Mapping.tiles()`` order.
+
+    DRAM bytes as in ``Tile``; ``gen_cycles``: generation cycles of the weights fetched at the
+    tile; ``compute_cycles``: the tile's array cycles (fill included when the stationary block
+    changes, precision-scaled, generation on the array included). ``*_tile_bytes``: on-chip
+    footprint of one full tile.
+    """
+
+    weight_read_bytes: np.ndarray
+    input_read_bytes: np.ndarray
+    psum_read_bytes: np.ndarray
+    output_write_bytes: np.ndarray
+    gen_cycles: np.ndarray
+    compute_cycles: np.ndarray
+    stationary_changed: np.ndarray
+    weight_tile_bytes: float
+    input_tile_bytes: float
+    output_tile_bytes: float
+
+
+def tile_costs(mapping: mp.Mapping, accel: Accelerator) -> TileCosts:
+    """The per-tile functions applied to every tile of ``mapping`` on ``accel`` (vectorized)."""
+    m = mapping.bind(accel)
+    q = mp.LayerArrays.from_layers((m.layer,))
+    t = mp.tile_table(m)
+    pixels = t["rows"] * q.out_w
+    if m.layer.has_weights:
+        if m.layer.channel_gated:
+            fold = channel_gated_tile_cycles(q, accel, m, t, pixels, t["stationary_changed"])
+        else:
+            fold = tile_fold_cycles(q, accel, t["groups"], t["filters"], t["channels"], pixels,
+                                    t["stationary_changed"])
+        fetched = t["weight_read_bytes"] > 0  # every weight block has stored bytes
+        gen, _ = generation(accel, q, np.where(fetched, block_gen_macs(
+            q, t["groups"], t["filters"], t["channels"]), 0.0))
+        scale, _ = cycles_per_mac(accel, q.weight_bits, q.act_bits, q.pred_bits, q.lsb_density)
+        compute = fold * scale + (0 if accel.weight_gen is not None else gen)
+    else:
+        gen = np.zeros(len(pixels))
+        compute = tile_vector_cycles(q, accel, t["groups"], pixels)
+    c = mp.fixed_candidates([m])
+    foot = mp.tile_footprint(q, c)
+    return TileCosts(
+        weight_read_bytes=t["weight_read_bytes"], input_read_bytes=t["input_read_bytes"],
+        psum_read_bytes=t["psum_read_bytes"], output_write_bytes=t["output_write_bytes"],
+        gen_cycles=gen, compute_cycles=compute, stationary_changed=t["stationary_changed"],
+        weight_tile_bytes=float(foot["weight"][0]), input_tile_bytes=float(foot["input"][0]),
+        output_tile_bytes=float(foot["output"][0]))
+
+
+# --- closed forms over candidates --------------------------------------------------------------
+def tile_sum(n, t, f) -> np.ndarray:
+    """Sum of ``f(size)`` over the tiles of a dimension of size ``n`` cut into tiles of ``t``."""
+    edge = n % t
+    return n // t * f(t) + np.where(edge > 0, f(edge), 0)
+
+
+def _edge(n, t):
+    """Size of the last tile of a dimension of size ``n`` cut into tiles of ``t``."""
+    return n - (np.ceil(n / t) - 1) * t
+
+
+def fold_sums(q, c: mp.Candidates, accel: Accelerator, trips, order_runs,
+              gates: ChannelGates | None = None):
+    """Fold-model cycles summed over all tiles, and the fills counted.
+
+    Folds of a tile are a product of per-dimension factors, so sums over tiles are products of
+    per-dimension sums; the streamed dimension contributes no folds. A stationary block with
+    one fold pays its fill once per run of tiles that reuse it; a block of several folds pays
+    every fold's fill on every tile. Channel-gated layers (``gates``) stream ``gated_stream``.
+    """
     array = accel.array
-    n = mp.trips(q)
-    fetch = mp.refetches(q, n)
-    factor_buffer = accel.weight_gen.factor_buffer_bytes if accel.weight_gen else 0
-    traffic = mp.dram_traffic(q, n, fetch, accel.dram.transaction_bytes, factor_buffer)
-    cg = q["gate_base_fraction"] > 0
-    # Channel-gated layers keep every column fold (gates are per output, not per filter).
-    f = mp.folds(q, n, accel, np.where(cg, 1.0, q["mac_density"]))
-    acc = mp.array_accesses(q, n, f, array.dataflow)
-    vector = q["vector"] > 0
-    out = dict(traffic)
+    packing = mp.group_packing(q, array)
+    dims = {"G": (q.groups, c.tile_groups), "K": (q.filters, c.tile_filters),
+            "C": (q.channels, c.tile_channels), "P": (q.out_h, c.tile_rows)}
 
-    scale, gating = cycles_per_mac(accel, q["weight_bits"], q["act_bits"], q["pred_bits"],
-                                   q["lsb_density"])
-    gating = np.where(cg, "channel", gating)
-    executed = q["macs"] * q["mac_density"]
-    fold = _fold_cycles(accel, q, n, f)
-    if cg.any():
-        fold = np.where(cg, channel_gated_fold_cycles(accel, q, n, f), fold)
-    # Each pass regenerates every weight; the input-channel intermediates (MLG's U·W^b) are
-    # rebuilt for every filter tile.
-    gen_macs = (q["gen_macs"] + q["gen_in_macs"] * (n["K"] - 1)) * fetch["weight"]
-    gen_cycles, gen_energy = _generation(accel, q, gen_macs)
+    def dim_sum(dim, fn):
+        n, t = dims[dim]
+        total = tile_sum(n, t, fn)
+        return total * q.batch if dim == "P" else total
+
+    def factor(dim):
+        return lambda s: mp.fold_factor(q, array, dim, s * q.out_w if dim == "P" else s, packing)
+
+    stationary = ("G", *mp.STATIONARY[array.dataflow])
+    stream_dim = next(d for d in "KCP" if d not in stationary)
+    sums = {d: dim_sum(d, factor(d)) for d in stationary}
+    sums[stream_dim] = trips[stream_dim]
+    stream = dim_sum(stream_dim, lambda s: stream_cycles(q, accel, s, s, s * q.out_w))
+    folds_per_pass = sums["G"] * sums[stationary[1]] * sums[stationary[2]]
+    single = np.prod([dim_sum(d, lambda s, d=d: factor(d)(s) == 1) for d in stationary], axis=0)
+    run_length = trips[stream_dim] / order_runs
+    fills = order_runs * (single + run_length * (folds_per_pass - single))
+    streamed = stream * folds_per_pass
+    if gates is not None:
+        os = array.dataflow == "os"
+        base_rows = gates.base_channels if os else tile_sum(
+            gates.base_channels, c.tile_channels, lambda s: np.ceil(s * q.kernel / array.rows))
+        streamed = np.where(gates.gated, gated_stream(
+            q, accel, sums, base_rows, q.channels, q.filters, q.batch * q.out_h * q.out_w,
+            gates.busiest, gates.busy_folds, gates.on_filters), streamed)
+    return fill_cycles(accel) * fills + streamed, fills, folds_per_pass, sums
+
+
+def dram_transactions(q, c: mp.Candidates, accel: Accelerator, trips, fetch, w_pass):
+    """DRAM bursts: NCHW, so a channel's rows of one tile are one contiguous chunk (one chunk
+    per row when the stride skips rows); a weight block is one chunk."""
+    txn = float(accel.dram.transaction_bytes)
+    plane = q.input_cols_read * q.act_bits / 8
+    w_blocks = trips["G"] * trips["K"] * trips["C"]
+    rows_per_image = mp.input_rows_per_image(q, c.tile_rows)
+    contiguous = q.kernel_h >= q.stride_h
+    chunks = np.maximum(np.where(contiguous, trips["P_image"], rows_per_image), 1)
+    chunk_bytes = rows_per_image * plane / chunks
+    planes = q.batch * q.out_channels * trips["P_image"]
+    pixels = q.out_h * q.out_w / trips["P_image"]
+    spill = 2 * (fetch["output"] - 1)
+    return (w_blocks * fetch["weight"] * np.ceil(w_pass / w_blocks / txn)
+            + fetch["input"] * q.batch * q.num_inputs * q.in_channels * chunks
+            * np.ceil(chunk_bytes / txn)
+            + planes * (np.ceil(pixels * q.out_bits / 8 / txn)
+                        + spill * np.ceil(pixels * q.accum_bits / 8 / txn)))
+
+
+def candidate_costs(accel: Accelerator, q, c: mp.Candidates, full: bool = True,
+                    gates: ChannelGates | None = None) -> dict[str, np.ndarray]:
+    """Every cost column but ``gating_speedup`` for each candidate (``q``: the layer numbers
+    per candidate); ``evaluate`` adds that one for the chosen candidates only. ``full=False``
+    (the search) leaves out ``dram_transactions``, which no objective reads."""
+    array = accel.array
+    vector = q.is_vector > 0
+    trips = c.trips(q)
+    order = c.order.astype(int)
+    fetch = {t: mp.runs(order, trips, mp.USES[t]) for t in TENSORS}
+    held = factors_held(q, accel)
+
+    # DRAM traffic: per-block bytes summed over blocks, times how often each block comes in.
+    w_pass = mp.weight_pass_bytes(q, trips, held)
+    plane = q.num_inputs * q.input_cols_read * q.act_bits / 8
+    i_pass = q.batch * q.groups * q.channels * plane * mp.input_rows_per_image(q, c.tile_rows)
+    psum_bytes = q.output_elements * q.accum_bits / 8
+    spill = 2 * (fetch["output"] - 1)
+    out = {"weight_dram_bytes": w_pass * fetch["weight"],
+           "ifmap_dram_bytes": i_pass * fetch["input"],
+           "ofmap_dram_bytes": q.output_bytes + spill * psum_bytes}
+    dram = out["weight_dram_bytes"] + out["ifmap_dram_bytes"] + out["ofmap_dram_bytes"]
+
+    # Compute: fold model over the tiles, precision-scaled, plus generation on the array.
+    scale, gating = cycles_per_mac(accel, q.weight_bits, q.act_bits, q.pred_bits, q.lsb_density)
+    stationary_tensor = {"ws": "weight", "os": "output", "is": "input"}[array.dataflow]
+    fold, fills, folds_per_pass, sums = fold_sums(q, c, accel, trips, fetch[stationary_tensor],
+                                                  gates)
+    if gates is not None:
+        gating = np.where(gates.gated, "channel", gating)
+    gen_macs = (q.gen_macs + q.gen_in_macs * (trips["K"] - 1)) * fetch["weight"]
+    gen_cycles, gen_ops = generation(accel, q, gen_macs)
     on_array = 0 if accel.weight_gen is not None else gen_cycles
-    compute = np.where(vector, np.ceil(q["vector_ops"] / array.cols),
-                       np.ceil(fold * scale) + on_array)
+    vector_cycles = q.vector_ops / array.cols
+    compute = np.where(vector, vector_cycles, fold * scale + on_array)
     gen_unit = gen_cycles - on_array
 
-    # SRAM bytes per buffer: array operand traffic plus DRAM fills and drains.
-    spill_bytes = traffic["ofmap_dram_bytes"] - q["output_bytes"]
-    psum_bytes = np.where(vector, q["out_bits"], q["accum_bits"]) / 8
-    reads = {"weight": acc["weight_reads"] * q["weight_bits"] / 8,
-             "input": acc["input_reads"] * q["act_bits"] / 8,
-             "output": acc["psum_reads"] * psum_bytes + q["output_bytes"] + spill_bytes / 2}
-    writes = {"weight": q["dense_weight_bytes"] * fetch["weight"],
-              "input": traffic["ifmap_dram_bytes"],
-              "output": acc["psum_writes"] * psum_bytes + spill_bytes / 2}
+    # SRAM bytes per buffer: array operand traffic plus DRAM fills and drains. The stationary
+    # operand is read once per fill; a streamed operand once per fold of the other spatial
+    # dimension; every row fold (WS, IS) or channel tile (OS) is an accumulation pass.
+    sr = q.channels * q.kernel
+    t_all = q.batch * q.out_h * q.out_w
+    weights = sr * q.filters * q.groups
+    inputs = t_all * sr * q.groups
+    outputs = t_all * q.filters * q.groups
+    loads = fills / np.maximum(folds_per_pass, 1)   # fills per fold of one pass
+    if array.dataflow == "ws":
+        w_rd, i_rd, passes = weights * loads, inputs * sums["K"], sums["C"]
+    elif array.dataflow == "os":
+        w_rd, i_rd, passes = weights * sums["P"] / q.batch, inputs * sums["K"], trips["C"]
+    else:
+        w_rd, i_rd, passes = weights * sums["P"] / q.batch, inputs * loads, sums["C"]
+    psum_width = np.where(vector, q.out_bits, q.accum_bits) / 8
+    spill_bytes = out["ofmap_dram_bytes"] - q.output_bytes
+    reads = {"weight": np.where(vector, 0, w_rd) * q.weight_bits / 8,
+             "input": np.where(vector, q.vector_ops, i_rd) * q.act_bits / 8,
+             "output": np.where(vector, 0, outputs * (passes - 1)) * psum_width
+             + q.output_bytes + spill_bytes / 2}
+    writes = {"weight": q.dense_weight_bytes * fetch["weight"],
+              "input": out["ifmap_dram_bytes"],
+              "output": np.where(vector, q.output_elements, outputs * passes) * psum_width
+              + spill_bytes / 2}
     if accel.shared_buffer:
-        buffer = accel.buffers[0]
-        sram_cycles = (sum(reads.values()) + sum(writes.values())) / buffer.bw_bytes_per_cycle
+        shared_bw = accel.buffers[0].bw_bytes_per_cycle
+        sram_cycles = (sum(reads.values()) + sum(writes.values())) / shared_bw
     else:
         sram_cycles = np.max([(reads[t] + writes[t]) / accel.buffer(t).bw_bytes_per_cycle
-                              for t in reads], axis=0)
+                              for t in TENSORS], axis=0)
     sram_cycles = np.ceil(sram_cycles)
-    sram_energy = 0.0
-    for t, read in reads.items():
-        buffer = accel.buffer(t)
-        pj = buffer.pj_per_byte or float(sram_pj_per_byte(tech, buffer.size_bytes))
-        sram_energy = sram_energy + (read + writes[t]) * pj
 
-    dram = traffic["weight_dram_bytes"] + traffic["ifmap_dram_bytes"] + traffic["ofmap_dram_bytes"]
+    # Latency: the first tile's blocks come in before compute starts, the last outputs leave
+    # after it ends; in between the slowest resource sets the pace.
     bw = accel.dram.bw_bytes_per_cycle
     memory = np.ceil(dram / bw)
-    prologue, epilogue = traffic["first_load_bytes"] / bw, traffic["last_store_bytes"] / bw
-    gen_first = np.where(gen_unit > 0, gen_unit / np.maximum(traffic["weight_transfers"], 1), 0)
+    first = {d: np.minimum(getattr(c, f"tile_{name}"), n) for d, name, n in (
+        ("G", "groups", q.groups), ("K", "filters", q.filters), ("C", "channels", q.channels),
+        ("P", "rows", q.out_h))}
+    first_w = mp.weight_block_bytes(q, trips, first["G"], first["K"], first["C"], held)
+    first_i = mp.input_block_bytes(q, first["G"], first["C"], 0, first["P"])
+    last_o = mp.output_block_bytes(q, _edge(q.groups, c.tile_groups),
+                                   _edge(q.filters, c.tile_filters),
+                                   _edge(q.out_h, c.tile_rows), q.out_bits)
+    prologue = (np.where(vector, 0, first_w) + first_i) / bw
+    epilogue = last_o / bw
+    gen_first = generation(accel, q, block_gen_macs(q, first["G"], first["K"], first["C"]))[0]
+    gen_first = np.where(gen_unit > 0, gen_first, 0)
     if all(b.double_buffered for b in accel.buffers):
         steady = np.max([compute, sram_cycles, memory - prologue - epilogue,
                          gen_unit - gen_first], axis=0)
         latency = np.ceil(prologue + gen_first + epilogue + steady)
     else:
         latency = np.maximum(compute, sram_cycles) + memory + gen_unit
-    latency = np.maximum(latency, compute)
 
-    pj_per_bit = accel.dram.pj_per_bit or tech.dram_pj_per_bit
-    vec_energy = q["vector_ops"] * add_energy_pj(tech, q["act_bits"])
+    executed = q.macs * q.mac_density
+    compulsory = (q.weight_bytes + q.output_bytes + q.batch * q.in_channels * plane
+                  * q.input_rows_read)
+    work = np.where(vector, vector_cycles, executed * scale / array.num_pes)
+    counts = action_counts(accel, q, executed * scale, gen_ops, reads, writes, dram)
+    energy = energy_breakdown(counts, action_energies(accel, q))
     out.update({
-        "macs": q["macs"], "executed_macs": executed, "vector_ops": q["vector_ops"],
+        "macs": q.macs, "executed_macs": executed, "vector_ops": q.vector_ops,
         "dram_bytes": dram,
-        "dram_transactions": (traffic["weight_transactions"] + traffic["ifmap_transactions"]
-                              + traffic["ofmap_transactions"]),
-        "compulsory_dram_bytes": q["weight_bytes"] + q["input_bytes"] + q["output_bytes"],
+        "compulsory_dram_bytes": compulsory,
         "sram_reads_bytes": sum(reads.values()), "sram_writes_bytes": sum(writes.values()),
         "gen_macs": gen_macs, "gen_cycles": gen_cycles, "compute_cycles": compute,
         "memory_cycles": memory, "sram_cycles": sram_cycles, "latency_cycles": latency,
-        "stall_cycles": latency - compute,
+        "stall_cycles": latency - compute, "roofline_cycles": np.maximum(work, compulsory / bw),
         "cycles_per_mac": np.where(vector, 0.0, scale), "gating_mode": gating,
-        "mac_energy_pj": np.where(vector, vec_energy, executed * _mac_energy(accel, q, scale)),
-        "sram_energy_pj": sram_energy, "dram_energy_pj": dram * 8 * pj_per_bit,
-        "gen_energy_pj": gen_energy,
-        "flop_reduction": 1 / np.maximum(q["mac_density"], 1e-12),
+        "flop_reduction": 1 / np.maximum(q.mac_density, 1e-12),
         "ideal_speedup": np.where(vector, 1.0, ideal_speedup(q)),
-        "group_packing": f["packing"], "n": n, "fetch": fetch, "fold": fold,
+        "group_packing": mp.group_packing(q, array),
+        "utilization": work / np.maximum(latency, 1),
+        "compute_utilization": work / np.maximum(compute, 1),
+        "fold_cycles": fold, "trips": trips, "fetch": fetch, "counts": counts, **energy,
     })
-    out["energy_pj"] = (out["mac_energy_pj"] + out["sram_energy_pj"] + out["dram_energy_pj"]
-                        + out["gen_energy_pj"])
-    work = np.where(vector, q["vector_ops"] / array.cols, executed * scale / array.num_pes)
-    out["utilization"] = work / np.maximum(latency, 1)
-    out["compute_utilization"] = work / np.maximum(compute, 1)
+    if full:
+        out["dram_transactions"] = dram_transactions(q, c, accel, trips, fetch, w_pass)
     return out
 
 
-def _checked(c: dict) -> None:
-    """Every breakdown adds up, and no tensor moves less than its compulsory traffic."""
-    _check_sum(c["energy_pj"], [c["mac_energy_pj"], c["sram_energy_pj"], c["dram_energy_pj"],
-                                c["gen_energy_pj"]], "energy_pj")
-    _check_sum(c["dram_bytes"], [c["weight_dram_bytes"], c["ifmap_dram_bytes"],
-                                 c["ofmap_dram_bytes"]], "dram_bytes")
-    _check_sum(c["latency_cycles"], [c["compute_cycles"], c["stall_cycles"]], "latency_cycles")
+# --- action counts and energy -------------------------------------------------------------------
+@dataclass(frozen=True)
+class ActionCounts:
+    """What each layer does, counted per action (arrays, one entry per layer or candidate).
+
+    ``pe_mults`` / ``pe_adds``: PE-cycles of the array's MACs (executed MACs x cycles per MAC;
+    the multiplies scaled by the activation bits computed under precision gating on a
+    bit-parallel array); ``vector_ops``: pool / add / concat element ops; ``gen_ops``: weight
+    generation operations of the unit that runs them; per buffer the SRAM bytes read and
+    written; ``dram_bits``: bits crossing the DRAM interface.
+    """
+
+    pe_mults: np.ndarray
+    pe_adds: np.ndarray
+    vector_ops: np.ndarray
+    gen_ops: np.ndarray
+    weight_sram_read_bytes: np.ndarray
+    weight_sram_write_bytes: np.ndarray
+    input_sram_read_bytes: np.ndarray
+    input_sram_write_bytes: np.ndarray
+    output_sram_read_bytes: np.ndarray
+    output_sram_write_bytes: np.ndarray
+    dram_bits: np.ndarray
+
+
+@dataclass(frozen=True)
+class ActionEnergies:
+    """Energy of one action of each kind (pJ), field for field with ``ActionCounts``."""
+
+    pe_mults: np.ndarray
+    pe_adds: np.ndarray
+    vector_ops: np.ndarray
+    gen_ops: np.ndarray
+    weight_sram_read_bytes: float
+    weight_sram_write_bytes: float
+    input_sram_read_bytes: float
+    input_sram_write_bytes: float
+    output_sram_read_bytes: float
+    output_sram_write_bytes: float
+    dram_bits: float
+
+
+ENERGY_PARTS = {"mac_energy_pj": ("pe_mults", "pe_adds", "vector_ops"),
+                "sram_energy_pj": tuple(f"{t}_sram_{a}_bytes" for t in TENSORS
+                                        for a in ("read", "write")),
+                "dram_energy_pj": ("dram_bits",), "gen_energy_pj": ("gen_ops",)}
+
+
+def gated_fraction(accel: Accelerator, q) -> np.ndarray:
+    """Fraction of a MAC's multiply that switches: on a bit-parallel array precision gating
+    computes pred_bits for every output and the LSBs for the lsb_density fraction."""
+    if accel.array.precision_mode != "bit_parallel":
+        return np.ones_like(q.act_bits)
+    a, pred = q.act_bits, q.pred_bits
+    return np.where(pred > 0, (pred + q.lsb_density * (a - pred)) / a, 1.0)
+
+
+def action_counts(accel: Accelerator, q, pe_cycles, gen_ops, reads, writes, dram_bytes):
+    """The action-count record of each layer from its cycles and traffic."""
+    gated = gated_fraction(accel, q)
+    vector = q.is_vector > 0
+    pe = np.where(vector, 0.0, pe_cycles)
+    return ActionCounts(
+        pe_mults=pe * gated, pe_adds=pe, vector_ops=np.where(vector, q.vector_ops, 0.0),
+        gen_ops=gen_ops, **{f"{t}_sram_read_bytes": reads[t] for t in TENSORS},
+        **{f"{t}_sram_write_bytes": writes[t] for t in TENSORS}, dram_bits=dram_bytes * 8)
+
+
+def action_energies(accel: Accelerator, q) -> ActionEnergies:
+    """Per-action energies: the named tech table, with the accelerator's overrides applied.
+
+    A PE-cycle is an m x m multiply (m x bits_per_cycle with bit-serial activations) plus an
+    add at accum_bits; a vector op an add at act_bits; a generator operation a g x g MAC with
+    a 2g-bit add (a PE-cycle with a 2m-bit add when the array generates). SRAM: per byte, by
+    buffer size; DRAM: per bit.
+    """
+    tech = get_tech(accel.tech)
+    array = accel.array
+    act_width = array.bits_per_cycle if array.precision_mode == "bit_serial_act" else array.mac_bits
+    mult = mult_energy_pj(tech, array.mac_bits, act_width)
+    override = accel.energy.mac(array.mac_bits)
+    pe_mult = np.full_like(q.accum_bits, override if override is not None else mult)
+    pe_add = 0.0 * q.accum_bits if override is not None else add_energy_pj(tech, q.accum_bits)
+    if accel.weight_gen is not None:
+        unit = accel.weight_gen.bits
+        gen = accel.energy.mac(unit) or mac_energy_pj(tech, unit, unit, 2 * unit)
+    else:
+        gen = override or mult + add_energy_pj(tech, 2 * array.mac_bits)
+    sram = {}
+    for t in TENSORS:
+        buffer = accel.buffer(t)
+        table = float(sram_pj_per_byte(tech, buffer.size_bytes))
+        sram[f"{t}_sram_read_bytes"] = buffer.read_pj_per_byte or table
+        sram[f"{t}_sram_write_bytes"] = buffer.write_pj_per_byte or table
+    return ActionEnergies(pe_mults=pe_mult, pe_adds=pe_add,
+                          vector_ops=add_energy_pj(tech, q.act_bits),
+                          gen_ops=np.full_like(q.accum_bits, float(gen)), **sram,
+                          dram_bits=accel.dram.pj_per_bit or tech.dram_pj_per_bit)
+
+
+def energy_breakdown(counts: ActionCounts, energies: ActionEnergies) -> dict[str, np.ndarray]:
+    """Energy parts (pJ) = counts x per-action energies, and their total ``energy_pj``."""
+    parts = {name: sum(getattr(counts, f) * getattr(energies, f) for f in actions)
+             for name, actions in ENERGY_PARTS.items()}
+    parts["energy_pj"] = sum(parts.values())
+    return parts
+
+
+def check_energy(c: dict, accel: Accelerator, q) -> None:
+    """Recompute every layer's energy from its reported figures, not from the record's sums:
+    MACs from executed MACs and cycles per MAC, DRAM from the per-tensor bytes, SRAM from the
+    per-buffer bytes (which must add up to the reported reads and writes)."""
+    e = action_energies(accel, q)
+    counts = c["counts"]
+    vector = q.is_vector > 0
+    pe = np.where(vector, 0, c["executed_macs"] * c["cycles_per_mac"])
+    mac = (pe * (gated_fraction(accel, q) * e.pe_mults + e.pe_adds)
+           + np.where(vector, c["vector_ops"], 0) * e.vector_ops)
+    dram = (c["weight_dram_bytes"] + c["ifmap_dram_bytes"] + c["ofmap_dram_bytes"]) * 8
+    reads = [getattr(counts, f"{t}_sram_read_bytes") for t in TENSORS]
+    writes = [getattr(counts, f"{t}_sram_write_bytes") for t in TENSORS]
+    sram = sum(r * getattr(e, f"{t}_sram_read_bytes") + w * getattr(e, f"{t}_sram_write_bytes")
+               for t, r, w in zip(TENSORS, reads, writes, strict=True))
+    total = mac + dram * e.dram_bits + sram + counts.gen_ops * e.gen_ops
+    checks = {"energy_pj": (total, c["energy_pj"]),
+              "sram_reads_bytes": (sum(reads), c["sram_reads_bytes"]),
+              "sram_writes_bytes": (sum(writes), c["sram_writes_bytes"])}
+    for name, (again, reported) in checks.items():
+        close = np.isclose(again, reported, rtol=1e-9, atol=1e-6)
+        if not close.all():
+            bad = int(np.argmin(close))
+            raise AssertionError(f"{name} of layer {bad}: recomputed {again[bad]}, "
+                                 f"reported {reported[bad]}")
+
+
+def _checked(c: dict, accel: Accelerator, q) -> None:
+    """Physical limits hold and the energy recomputes; each check can fail on a wrong model."""
     if np.any(c["dram_bytes"] < c["compulsory_dram_bytes"] * (1 - 1e-9)):
         raise AssertionError("dram_bytes below the compulsory traffic")
+    bound = np.max([c["compute_cycles"], c["memory_cycles"], c["roofline_cycles"]], axis=0)
+    if np.any(c["latency_cycles"] < bound * (1 - 1e-9) - 1):
+        raise AssertionError("latency_cycles below max(compute, memory, roofline)")
+    check_energy(c, accel, q)
 
 
-def _select(accel: Accelerator, graph: LayerGraph, objective: str):
-    """Search every layer's candidates; return the gathered numbers of the chosen ones."""
+# --- search and evaluation ------------------------------------------------------------------------
+def _check_objective(objective: str) -> None:
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
-    params = mp.layer_params(graph.layers)
-    q = mp.gather(params, mp.search_space(params))
-    legal = mp.fills_array(q, accel)
-    tiles = mp.tile_bytes(q)
-    ok = legal & mp.fits(tiles, accel)
-    fitting_layers = np.bincount(q["layer"][ok].astype(int), minlength=len(graph.layers))
-    if not fitting_layers.all():
-        i = int(np.argmin(fitting_layers))
-        total = np.where(legal & (q["layer"] == i), sum(tiles.values()), np.inf)
+
+
+def select(layer: np.ndarray, costs: dict, objective: str,
+           weight: np.ndarray | None = None) -> np.ndarray:
+    """Index of each layer's best candidate for ``objective`` (candidates grouped by layer).
+
+    ``balanced`` balances the whole network (``weight``: how often each layer occurs): with
+    L0 and D0 the network's latency and DRAM bytes when every layer takes its own optimum of
+    each, every layer minimizes latency / L0 + lambda * DRAM / D0, and lambda is the one of
+    ``BALANCE_WEIGHTS`` whose network totals keep the larger of latency / L0 and DRAM / D0
+    smallest (then their sum). A weighted sum of network totals splits into one term per
+    layer, so the per-layer choices are exact for each lambda; only the (latency, DRAM) Pareto
+    front of each layer is scored. Ties go to the least energy.
+    """
+    if objective != "balanced":
+        keys = [costs[objective]] + [costs[k] for k in _TIE_BREAK[objective]]
+        return mp.choose(layer, keys)
+    all_layers, all_starts = layer, mp.layer_starts(layer)
+    latency, dram, energy = costs["latency_cycles"], costs["dram_bytes"], costs["energy_pj"]
+    front = mp.pareto_front(layer, latency, dram)
+    layer, latency, dram, energy = layer[front], latency[front], dram[front], energy[front]
+    starts = mp.layer_starts(layer)
+    weight = np.ones(len(starts)) if weight is None else weight
+    lat0 = float(weight @ np.minimum.reduceat(latency, starts))
+    dram0 = float(weight @ np.minimum.reduceat(dram, starts))
+    best, best_key = None, None
+    for lam in BALANCE_WEIGHTS:
+        chosen = mp.choose(layer, [latency / lat0 + lam * dram / dram0, energy], starts)
+        ratios = (float(weight @ latency[chosen]) / lat0, float(weight @ dram[chosen]) / dram0)
+        key = (round(max(ratios), 12), round(sum(ratios), 12))
+        if best_key is None or key < best_key:
+            best, best_key = chosen, key
+    # Then the fewest array cycles among the layer's candidates with no more DRAM bytes and at
+    # most BALANCE_SLACK more latency: a fill saved is worth more than a sliver of overlap
+    # the latency model credits to smaller first tiles.
+    picked = np.repeat(front[best], np.diff(all_starts, append=len(all_layers)))
+    near = ((costs["latency_cycles"] <= costs["latency_cycles"][picked] * (1 + BALANCE_SLACK))
+            & (costs["dram_bytes"] <= costs["dram_bytes"][picked]))
+    return mp.choose(all_layers, [np.where(near, costs["compute_cycles"], np.inf),
+                                  costs["energy_pj"]], all_starts)
+
+
+def _search(graph: LayerGraph, accel: Accelerator, objective: str):
+    """Search the distinct layer shapes; the chosen candidates and their layer numbers."""
+    _check_objective(objective)
+    first, inverse, arrays = mp.unique_layers(graph.layers)
+    space, tiles = mp.candidate_space(graph.layers, accel.array.rows, accel.array.cols,
+                                      accel.array.dataflow)
+    ok = mp.fits(tiles, accel)
+    fitting = np.bincount(space.layer[ok], minlength=len(first))
+    if not fitting.all():
+        i = int(np.argmin(fitting))
+        total = np.where(space.layer == i, sum(tiles.values()), np.inf)
         j = int(np.argmin(total))
         raise ValueError(mp.misfit_message(
-            graph.layers[i], {t: float(v[j]) for t, v in tiles.items()}, accel,
-            f"the smallest tile that fills the array ({q['tile_groups'][j]:.0f} groups, "
-            f"{q['tile_filters'][j]:.0f} filters, {q['tile_channels'][j]:.0f} channels, "
-            f"{q['tile_rows'][j]:.0f} output rows)"))
-    q = {key: value[ok] for key, value in q.items()}
-    q.update(channel_gate_stats(graph.layers, q, accel))
-    costs = candidate_costs(accel, q)
-    keys = [costs[objective]] + [costs[k] for k in _TIE_BREAK[objective]]
-    best = mp.choose(q["layer"], keys)
-    return {key: value[best] for key, value in q.items()}
+            first[i], {t: float(v[j]) for t, v in tiles.items()}, accel,
+            f"the smallest tile that fills the array ({space.tile_groups[j]} groups, "
+            f"{space.tile_filters[j]} filters, {space.tile_channels[j]} channels, "
+            f"{space.tile_rows[j]} output rows)"))
+    cand = space.take(ok)
+    costs = candidate_costs(accel, arrays.view(cand.layer), cand, full=False,
+                            gates=channel_gates(first, cand, accel))
+    best = select(cand.layer, costs, objective, np.bincount(inverse, minlength=len(first)))
+    return first, inverse, arrays, cand.take(best)
+
+
+def _mappings(layers, cand: mp.Candidates, accel: Accelerator) -> list[mp.Mapping]:
+    return [mp.Mapping(layer, int(cand.tile_groups[i]), int(cand.tile_filters[i]),
+                       int(cand.tile_channels[i]), int(cand.tile_rows[i]),
+                       mp.LOOP_ORDERS[int(cand.order[i])]).bind(accel)
+            for i, layer in enumerate(layers)]
 
 
 def search_mappings(graph: LayerGraph, accel: Accelerator,
-                    objective: str = "dram_bytes") -> dict[str, mp.Mapping]:
-    """Best mapping of every layer for ``objective`` (ties: the other objectives, then order)."""
-    q = _select(accel, graph, objective)
-    n = mp.trips(q)
-    return mp.to_mappings(graph.layers, q, n, mp.refetches(q, n))
+                    objective: str = DEFAULT_OBJECTIVE) -> dict[str, mp.Mapping]:
+    """Best mapping of every layer for ``objective`` (one search per distinct layer shape)."""
+    _, inverse, _, chosen = _search(graph, accel, objective)
+    return {m.layer.name: m for m in _mappings(graph.layers, chosen.take(inverse), accel)}
 
 
-def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = "dram_bytes",
+def _tiling(m: mp.Mapping) -> tuple:
+    return m.tile_groups, m.tile_filters, m.tile_channels, m.tile_rows, m.loop_order
+
+
+def _given(graph: LayerGraph, accel: Accelerator, mappings: dict) -> list[mp.Mapping]:
+    """The given mappings rebound to the graph's layers (by name) and to ``accel``."""
+    out = []
+    for layer in graph.layers:
+        if layer.name not in mappings:
+            raise ValueError(f"mappings: no mapping for layer {layer.name}")
+        out.append(mp.Mapping(layer, *_tiling(mappings[layer.name])).bind(accel))
+    return out
+
+
+def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = DEFAULT_OBJECTIVE,
              mappings: dict[str, mp.Mapping] | None = None) -> pd.DataFrame:
     """Per-layer analytical costs, one row per layer (index: layer name).
 
-    Columns: ``COLUMNS`` (DESIGN.md 4), then ``EXTRA_COLUMNS`` and the chosen mapping
-    (``MAPPING_COLUMNS``). With ``mappings`` (layer name -> Mapping, e.g. from
-    ``search_mappings`` or ``df.attrs["mappings"]``) no search runs: the given tiles are
-    evaluated as they are. ``gen_macs`` counts generation MACs actually executed (x weight
-    re-fetches). The chosen Mapping objects are in ``df.attrs["mappings"]``.
+    Columns: ``COLUMNS`` (DESIGN.md 4), ``EXTRA_COLUMNS``, the chosen tiling
+    (``MAPPING_COLUMNS``) and ``mapping`` (the frozen ``Mapping``). With ``mappings`` (layer
+    name -> Mapping, e.g. ``dict(df["mapping"])``) no search runs: the given tilings are
+    evaluated on ``graph``'s layers of those names. ``gen_macs`` counts generation MACs
+    actually executed (x weight re-fetches).
     """
     if mappings is None:
-        q = _select(accel, graph, objective)
+        first, inverse, arrays, chosen_shapes = _search(graph, accel, objective)
+        cand = chosen_shapes.take(inverse)
+        chosen = _mappings(graph.layers, cand, accel)
+        q = arrays.view(cand.layer)
+        gates = channel_gates(first, cand, accel)
     else:
-        q = mp.gather(mp.layer_params(graph.layers), mp.fixed_space(graph.layers, mappings))
-        tiles = mp.tile_bytes(q)
+        chosen = _given(graph, accel, mappings)
+        cand = mp.fixed_candidates(chosen)
+        q = mp.LayerArrays.from_layers(graph.layers).view(cand.layer)
+        tiles = mp.tile_footprint(q, cand)
         ok = mp.fits(tiles, accel)
         if not ok.all():
             i = int(np.argmin(ok))
             raise ValueError(mp.misfit_message(
                 graph.layers[i], {t: float(v[i]) for t, v in tiles.items()}, accel,
                 "the given mapping's tile"))
-        q.update(channel_gate_stats(graph.layers, q, accel))
-    c = candidate_costs(accel, q)
-    # Only the chosen mappings need the ungated fold count, so not the search.
-    dense = mp.folds(q, c["n"], accel, np.ones_like(q["mac_density"]))
-    # Realized cycle reduction: the same tiles with every gate on, at the ungated precision.
-    dense_scale, _ = cycles_per_mac(accel, q["weight_bits"], q["act_bits"], 0, 1.0)
-    c["gating_speedup"] = np.where(
-        q["vector"] > 0, 1.0, _fold_cycles(accel, q, c["n"], dense) * dense_scale
-        / np.maximum(c["fold"] * c["cycles_per_mac"], 1e-12))
-    _checked(c)
-    n, fetch = c["n"], c["fetch"]
+        gates = channel_gates(graph.layers, cand, accel)
+    c = candidate_costs(accel, q, cand, gates=gates)
+    # Realized cycle reduction: the same tiles with every gate on, at the ungated precision
+    # (only the chosen mappings need it, so not the search).
+    dense = q.replace(mac_density=np.ones_like(q.mac_density),
+                      filter_density=np.ones_like(q.mac_density))
+    ungated = fold_sums(dense, cand, accel, c["trips"], c["fetch"][
+        {"ws": "weight", "os": "output", "is": "input"}[accel.array.dataflow]])[0]
+    dense_scale, _ = cycles_per_mac(accel, q.weight_bits, q.act_bits, 0, 1.0)
+    c["gating_speedup"] = np.where(q.is_vector > 0, 1.0, ungated * dense_scale / np.maximum(
+        c["fold_cycles"] * c["cycles_per_mac"], 1e-12))
+    _checked(c, accel, q)
+    trips, fetch = c["trips"], c["fetch"]
     data = {"op": [layer.op for layer in graph.layers]}
     data.update({key: c[key] for key in COLUMNS + EXTRA_COLUMNS})
     data.update({
-        "loop_order": [">".join(mp.LOOP_ORDERS[int(o)]) for o in q["order"]],
-        "tile_groups": q["tile_groups"], "tile_filters": q["tile_filters"],
-        "tile_channels": q["tile_channels"], "tile_rows": q["tile_rows"],
-        "num_tiles": n["G"] * n["K"] * n["C"] * n["P"], "weight_fetches": fetch["weight"],
-        "input_fetches": fetch["input"], "output_visits": fetch["output"]})
-    df = pd.DataFrame(data, index=pd.Index([layer.name for layer in graph.layers], name="layer"))
-    df.attrs["mappings"] = mp.to_mappings(graph.layers, q, n, fetch)
-    return df
+        "loop_order": [">".join(m.loop_order) for m in chosen],
+        "tile_groups": cand.tile_groups, "tile_filters": cand.tile_filters,
+        "tile_channels": cand.tile_channels, "tile_rows": cand.tile_rows,
+        "num_tiles": (trips["G"] * trips["K"] * trips["C"] * trips["P"]),
+        "weight_fetches": fetch["weight"], "input_fetches": fetch["input"],
+        "output_visits": fetch["output"], "mapping": chosen})
+    return pd.DataFrame(data, index=pd.Index([layer.name for layer in graph.layers],
+                                             name="layer"))
 
 
 _SUMMED = ("macs", "executed_macs", "vector_ops", "weight_dram_bytes", "ifmap_dram_bytes",
@@ -411,10 +802,10 @@ def hardware_totals(df: pd.DataFrame, graph: LayerGraph, accel: Accelerator) -> 
     ``roofline_latency_cycles`` = max(sum of executed MACs x cycles per MAC / PEs, compulsory
     bytes / DRAM bandwidth); layers run one after another, nothing stays on chip between them.
     """
-    totals = {key: float(df[key].sum()) for key in _SUMMED}
-    _check_sum(np.array(totals["energy_pj"]), [np.array(totals[k]) for k in (
-        "mac_energy_pj", "sram_energy_pj", "dram_energy_pj", "gen_energy_pj")], "energy_pj")
-    peak_work = float((df["executed_macs"] * df["cycles_per_mac"]).sum()) / accel.array.num_pes
+    sums = df[list(_SUMMED)].to_numpy(dtype=float).sum(axis=0)
+    totals = {key: float(v) for key, v in zip(_SUMMED, sums, strict=True)}
+    peak_work = float((df["executed_macs"].to_numpy() * df["cycles_per_mac"].to_numpy()).sum()
+                      / accel.array.num_pes)
     compulsory = totals["compulsory_dram_bytes"]
     roofline = max(peak_work, compulsory / accel.dram.bw_bytes_per_cycle)
     table = get_tech(accel.tech)
@@ -431,14 +822,20 @@ def hardware_totals(df: pd.DataFrame, graph: LayerGraph, accel: Accelerator) -> 
 
 __all__ = [
     "COLUMNS",
+    "DEFAULT_OBJECTIVE",
     "EXTRA_COLUMNS",
     "MAPPING_COLUMNS",
     "OBJECTIVES",
+    "ActionCounts",
+    "ActionEnergies",
+    "TileCosts",
+    "action_counts",
+    "action_energies",
     "candidate_costs",
-    "channel_gate_stats",
-    "channel_gated_fold_cycles",
     "cycles_per_mac",
+    "energy_breakdown",
     "evaluate",
     "hardware_totals",
     "search_mappings",
+    "tile_costs",
 ]

@@ -29,13 +29,6 @@ def ungated(graph: LayerGraph) -> LayerGraph:
     return dataclasses.replace(graph, layers=layers)
 
 
-def _mappings(costs: pd.DataFrame) -> dict:
-    """The chosen mapping of every row (a ``mapping`` column, or the older frame attribute)."""
-    if "mapping" in costs.columns:
-        return dict(costs["mapping"])
-    return costs.attrs["mappings"]
-
-
 def measured_densities(graph: LayerGraph) -> dict:
     """Gate statistics over the gated layers, weighted by outputs (PG) or MACs (CG).
 
@@ -67,7 +60,7 @@ def gating_summary(graph: LayerGraph, accel: Accelerator, costs: pd.DataFrame) -
     ``gating_mode`` says how the array uses the gates: ``skip`` (bit-serial: cycles and
     energy fall), ``gate`` (bit-parallel: energy only), ``channel`` (channel gating).
     """
-    dense = evaluate(ungated(graph), accel, mappings=_mappings(costs))
+    dense = evaluate(ungated(graph), accel, mappings=dict(costs["mapping"]))
     gated = [layer.name for layer in graph.layers if is_gated(layer)]
     rows = costs.loc[gated]
     ideal_cycles = (dense["compute_cycles"] / costs["ideal_speedup"]).sum()

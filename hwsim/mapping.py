@@ -1,23 +1,29 @@
-"""Mapper space: tile sizes and loop orders of one on-chip buffer level, and the traffic they cause.
+"""The mapper: candidate tilings of one on-chip buffer level, legality, objective and search.
 
 A layer is a grouped GEMM (DESIGN.md 6) over four tiled loops, nested G (groups, outermost),
 then an order of K (filters per group), C (input channels per group) and P (output rows, all
 columns of a row, over every image). A tile holds ``tile_groups x tile_filters`` filters of
-``tile_channels`` channels (whole kernels) and ``tile_rows`` full output rows; the input tile is
-the rows those outputs need, halo included. With one tile per tensor on chip, a tensor is
-re-fetched once per iteration of a loop it does not depend on whenever some loop it does depend
-on (with more than one iteration) sits inside it; outputs that are revisited over channel tiles
-spill partial sums (``accum_bits``) to DRAM and read them back. Tensors never stay on chip
-between layers. Pool / add / concat are mapped as depthwise ops (one group per channel, no
-weights). Everything here is vectorized over candidates: arrays hold one entry per candidate.
+``tile_channels`` channels (whole kernels) and ``tile_rows`` full output rows of one image; its
+input block is the rows and columns those outputs read. With one block per tensor on chip, a
+block is fetched whenever the tile before needed a different one; outputs revisited over
+channel tiles spill partial sums (``accum_bits``) to DRAM and read them back. Tensors never stay
+on chip between layers. Pool / add / concat are mapped as depthwise ops (one group per channel,
+no weights).
+
+``Mapping.tiles()`` replays that loop nest tile by tile; ``hwsim.cost`` computes the same sums in
+closed form for every candidate at once (numpy arrays with one entry per candidate), and the
+tests check one against the other.
 """
 
+import dataclasses
+import functools
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from .accel import Accelerator
+from .accel import Accelerator, PEArray
 from .layer import Layer
 
 LOOPS = ("K", "C", "P")
@@ -25,167 +31,559 @@ LOOP_ORDERS = tuple(itertools.permutations(LOOPS))
 _POS = np.array([[order.index(loop) for loop in LOOPS] for order in LOOP_ORDERS])
 
 
+# --- the workload as a struct of arrays ------------------------------------------------------
 @dataclass(frozen=True)
-class Mapping:
-    """The chosen tiling of one layer, replayable tile by tile.
+class LayerArrays:
+    """Per-layer numbers the model needs, one array entry per layer (or per candidate).
 
-    Loop nest, outer to inner: ``group_tiles`` over groups, then ``loop_order`` over K
-    (``filter_tiles``), C (``channel_tiles``) and P (``row_tiles``: images x row tiles). Edge
-    tiles are smaller. ``weight_fetches`` / ``input_fetches``: times each tensor crosses DRAM
-    (1 = compulsory only); ``output_visits``: times each output tile is accumulated (> 1 means
-    partial sums spill to DRAM and come back).
+    ``groups`` / ``filters`` / ``channels`` are the mapped GEMM dimensions: for pool / add /
+    concat one group per channel with one filter of one channel. ``input_cols_read``: input
+    columns one output row reads (a stride above the kernel skips columns);
+    ``input_rows_read``: input rows the whole output reads, padding excluded.
     """
 
-    layer: str
+    groups: np.ndarray
+    filters: np.ndarray
+    channels: np.ndarray
+    kernel_h: np.ndarray
+    kernel_w: np.ndarray
+    stride_h: np.ndarray
+    pad_h: np.ndarray
+    in_h: np.ndarray
+    in_w: np.ndarray
+    out_h: np.ndarray
+    out_w: np.ndarray
+    batch: np.ndarray
+    weight_bits: np.ndarray
+    act_bits: np.ndarray
+    out_bits: np.ndarray
+    accum_bits: np.ndarray
+    num_inputs: np.ndarray
+    in_channels: np.ndarray
+    out_channels: np.ndarray
+    is_vector: np.ndarray
+    weight_bytes: np.ndarray
+    dense_weight_bytes: np.ndarray
+    input_bytes: np.ndarray
+    output_bytes: np.ndarray
+    output_elements: np.ndarray
+    macs: np.ndarray
+    vector_ops: np.ndarray
+    mac_density: np.ndarray
+    filter_density: np.ndarray
+    gen_macs: np.ndarray
+    gen_bits: np.ndarray
+    pred_bits: np.ndarray
+    lsb_density: np.ndarray
+    factor_out_bits: np.ndarray
+    factor_in_bits: np.ndarray
+    factor_shared_bits: np.ndarray
+    gen_in_macs: np.ndarray
+    input_cols_read: np.ndarray
+    input_rows_read: np.ndarray
+
+    @property
+    def kernel(self) -> np.ndarray:
+        return self.kernel_h * self.kernel_w
+
+    @classmethod
+    def from_layers(cls, layers) -> "LayerArrays":
+        rows = [_layer_row(layer) for layer in layers]
+        table = np.array(rows, dtype=float).reshape(len(rows), len(_FIELDS))
+        return cls(**{name: table[:, i] for i, name in enumerate(_FIELDS)})
+
+    def view(self, index: np.ndarray) -> "LayerView":
+        """The entries at ``index`` (one per candidate), gathered field by field on first use."""
+        return LayerView(self, index)
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(LayerArrays))
+
+
+class LayerView:
+    """``LayerArrays`` fields repeated per candidate, gathered lazily: the legality checks read
+    a few fields of every candidate, the cost model all fields of the legal ones only."""
+
+    def __init__(self, arrays: LayerArrays, index: np.ndarray):
+        self._arrays, self._index = arrays, index
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        value = getattr(self._arrays, name)[self._index]
+        setattr(self, name, value)
+        return value
+
+    @property
+    def kernel(self) -> np.ndarray:
+        return self.kernel_h * self.kernel_w
+
+    def replace(self, **values: np.ndarray) -> "LayerView":
+        """The same view with some fields replaced (e.g. ``mac_density`` for the ungated run)."""
+        out = LayerView(self._arrays, self._index)
+        out.__dict__.update(values)
+        return out
+
+
+def clipped_sum(first, step, count, limit) -> np.ndarray:
+    """Sum over j < count of clip(first + j * step, 0, limit), in closed form (step > 0)."""
+    first, count = np.asarray(first, float), np.asarray(count, float)
+    low = np.clip(np.floor(-first / step) + 1, 0, count)            # terms <= 0
+    high = np.clip(count - np.ceil((limit - first) / step), 0, count)  # terms >= limit
+    mid = np.maximum(count - low - high, 0)
+    middle = mid * first + step * (mid * low + mid * (mid - 1) / 2)
+    return middle + high * limit
+
+
+def lines_read(first_out, outs, stride, kernel, pad, size) -> np.ndarray:
+    """Input lines (rows or columns, padding excluded) that ``outs`` output lines from
+    ``first_out`` on read: one contiguous span when kernel >= stride, else disjoint windows."""
+    start = first_out * stride - pad
+    span = (np.clip(start + (outs - 1) * stride + kernel, 0, size) - np.clip(start, 0, size))
+    windows = (clipped_sum(start + kernel, stride, outs, size)
+               - clipped_sum(start, stride, outs, size))
+    return np.where(outs > 0, np.where(kernel >= stride, span, windows), 0)
+
+
+def _layer_row(layer: Layer) -> tuple:
+    vector = not layer.has_weights
+    if vector and layer.in_channels != layer.out_channels:
+        raise ValueError(f"Layer {layer.name}: {layer.op} must keep the channel count")
+    (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
+    (ih, iw), (oh, ow) = layer.in_hw, layer.out_hw
+    cols = float(lines_read(0, ow, sw, kw, pw, iw))
+    rows = float(lines_read(0, oh, sh, kh, ph, ih))
+    return (layer.out_channels if vector else layer.groups,
+            1 if vector else layer.filters_per_group,
+            1 if vector else layer.in_channels // layer.groups,
+            kh, kw, sh, ph, ih, iw, oh, ow, layer.batch, layer.weight_bits, layer.act_bits,
+            layer.out_bits, layer.accum_bits, layer.num_inputs, layer.in_channels,
+            layer.out_channels, vector, layer.weight_bytes, layer.dense_weight_bytes,
+            layer.input_bytes, layer.output_bytes, layer.output_elements, layer.macs,
+            layer.vector_ops, layer.mac_density,
+            1.0 if layer.channel_gated else layer.mac_density, layer.gen_macs, layer.gen_bits,
+            layer.pred_bits, layer.lsb_density, layer.factor_out_bits, layer.factor_in_bits,
+            layer.factor_shared_bits, layer.gen_in_macs, cols, rows)
+
+
+# --- one mapping and its tiles ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Tile:
+    """One step of a mapping's loop nest (sizes: this tile's; edge tiles are smaller).
+
+    ``row`` indexes P (images x row tiles): image ``row // row_tiles_per_image``.
+    ``*_read_bytes``: DRAM bytes fetched before the tile (0 when the block is on chip already);
+    ``output_write_bytes``: DRAM bytes written after it (finished outputs, or spilled partial
+    sums); ``stationary_changed``: the array's stationary block differs from the one the
+    previous tile left in it, so the fill is paid.
+    """
+
+    index: int
+    group: int
+    filter: int
+    channel: int
+    row: int
+    groups: int
+    filters: int
+    channels: int
+    rows: int
+    image: int
+    first_row: int
+    weight_read_bytes: float
+    input_read_bytes: float
+    psum_read_bytes: float
+    output_write_bytes: float
+    stationary_changed: bool
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """The chosen tiling of one layer, replayable tile by tile with ``tiles()``.
+
+    Loop nest, outer to inner: groups, then ``loop_order`` over K (filters), C (channels) and
+    P (images x row tiles). Two fields describe the hardware the mapping was made for (set by
+    ``bind``, as the search and ``hwsim.cost.evaluate`` do): ``array`` (fold counts and the
+    stationary operand; None: weight-stationary, one fold per tile assumed) and
+    ``factors_held`` (the weight generator's factor buffer holds the layer's compressed factors
+    for a whole pass, so each pass reads them once).
+    """
+
+    layer: Layer
     tile_groups: int
     tile_filters: int
     tile_channels: int
     tile_rows: int
-    loop_order: tuple[str, str, str]
-    group_tiles: int
-    filter_tiles: int
-    channel_tiles: int
-    row_tiles: int
-    weight_fetches: int
-    input_fetches: int
-    output_visits: int
+    loop_order: tuple[str, str, str] = LOOP_ORDERS[0]
+    factors_held: bool = False
+    array: PEArray | None = None
+
+    def __post_init__(self):
+        if tuple(self.loop_order) not in LOOP_ORDERS:
+            raise ValueError(f"Mapping {self.layer.name}: loop_order must be an order of "
+                             f"K, C, P, got {self.loop_order!r}")
+        object.__setattr__(self, "loop_order", tuple(self.loop_order))
+        for key, size in zip(("tile_groups", "tile_filters", "tile_channels", "tile_rows"),
+                             self.dims, strict=True):
+            value = getattr(self, key)
+            if not (isinstance(value, (int, np.integer)) and 1 <= value <= size):
+                raise ValueError(f"Mapping {self.layer.name}: {key} must be an integer in "
+                                 f"[1, {size}], got {value!r}")
+
+    @property
+    def dims(self) -> tuple[int, int, int, int]:
+        """(groups, filters, channels, output rows) the tiles cut."""
+        layer = self.layer
+        if not layer.has_weights:
+            return layer.out_channels, 1, 1, layer.out_hw[0]
+        return (layer.groups, layer.filters_per_group, layer.in_channels // layer.groups,
+                layer.out_hw[0])
+
+    @property
+    def trips(self) -> dict[str, int]:
+        """Iterations of each loop: G, K, C and P (images x row tiles)."""
+        g, k, c, h = self.dims
+        return {"G": -(-g // self.tile_groups), "K": -(-k // self.tile_filters),
+                "C": -(-c // self.tile_channels),
+                "P": self.layer.batch * -(-h // self.tile_rows)}
 
     @property
     def num_tiles(self) -> int:
-        return self.group_tiles * self.filter_tiles * self.channel_tiles * self.row_tiles
+        return int(np.prod(list(self.trips.values())))
+
+    def bind(self, accel: Accelerator) -> "Mapping":
+        """This tiling on ``accel``: its array, and whether its generator holds the factors."""
+        held = bool(accel.weight_gen is not None and self.layer.weight_bytes
+                    <= accel.weight_gen.factor_buffer_bytes)
+        return dataclasses.replace(self, factors_held=held, array=accel.array)
+
+    def tiles(self) -> Iterator[Tile]:
+        """The tiles in execution order, with the bytes each moves."""
+        t = tile_table(self)
+        for i in range(len(t["group"])):
+            yield Tile(index=i, **{key: _scalar(value[i]) for key, value in t.items()})
+
+
+def _scalar(value):
+    return value.item() if hasattr(value, "item") else value
 
 
 def untiled(layer: Layer) -> Mapping:
-    """The mapping that keeps the whole layer in one tile (SCALE-Sim's view of a layer)."""
-    vector = not layer.has_weights
-    groups = layer.out_channels if vector else layer.groups
-    filters = 1 if vector else layer.filters_per_group
-    channels = 1 if vector else layer.in_channels // layer.groups
-    return Mapping(layer=layer.name, tile_groups=groups, tile_filters=filters,
-                   tile_channels=channels, tile_rows=layer.out_hw[0], loop_order=LOOP_ORDERS[0],
-                   group_tiles=1, filter_tiles=1, channel_tiles=1, row_tiles=layer.batch,
-                   weight_fetches=1, input_fetches=1, output_visits=1)
+    """The mapping that keeps the whole layer in one tile per image (SCALE-Sim's view)."""
+    g, k, c, h = Mapping(layer, 1, 1, 1, 1).dims
+    return Mapping(layer=layer, tile_groups=g, tile_filters=k, tile_channels=c, tile_rows=h)
 
 
-def layer_params(layers: tuple[Layer, ...]) -> dict[str, np.ndarray]:
-    """Per-layer numbers the model needs, as arrays with one entry per layer."""
-    rows = []
-    for layer in layers:
-        vector = not layer.has_weights
-        if vector and layer.in_channels != layer.out_channels:
-            raise ValueError(f"Layer {layer.name}: {layer.op} must keep the channel count")
-        rows.append((
-            layer.out_channels if vector else layer.groups,
-            1 if vector else layer.filters_per_group,
-            1 if vector else layer.in_channels // layer.groups,
-            layer.kernel_size[0] * layer.kernel_size[1], layer.kernel_size[0], layer.stride[0],
-            layer.padding[0], layer.in_hw[0], layer.in_hw[1], layer.out_hw[0], layer.out_hw[1],
-            layer.batch, layer.weight_bits, layer.act_bits, layer.out_bits, layer.accum_bits,
-            layer.num_inputs, layer.in_channels, layer.out_channels, vector,
-            layer.weight_bytes, layer.dense_weight_bytes, layer.input_bytes, layer.output_bytes,
-            layer.output_elements, layer.macs, layer.vector_ops, layer.mac_density,
-            layer.gen_macs, layer.gen_bits, layer.pred_bits, layer.lsb_density,
-            layer.factor_out_bits, layer.factor_in_bits, layer.factor_shared_bits,
-            layer.gen_in_macs))
-    names = ("groups", "filters", "channels", "kernel", "kh", "sh", "ph", "ih", "iw", "oh",
-             "ow", "batch", "weight_bits", "act_bits", "out_bits", "accum_bits", "num_inputs",
-             "in_channels", "out_channels", "vector", "weight_bytes", "dense_weight_bytes",
-             "input_bytes", "output_bytes", "output_elements", "macs", "vector_ops",
-             "mac_density", "gen_macs", "gen_bits", "pred_bits", "lsb_density",
-             "factor_out_bits", "factor_in_bits", "factor_shared_bits", "gen_in_macs")
-    table = np.array(rows, dtype=float).reshape(len(rows), len(names))
-    return {name: table[:, i] for i, name in enumerate(names)}
+def runs(order: np.ndarray, trips: dict[str, np.ndarray], used: tuple[str, str]) -> np.ndarray:
+    """How often each block of a tensor indexed by the loops ``used`` is brought on chip: the
+    trips of its unused loop when a used loop (with more than one trip) sits inside it."""
+    pos = {loop: _POS[order, j] for j, loop in enumerate(LOOPS)}
+    unused = next(loop for loop in LOOPS if loop not in used)
+    inside = np.zeros(np.shape(order), dtype=bool)
+    for loop in used:
+        inside |= (pos[loop] > pos[unused]) & (trips[loop] > 1)
+    return np.where(inside, trips[unused], 1)
 
 
+STATIONARY = {"ws": ("K", "C"), "os": ("K", "P"), "is": ("C", "P")}
+USES = {"weight": ("K", "C"), "input": ("C", "P"), "output": ("K", "P")}
+
+
+def tile_table(m: Mapping) -> dict[str, np.ndarray]:
+    """Every tile of ``m`` in execution order as arrays: indices, sizes, DRAM bytes, and
+    whether the array's stationary block differs from what the previous tile left in it (the
+    block changed, or it spans several folds, which the array cycles through)."""
+    q = LayerArrays.from_layers((m.layer,))
+    trips = m.trips
+    g_dim, k_dim, c_dim, h_dim = m.dims
+    row_tiles = -(-h_dim // m.tile_rows)
+    shape = [trips[loop] for loop in m.loop_order]
+    grid = np.indices(shape).reshape(len(shape), -1)
+    index = {loop: grid[j] for j, loop in enumerate(m.loop_order)}
+    n = grid.shape[1]
+    group = np.repeat(np.arange(trips["G"]), n)
+    idx = {"G": group, **{loop: np.tile(index[loop], trips["G"]) for loop in LOOPS}}
+    size = {"G": np.minimum(m.tile_groups, g_dim - idx["G"] * m.tile_groups),
+            "K": np.minimum(m.tile_filters, k_dim - idx["K"] * m.tile_filters),
+            "C": np.minimum(m.tile_channels, c_dim - idx["C"] * m.tile_channels)}
+    row_in_image = idx["P"] % row_tiles
+    first_row = row_in_image * m.tile_rows
+    size["P"] = np.minimum(m.tile_rows, h_dim - first_row)
+
+    def changed(loops: tuple[str, ...]) -> np.ndarray:
+        key = np.stack([idx[loop] for loop in ("G", *loops)])
+        return np.concatenate([[True], np.any(key[:, 1:] != key[:, :-1], axis=0)])
+
+    def leaving(loops: tuple[str, ...]) -> np.ndarray:
+        return np.concatenate([changed(loops)[1:], [True]])
+
+    held = m.factors_held
+    w_new, i_new, o_new = (changed(USES[t]) for t in ("weight", "input", "output"))
+    final = idx["C"] == trips["C"] - 1
+    out = {
+        "group": idx["G"], "filter": idx["K"], "channel": idx["C"], "row": idx["P"],
+        "groups": size["G"], "filters": size["K"], "channels": size["C"], "rows": size["P"],
+        "image": idx["P"] // row_tiles, "first_row": first_row,
+        "weight_read_bytes": np.where(w_new, weight_block_bytes(
+            q, trips, size["G"], size["K"], size["C"], held), 0.0),
+        "input_read_bytes": np.where(i_new, input_block_bytes(
+            q, size["G"], size["C"], first_row, size["P"]), 0.0),
+        "psum_read_bytes": np.where(o_new & (idx["C"] > 0), output_block_bytes(
+            q, size["G"], size["K"], size["P"], q.accum_bits), 0.0),
+        "output_write_bytes": np.where(leaving(USES["output"]), output_block_bytes(
+            q, size["G"], size["K"], size["P"], np.where(final, q.out_bits, q.accum_bits)), 0.0),
+        "stationary_changed": np.zeros(len(group), dtype=bool),
+    }
+    if m.layer.has_weights:
+        flow = m.array.dataflow if m.array is not None else "ws"
+        out["stationary_changed"] = changed(STATIONARY[flow])
+        if m.array is not None:
+            f = fold_factors(q, m.array, size["G"], size["K"], size["C"], size["P"] * q.out_w)
+            out["stationary_changed"] |= f["G"] * f["K"] * f["C"] * f["P"] > 1
+    return out
+
+
+# --- how a tile maps onto the array ------------------------------------------------------------
+def group_packing(q, array: PEArray) -> np.ndarray:
+    """Groups mapped side by side per fold: block-diagonal on WS when a group fits the array.
+
+    Only weight-stationary arrays pack (each packed group owns its rows and columns, zero
+    weights elsewhere); OS and IS share one input or weight stream per row and map one group at
+    a time.
+    """
+    if array.dataflow != "ws":
+        return np.ones_like(q.groups)
+    sr = q.channels * q.kernel
+    return np.maximum(1, np.minimum(array.rows // sr, array.cols // q.filters))
+
+
+def executed_filters(q, filters) -> np.ndarray:
+    """Filters a tile executes under channel gating: gated-on work compacted onto whole column
+    folds (``filter_density`` of the filters, rounded up: ``mac_density``, except for channel
+    gating, whose gates are per output so every filter stays mapped)."""
+    return np.ceil(q.filter_density * filters - 1e-9)
+
+
+def fold_factor(q, array: PEArray, dim: str, size, packing) -> np.ndarray:
+    """The factor tiled dimension ``dim`` (G, K, C or P; P's ``size`` in pixels) contributes to
+    a tile's fold count: WS maps Sr to rows and filters to columns, OS pixels to rows and
+    filters to columns, IS Sr to rows and pixels to columns; only WS packs groups."""
+    flow = array.dataflow
+    size = np.asarray(size, float)
+    if dim == "G":
+        return np.ceil(size / packing) if flow == "ws" else size
+    if dim == "K" and flow != "is":
+        return np.ceil(executed_filters(q, size) / array.cols)
+    if dim == "C" and flow != "os":
+        return np.ceil(size * q.kernel / array.rows)
+    if dim == "P" and flow != "ws":
+        return np.ceil(size / (array.rows if flow == "os" else array.cols))
+    return np.ones_like(size)
+
+
+def fold_factors(q, array: PEArray, groups, filters, channels, pixels) -> dict[str, np.ndarray]:
+    """Folds of one tile, per tiled dimension (their product is the tile's fold count)."""
+    packing = group_packing(q, array)
+    return {dim: fold_factor(q, array, dim, size, packing)
+            for dim, size in zip("GKCP", (groups, filters, channels, pixels), strict=True)}
+
+
+# --- per-block DRAM bytes (shared by tiles() and the closed forms in hwsim.cost) ------------
+def weight_block_bytes(q, trips, groups, filters, channels, held) -> np.ndarray:
+    """Stored bytes of one weight block: its share of the dense-split part of the storage,
+    plus, unless the generator holds the factors, the factors the block needs (output-indexed
+    ones for its filters, input-indexed ones for its channels, the whole shared basis)."""
+    share = groups * filters * channels / (q.groups * q.filters * q.channels)
+    factors = q.factor_out_bits + q.factor_in_bits + q.factor_shared_bits
+    per_block = (q.factor_out_bits * groups * filters / (q.groups * q.filters)
+                 + q.factor_in_bits * groups * channels / (q.groups * q.channels)
+                 + q.factor_shared_bits)
+    bits = (q.weight_bytes * 8 - factors) * share + np.where(held, factors * share, per_block)
+    return bits / 8
+
+
+def weight_pass_bytes(q, trips, held) -> np.ndarray:
+    """Sum of ``weight_block_bytes`` over all blocks (one pass over the weights)."""
+    factors = q.factor_out_bits + q.factor_in_bits + q.factor_shared_bits
+    blocks = trips["G"] * trips["K"] * trips["C"]
+    per_pass = (q.factor_out_bits * trips["C"] + q.factor_in_bits * trips["K"]
+                + q.factor_shared_bits * blocks)
+    return (q.weight_bytes * 8 - factors + np.where(held, factors, per_pass)) / 8
+
+
+def input_block_bytes(q, groups, channels, first_row, rows) -> np.ndarray:
+    """Bytes of the input rows and columns an output-row block reads (no padding)."""
+    read = lines_read(first_row, rows, q.stride_h, q.kernel_h, q.pad_h, q.in_h)
+    return groups * channels * q.num_inputs * read * q.input_cols_read * q.act_bits / 8
+
+
+def input_rows_per_image(q, tile_rows) -> np.ndarray:
+    """Input rows read by all row tiles of one image, halos counted once per tile."""
+    full = np.floor(q.out_h / tile_rows)
+    edge = q.out_h - full * tile_rows
+    start = -q.pad_h
+    step = tile_rows * q.stride_h
+    span = (clipped_sum(start + (tile_rows - 1) * q.stride_h + q.kernel_h, step, full, q.in_h)
+            - clipped_sum(start, step, full, q.in_h))
+    span = span + lines_read(full * tile_rows, edge, q.stride_h, q.kernel_h, q.pad_h, q.in_h)
+    # Disjoint windows (kernel < stride) are read once whatever the tiling.
+    return np.where(q.kernel_h >= q.stride_h, span, q.input_rows_read)
+
+
+def output_block_bytes(q, groups, filters, rows, bits) -> np.ndarray:
+    return groups * filters * rows * q.out_w * bits / 8
+
+
+# --- candidates --------------------------------------------------------------------------------
 def tile_sizes(n: int) -> np.ndarray:
-    """Candidate tile sizes of a dimension of size ``n``: powers of two and n / 2^i, rounded up."""
+    """Powers of two and n / 2^i rounded up: the plain candidates of a dimension of size n."""
     powers = 2 ** np.arange(int(np.log2(n)) + 1)
     return np.unique(np.concatenate([powers, -(-n // powers)]))
 
 
-def _grid(values: list[np.ndarray]) -> list[np.ndarray]:
-    return [g.ravel() for g in np.meshgrid(*values, indexing="ij")]
+def aligned_sizes(n: int, per_fold: float) -> np.ndarray:
+    """Tile sizes that fill whole folds of an array side: the most items that fit in F folds
+    of ``per_fold`` items each, for F over ``tile_sizes`` of the folds the whole dimension
+    needs (1 item per ``1 / per_fold`` folds when one item overflows a fold)."""
+    if per_fold < 1:
+        return np.array([], dtype=int)
+    folds = tile_sizes(int(np.ceil(n / per_fold)))
+    return np.unique(np.clip(np.floor(folds * per_fold).astype(int), 1, n))
 
 
-def search_space(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """All candidates of all layers, grouped by layer: ``layer``, tile sizes and ``order``."""
+@dataclass(frozen=True)
+class Candidates:
+    """Candidate mappings of several layers, grouped by layer (``layer`` indexes the layers)."""
+
+    layer: np.ndarray
+    tile_groups: np.ndarray
+    tile_filters: np.ndarray
+    tile_channels: np.ndarray
+    tile_rows: np.ndarray
+    order: np.ndarray
+
+    def take(self, keep) -> "Candidates":
+        return Candidates(**{f.name: getattr(self, f.name)[keep]
+                             for f in dataclasses.fields(self)})
+
+    def trips(self, q) -> dict[str, np.ndarray]:
+        row_tiles = np.ceil(q.out_h / self.tile_rows)
+        return {"G": np.ceil(q.groups / self.tile_groups),
+                "K": np.ceil(q.filters / self.tile_filters),
+                "C": np.ceil(q.channels / self.tile_channels),
+                "P": q.batch * row_tiles, "P_image": row_tiles}
+
+
+def layer_key(layer: Layer) -> Layer:
+    """The layer without its name and producers: equal keys cost the same everywhere."""
+    return dataclasses.replace(layer, name="", inputs=("",) * len(layer.inputs))
+
+
+@functools.lru_cache(maxsize=16)
+def unique_layers(layers: tuple[Layer, ...]) -> tuple[tuple[Layer, ...], np.ndarray, LayerArrays]:
+    """The distinct layer shapes of a graph, each layer's index into them, and their arrays
+    (cached per graph: the accelerator-independent part of the search)."""
+    keys, first, inverse = {}, [], []
+    for layer in layers:
+        key = layer_key(layer)
+        if key not in keys:
+            keys[key] = len(first)
+            first.append(layer)
+        inverse.append(keys[key])
+    return tuple(first), np.array(inverse), LayerArrays.from_layers(first)
+
+
+@functools.lru_cache(maxsize=64)
+def candidate_space(layers: tuple[Layer, ...], rows: int, cols: int,
+                    dataflow: str) -> tuple[Candidates, dict[str, np.ndarray]]:
+    """The candidates of the distinct layers of ``layers`` that fill an array of that shape,
+    and the on-chip bytes of their tiles (cached per graph and array shape: what is left per
+    accelerator is whether the tiles fit its buffers).
+
+    Per dimension: ``tile_sizes`` plus the array-aligned sizes (channel tiles whose kh·kw·C_t
+    rows fill whole row folds, filter tiles in whole column folds, on OS / IS row tiles whose
+    pixels fill whole folds) and always the whole dimension; weight layers try all six loop
+    orders.
+    """
+    first, _, _ = unique_layers(layers)
     parts = []
-    for i in range(len(params["groups"])):
-        dims = [tile_sizes(int(params[k][i])) for k in ("groups", "filters", "channels", "oh")]
-        orders = np.arange(1 if params["vector"][i] else len(LOOP_ORDERS))
-        parts.append(np.stack(_grid(dims + [orders]) + [np.full(
-            len(dims[0]) * len(dims[1]) * len(dims[2]) * len(dims[3]) * len(orders), i)]))
-    stacked = np.concatenate(parts, axis=1)
-    keys = ("tile_groups", "tile_filters", "tile_channels", "tile_rows", "order", "layer")
-    return {key: stacked[j] for j, key in enumerate(keys)}
+    for i, layer in enumerate(first):
+        m = Mapping(layer, 1, 1, 1, 1)
+        g, k, c, h = m.dims
+        kernel = layer.kernel_size[0] * layer.kernel_size[1]
+        pixel_side = {"os": rows, "is": cols}.get(dataflow, 0)
+        dims = [tile_sizes(g),
+                np.union1d(tile_sizes(k), aligned_sizes(k, cols if layer.has_weights else 0)),
+                np.union1d(tile_sizes(c), aligned_sizes(c, rows / kernel)),
+                np.union1d(tile_sizes(h), aligned_sizes(h, pixel_side / layer.out_hw[1]))]
+        orders = np.arange(len(LOOP_ORDERS) if layer.has_weights else 1)
+        grid = [a.ravel() for a in np.meshgrid(*dims, orders, indexing="ij")]
+        parts.append(np.stack(grid + [np.full(len(grid[0]), i)]))
+    stacked = np.concatenate(parts, axis=1).astype(np.int64)
+    space = Candidates(layer=stacked[5], tile_groups=stacked[0], tile_filters=stacked[1],
+                       tile_channels=stacked[2], tile_rows=stacked[3], order=stacked[4])
+    arrays = unique_layers(layers)[2]
+    space = space.take(fills_array(arrays.view(space.layer), space, PEArray(rows, cols, dataflow)))
+    space = space.take(_distinct_orders(arrays.view(space.layer), space))
+    return space, tile_footprint(arrays.view(space.layer), space)
 
 
-def fixed_space(layers: tuple[Layer, ...], mappings: dict[str, Mapping]) -> dict[str, np.ndarray]:
-    """One candidate per layer, taken from ``mappings`` (by layer name)."""
-    missing = [layer.name for layer in layers if layer.name not in mappings]
-    if missing:
-        raise ValueError(f"mappings: no mapping for layer {missing[0]}")
-    chosen = [mappings[layer.name] for layer in layers]
+def _distinct_orders(q, c: Candidates) -> np.ndarray:
+    """Indices of the candidates left when loop orders that differ only in where a one-trip
+    loop sits (they make the same tiles) are kept once, sorted as before."""
+    trips = c.trips(q)
+    pos = _POS[c.order]
+    # The order of the loops with more than one trip, as one number: position digits of the
+    # live loops, 9 for a one-trip loop.
+    live = np.stack([np.where(trips[loop] > 1, pos[:, j], 9) for j, loop in enumerate(LOOPS)])
+    rank = np.argsort(np.argsort(live, axis=0, kind="stable"), axis=0, kind="stable")
+    code = np.where(live < 9, rank, 9)
+    key = np.stack([c.layer, c.tile_groups, c.tile_filters, c.tile_channels, c.tile_rows,
+                    code[0] * 100 + code[1] * 10 + code[2]])
+    _, first = np.unique(key, axis=1, return_index=True)
+    return np.sort(first)
+
+
+def fixed_candidates(mappings: list[Mapping]) -> Candidates:
+    """One candidate per mapping (candidate i is layer i)."""
+    return Candidates(
+        layer=np.arange(len(mappings)),
+        tile_groups=np.array([m.tile_groups for m in mappings]),
+        tile_filters=np.array([m.tile_filters for m in mappings]),
+        tile_channels=np.array([m.tile_channels for m in mappings]),
+        tile_rows=np.array([m.tile_rows for m in mappings]),
+        order=np.array([LOOP_ORDERS.index(m.loop_order) for m in mappings]))
+
+
+# --- legality -----------------------------------------------------------------------------------
+def tile_footprint(q, c: Candidates) -> dict[str, np.ndarray]:
+    """Bytes one full tile of each tensor occupies on chip (weights dense, partial sums at
+    accum_bits): the input block holds the rows and columns its outputs read."""
+    share = c.tile_groups * c.tile_filters * c.tile_channels / (q.groups * q.filters * q.channels)
+    rows_read = np.minimum(q.in_h, np.where(
+        q.kernel_h >= q.stride_h, (c.tile_rows - 1) * q.stride_h + q.kernel_h,
+        c.tile_rows * q.kernel_h))
+    out_bits = np.where(q.is_vector > 0, q.out_bits, q.accum_bits)
     return {
-        "tile_groups": np.array([m.tile_groups for m in chosen]),
-        "tile_filters": np.array([m.tile_filters for m in chosen]),
-        "tile_channels": np.array([m.tile_channels for m in chosen]),
-        "tile_rows": np.array([m.tile_rows for m in chosen]),
-        "order": np.array([LOOP_ORDERS.index(tuple(m.loop_order)) for m in chosen]),
-        "layer": np.arange(len(chosen)),
+        "weight": q.dense_weight_bytes * share,
+        "input": c.tile_groups * c.tile_channels * q.num_inputs * rows_read * q.input_cols_read
+        * q.act_bits / 8,
+        "output": c.tile_groups * c.tile_filters * c.tile_rows * q.out_w * out_bits / 8,
     }
 
 
-def gather(params: dict[str, np.ndarray], space: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Layer numbers repeated for each candidate, merged with the candidate's own numbers."""
-    index = space["layer"]
-    out = {key: value[index] for key, value in params.items()}
-    out.update({key: space[key].astype(float) for key in space})
-    for tile, dim in (("tile_groups", "groups"), ("tile_filters", "filters"),
-                      ("tile_channels", "channels"), ("tile_rows", "oh")):
-        out[tile] = np.minimum(out[tile], out[dim])
-    return out
-
-
-def tile_sum(n: np.ndarray, t: np.ndarray, f) -> np.ndarray:
-    """Sum of ``f(size)`` over the tiles of a dimension of size ``n`` cut into tiles of ``t``."""
-    edge = n % t
-    return n // t * f(t) + np.where(edge > 0, f(edge), 0)
-
-
-def input_rows(q: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
-    """Input rows (halo included, padding counted) that ``rows`` output rows read."""
-    return np.where(rows > 0, (rows - 1) * q["sh"] + q["kh"], 0)
-
-
-def tile_bytes(q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Bytes one tile of each tensor occupies on chip (weights dense, partial sums at accum)."""
-    frac_w = q["tile_groups"] * q["tile_filters"] * q["tile_channels"] / (
-        q["groups"] * q["filters"] * q["channels"])
-    out_bits = np.where(q["vector"] > 0, q["out_bits"], q["accum_bits"])
-    return {
-        "weight": q["dense_weight_bytes"] * frac_w,
-        "input": q["tile_groups"] * q["tile_channels"] * q["num_inputs"]
-        * input_rows(q, q["tile_rows"]) * q["iw"] * q["act_bits"] / 8,
-        "output": q["tile_groups"] * q["tile_filters"] * q["tile_rows"] * q["ow"] * out_bits / 8,
-    }
-
-
-def fills_array(q: dict[str, np.ndarray], accel: Accelerator) -> np.ndarray:
+def fills_array(q, c: Candidates, array: PEArray) -> np.ndarray:
     """Whether each tile covers the array along the dimensions the dataflow maps spatially.
 
     WS maps filters to columns and Sr to rows, OS output pixels to rows and filters to columns,
     IS Sr to rows and output pixels to columns; a tile narrower than the array there (when the
     layer is not) would idle PEs, so it is not a legal candidate.
     """
-    rows, cols = accel.array.rows, accel.array.cols
-    sr_ok = q["tile_channels"] * q["kernel"] >= np.minimum(q["channels"] * q["kernel"], rows)
-    flow = accel.array.dataflow
-    pixel_ok = q["tile_rows"] * q["ow"] >= np.minimum(q["oh"] * q["ow"],
-                                                      rows if flow == "os" else cols)
-    filters_ok = q["tile_filters"] >= np.minimum(q["filters"], cols)
+    rows, cols = array.rows, array.cols
+    sr_ok = c.tile_channels * q.kernel >= np.minimum(q.channels * q.kernel, rows)
+    flow = array.dataflow
+    pixel_ok = c.tile_rows * q.out_w >= np.minimum(q.out_h * q.out_w,
+                                                   rows if flow == "os" else cols)
+    filters_ok = c.tile_filters >= np.minimum(q.filters, cols)
     legal = {"ws": sr_ok & filters_ok, "os": pixel_ok & filters_ok, "is": sr_ok & pixel_ok}[flow]
-    return legal | (q["vector"] > 0)
+    return legal | (q.is_vector > 0)
 
 
 def fits(tiles: dict[str, np.ndarray], accel: Accelerator) -> np.ndarray:
@@ -208,208 +606,86 @@ def misfit_message(layer: Layer, tiles: dict[str, float], accel: Accelerator,
             f"has {buffer.size_bytes} B{halved}")
 
 
-def trips(q: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Iterations of each tiled loop; ``P`` counts images x row tiles."""
-    row_tiles = np.ceil(q["oh"] / q["tile_rows"])
-    return {"G": np.ceil(q["groups"] / q["tile_groups"]),
-            "K": np.ceil(q["filters"] / q["tile_filters"]),
-            "C": np.ceil(q["channels"] / q["tile_channels"]),
-            "P": q["batch"] * row_tiles, "P_image": row_tiles}
+# --- search ---------------------------------------------------------------------------------------
+def layer_starts(layer: np.ndarray) -> np.ndarray:
+    """Index of each layer's first candidate (candidates grouped by layer)."""
+    head = np.ones(len(layer), dtype=bool)
+    head[1:] = layer[1:] != layer[:-1]
+    return np.flatnonzero(head)
 
 
-def refetches(q: dict[str, np.ndarray], n: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Times each tensor crosses DRAM (outputs: accumulation visits) under the loop order."""
-    pos = {loop: _POS[q["order"].astype(int), j] for j, loop in enumerate(LOOPS)}
-
-    def factor(unused: str, used: tuple[str, str]) -> np.ndarray:
-        inside = np.zeros(len(q["order"]), dtype=bool)
-        for loop in used:
-            inside |= (pos[loop] > pos[unused]) & (n[loop] > 1)
-        return np.where(inside, n[unused], 1.0)
-
-    return {"weight": factor("P", ("K", "C")), "input": factor("K", ("C", "P")),
-            "output": factor("C", ("K", "P"))}
+def per_layer_min(layer: np.ndarray, values: np.ndarray, starts=None) -> np.ndarray:
+    """Each candidate's layer minimum of ``values`` (candidates grouped by layer)."""
+    starts = layer_starts(layer) if starts is None else starts
+    return np.repeat(np.minimum.reduceat(values, starts), np.diff(starts, append=len(layer)))
 
 
-def weight_pass_bytes(q: dict[str, np.ndarray], n: dict[str, np.ndarray],
-                      factor_buffer_bytes: int) -> np.ndarray:
-    """DRAM bytes of one pass over a layer's weights.
-
-    Dense weights split over the tiles: their stored size. Generated weights whose factors do
-    not fit the generator's factor buffer: every tile fetches the factors it needs, so the
-    output-indexed ones are read once per channel tile, the input-indexed ones once per filter
-    tile and the shared basis once per tile.
-    """
-    extra_bits = (q["factor_out_bits"] * (n["C"] - 1) + q["factor_in_bits"] * (n["K"] - 1)
-                  + q["factor_shared_bits"] * (n["G"] * n["K"] * n["C"] - 1))
-    on_chip = q["weight_bytes"] <= factor_buffer_bytes
-    return q["weight_bytes"] + np.where(on_chip, 0.0, extra_bits / 8)
-
-
-def dram_traffic(q: dict[str, np.ndarray], n: dict[str, np.ndarray],
-                 fetch: dict[str, np.ndarray], transaction_bytes: int,
-                 factor_buffer_bytes: int = 0) -> dict[str, np.ndarray]:
-    """DRAM bytes and transactions per tensor, and first / last tile bytes (for latency).
-
-    Input rows of one pass: halos of neighbouring row tiles are fetched twice, padding rows
-    never, and never fewer than the whole input (compulsory). Transactions: NCHW layout, so a
-    channel's rows of one tile are one contiguous chunk; weights of a tile are one chunk.
-    Weights: ``weight_pass_bytes`` per pass, times the passes the loop order makes.
-    """
-    oh, th = q["oh"], q["tile_rows"]
-    rows = (oh // th * input_rows(q, th) + input_rows(q, oh % th) - q["ph"]
-            - np.maximum(0, input_rows(q, oh) - q["ph"] - q["ih"]))
-    rows = np.maximum(rows, q["ih"])
-    act_bytes = q["act_bits"] / 8
-    pass_bytes = q["batch"] * q["num_inputs"] * q["in_channels"] * rows * q["iw"] * act_bytes
-    psum_bytes = q["output_elements"] * q["accum_bits"] / 8
-    w_tiles = n["G"] * n["K"] * n["C"]
-    w_pass_bytes = weight_pass_bytes(q, n, factor_buffer_bytes)
-    w_tile_bytes = w_pass_bytes / w_tiles
-    txn = float(transaction_bytes)
-    planes = q["batch"] * q["out_channels"] * n["P_image"]
-    pixels = oh * q["ow"] / n["P_image"]
-    spill = 2 * (fetch["output"] - 1)
-    return {
-        "weight_dram_bytes": w_pass_bytes * fetch["weight"],
-        "ifmap_dram_bytes": pass_bytes * fetch["input"],
-        "ofmap_dram_bytes": q["output_bytes"] + spill * psum_bytes,
-        "weight_transactions": w_tiles * fetch["weight"] * np.ceil(w_tile_bytes / txn),
-        "ifmap_transactions": fetch["input"] * q["batch"] * q["num_inputs"] * q["in_channels"]
-        * n["P_image"] * np.ceil(rows * q["iw"] * act_bytes / n["P_image"] / txn),
-        "ofmap_transactions": planes * (np.ceil(pixels * q["out_bits"] / 8 / txn)
-                                        + spill * np.ceil(pixels * q["accum_bits"] / 8 / txn)),
-        "first_load_bytes": w_tile_bytes + pass_bytes / (n["G"] * n["C"] * n["P"]),
-        "last_store_bytes": q["output_bytes"] / (n["G"] * n["K"] * n["P"]),
-        "weight_transfers": w_tiles * fetch["weight"],
-    }
+def pareto_front(layer: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Indices of each layer's candidates that no other candidate of the layer beats on both
+    ``first`` and ``second`` (with ties on ``first``, possibly a few more), grouped by layer."""
+    order = np.lexsort((first, layer))
+    lay, value = layer[order], second[order]
+    # Running minimum of ``second`` within each layer: offsetting later layers far below lets
+    # one accumulate run over all layers without carrying across them.
+    shifted = value - lay * (2 * np.ptp(value) + 2.0)
+    prev = np.empty_like(shifted)
+    prev[0] = np.inf
+    prev[1:] = np.minimum.accumulate(shifted)[:-1]
+    keep = shifted < prev
+    keep[layer_starts(lay)] = True
+    return np.sort(order[keep])
 
 
-def group_packing(q: dict[str, np.ndarray], accel: Accelerator) -> np.ndarray:
-    """Groups mapped side by side per fold: block-diagonal on WS when a group fits the array.
-
-    Only weight-stationary arrays pack (each packed group owns its rows and columns, zero
-    weights elsewhere); OS and IS share one input or weight stream per row and map one group at
-    a time.
-    """
-    if accel.array.dataflow != "ws":
-        return np.ones_like(q["groups"])
-    sr = q["channels"] * q["kernel"]
-    return np.maximum(1, np.minimum(accel.array.rows // sr, accel.array.cols // q["filters"]))
-
-
-def folds(q: dict[str, np.ndarray], n: dict[str, np.ndarray], accel: Accelerator,
-          density: np.ndarray) -> dict[str, np.ndarray]:
-    """Fold counts summed over tiles: the separable factors of the systolic fold model.
-
-    ``density`` scales the filters each tile executes (channel gating: gated-on work is
-    compacted onto whole column folds). Keys: ``rows_Sr`` = sum over C tiles of ceil(Sr_t/R);
-    ``cols_Sc`` = sum over K tiles of ceil(Sc_t/C); ``stream_Sc`` = sum of Sc_t; ``rows_T`` /
-    ``cols_T`` = sum over P tiles of ceil(T_t/R) / ceil(T_t/C); ``groups`` = group folds.
-    """
-    rows, cols = accel.array.rows, accel.array.cols
-
-    def executed(t):
-        return np.ceil(density * t - 1e-9)
-
-    def pixels(div):
-        return q["batch"] * tile_sum(q["oh"], q["tile_rows"], lambda t: np.ceil(t * q["ow"] / div))
-
-    pack = group_packing(q, accel)
-    return {
-        "rows_Sr": tile_sum(q["channels"], q["tile_channels"],
-                            lambda t: np.ceil(t * q["kernel"] / rows)),
-        "cols_Sc": tile_sum(q["filters"], q["tile_filters"], lambda t: np.ceil(executed(t) / cols)),
-        "stream_Sc": tile_sum(q["filters"], q["tile_filters"], executed),
-        "rows_T": pixels(rows), "cols_T": pixels(cols),
-        "groups": tile_sum(q["groups"], q["tile_groups"], lambda t: np.ceil(t / pack)),
-        "packing": pack,
-    }
-
-
-def array_accesses(q: dict[str, np.ndarray], n: dict[str, np.ndarray],
-                   f: dict[str, np.ndarray], dataflow: str) -> dict[str, np.ndarray]:
-    """Operand elements the array reads from SRAM and partial sums it writes / reads back.
-
-    Per tile (as SCALE-Sim counts): the stationary operand is read once, the streamed ones once
-    per fold of the other spatial dimension; every row fold (WS, IS) or channel tile (OS) is one
-    accumulation pass over the outputs, all but the first read the previous partial sum.
-    Vector ops read their window elements and write each output once.
-    """
-    sr = q["channels"] * q["kernel"]
-    t = q["batch"] * q["oh"] * q["ow"]
-    g = q["groups"]
-    outs = t * q["filters"] * g
-    if dataflow == "ws":
-        w_rd, i_rd, passes = sr * q["filters"] * g * n["P"], t * sr * g * f["cols_Sc"], f["rows_Sr"]
-    elif dataflow == "os":
-        w_rd, i_rd, passes = sr * q["filters"] * g * f["rows_T"], t * sr * g * f["cols_Sc"], n["C"]
-    else:
-        w_rd, i_rd, passes = sr * q["filters"] * g * f["cols_T"], t * sr * g * n["K"], f["rows_Sr"]
-    vector = q["vector"] > 0
-    return {
-        "weight_reads": np.where(vector, 0, w_rd),
-        "input_reads": np.where(vector, q["vector_ops"], i_rd),
-        "psum_writes": np.where(vector, q["output_elements"], outs * passes),
-        "psum_reads": np.where(vector, 0, outs * (passes - 1)),
-    }
-
-
-def choose(layer: np.ndarray, keys: list[np.ndarray]) -> np.ndarray:
+def choose(layer: np.ndarray, keys: list[np.ndarray], starts=None) -> np.ndarray:
     """Index of the best candidate of each layer: lexicographic over ``keys``, then first.
 
-    Candidates must be grouped by layer (as ``search_space`` makes them); ties on every key go
-    to the earliest candidate, so the choice is deterministic.
+    Candidates must be grouped by layer; ties on every key go to the earliest candidate, so
+    the choice is deterministic.
     """
-    starts = np.flatnonzero(np.r_[True, layer[1:] != layer[:-1]])
+    starts = layer_starts(layer) if starts is None else starts
     alive = np.ones(len(layer), dtype=bool)
     for key in keys:
         masked = np.where(alive, key, np.inf)
-        best = np.minimum.reduceat(masked, starts)
-        alive &= masked == best[np.repeat(np.arange(len(starts)), np.diff(np.r_[starts,
-                                                                              len(layer)]))]
+        alive &= masked == per_layer_min(layer, masked, starts)
     index = np.arange(len(layer))
     return np.minimum.reduceat(np.where(alive, index, len(layer)), starts)
-
-
-def to_mappings(layers: tuple[Layer, ...], q: dict[str, np.ndarray], n: dict[str, np.ndarray],
-                fetch: dict[str, np.ndarray]) -> dict[str, Mapping]:
-    """Mapping objects of the selected candidates (one per layer, in layer order)."""
-    out = {}
-    for i, layer in enumerate(layers):
-        out[layer.name] = Mapping(
-            layer=layer.name, tile_groups=int(q["tile_groups"][i]),
-            tile_filters=int(q["tile_filters"][i]), tile_channels=int(q["tile_channels"][i]),
-            tile_rows=int(q["tile_rows"][i]), loop_order=LOOP_ORDERS[int(q["order"][i])],
-            group_tiles=int(n["G"][i]), filter_tiles=int(n["K"][i]),
-            channel_tiles=int(n["C"][i]), row_tiles=int(n["P"][i]),
-            weight_fetches=int(fetch["weight"][i]), input_fetches=int(fetch["input"][i]),
-            output_visits=int(fetch["output"][i]))
-    return out
 
 
 __all__ = [
     "LOOPS",
     "LOOP_ORDERS",
+    "STATIONARY",
+    "USES",
+    "Candidates",
+    "LayerArrays",
+    "LayerView",
     "Mapping",
-    "array_accesses",
+    "Tile",
+    "aligned_sizes",
+    "candidate_space",
     "choose",
-    "dram_traffic",
+    "clipped_sum",
+    "executed_filters",
     "fills_array",
     "fits",
-    "fixed_space",
-    "folds",
-    "gather",
+    "fixed_candidates",
+    "fold_factor",
+    "fold_factors",
     "group_packing",
-    "layer_params",
+    "input_block_bytes",
+    "input_rows_per_image",
+    "layer_key",
+    "lines_read",
     "misfit_message",
-    "refetches",
-    "search_space",
-    "tile_bytes",
+    "output_block_bytes",
+    "pareto_front",
+    "per_layer_min",
+    "runs",
+    "tile_footprint",
     "tile_sizes",
-    "tile_sum",
-    "to_mappings",
-    "trips",
+    "tile_table",
+    "unique_layers",
     "untiled",
+    "weight_block_bytes",
     "weight_pass_bytes",
 ]

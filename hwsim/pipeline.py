@@ -29,7 +29,7 @@ from models.data import ImageSet, load_dataset, sample
 from models.train import check_section, evaluate, resolve_config, train
 
 from .accel import load_accelerator
-from .cost import OBJECTIVES, hardware_totals
+from .cost import DEFAULT_OBJECTIVE, OBJECTIVES, hardware_totals
 from .cost import evaluate as evaluate_cost
 from .gating import gating_summary, is_gated
 from .trace import trace
@@ -40,7 +40,7 @@ HARDWARE: dict[str, tuple[object, tuple[type, ...]]] = {
     "batch": (1, (int,)),  # batch the accelerator runs
     "calib_batches": (2, (int,)),  # training batches run before reading dynamic statistics
     "calib_batch_size": (64, (int,)),
-    "objective": ("dram_bytes", (str,)),  # what the mapper minimizes (hwsim.cost.OBJECTIVES)
+    "objective": (DEFAULT_OBJECTIVE, (str,)),  # what the mapper minimizes (hwsim.cost.OBJECTIVES)
     "weight_bits": (8, (int,)),  # precision of layers that do not state their own
     "act_bits": (8, (int,)),
     "results": ("experiments/results/results.csv", (str,)),

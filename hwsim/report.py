@@ -11,7 +11,7 @@ import math
 import pandas as pd
 
 from .accel import accelerator_dict
-from .cost import evaluate, hardware_totals
+from .cost import DEFAULT_OBJECTIVE, evaluate, hardware_totals
 from .layer import LayerGraph
 
 WORKLOAD_COLUMNS = ["name", "op", "batch", "in_channels", "out_channels", "in_hw", "out_hw",
@@ -60,14 +60,14 @@ def frame_records(frame: pd.DataFrame) -> list[dict]:
     return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
-def build_report(graph: LayerGraph, accel=None, objective: str = "dram_bytes") -> dict:
+def build_report(graph: LayerGraph, accel=None, objective: str = DEFAULT_OBJECTIVE) -> dict:
     """The ``hwsim run`` object for ``graph``, with hardware columns when ``accel`` is given."""
     layers = workload_frame(graph)
     totals = {key: _plain(layers[key].sum()) for key in WORKLOAD_TOTALS}
     totals["layers"] = len(graph.layers)
     accel_info = None
     if accel is not None:
-        costs = evaluate(graph, accel, objective=objective).drop(columns="op")
+        costs = evaluate(graph, accel, objective=objective).drop(columns=["op", "mapping"])
         # The cost model's figures win where names overlap: e.g. its gen_macs counts every
         # regeneration pass, the workload's one generation.
         keep = [c for c in layers.columns if c not in costs.columns]

@@ -128,7 +128,7 @@ def test_mlg_generation_and_regeneration():
     row = run_untiled(layer, accel)
     assert row.weight_dram_bytes == 1000                  # compressed factors only
     assert row.gen_macs == 1000
-    assert row.gen_cycles == np.ceil(1000 / 256)          # on the 256 MAC/cycle unit
+    assert row.gen_cycles == 1000 / 256                   # on the 256 MAC/cycle unit
     assert row.gen_energy_pj == pytest.approx(1000 * mac_energy_pj(HOROWITZ45, 8, 8, 16))
     # Streamed twice (P outside K, two filter and two row tiles): fetched and generated twice,
     # and the dense weights are written into the weight buffer twice (the input buffer also
@@ -140,10 +140,10 @@ def test_mlg_generation_and_regeneration():
     assert row2.weight_fetches == 2
     assert row2.weight_dram_bytes == 2000 and row2.gen_macs == 2000
     assert row2.sram_writes_bytes - row.sram_writes_bytes == layer.dense_weight_bytes + 2 * 8 * 64
-    # Without a generator the array regenerates: ceil(1000 / 1024) cycle on top of compute.
+    # Without a generator the array regenerates: 1000 MACs over 1024 PEs on top of compute.
     plain = run_untiled(layer, accel_with())
     dense = run_untiled(dataclasses.replace(layer, gen_macs=0), accel_with())
-    assert plain.compute_cycles == dense.compute_cycles + 1
+    assert plain.compute_cycles == dense.compute_cycles + 1000 / 1024
 
 
 def test_factors_fetched_per_tile_unless_the_generator_holds_them():
@@ -178,8 +178,12 @@ def test_columns_and_totals():
     df = evaluate(g, accel)
     assert list(df.columns[1:len(COLUMNS) + 1]) == list(COLUMNS)
     totals = hardware_totals(df, g, accel)
-    assert totals["dram_bytes"] == df.dram_bytes.sum()
     assert totals["latency_ms"] == pytest.approx(df.latency_cycles.sum() / 700e3)
+    # Roofline by hand: 16*9*32*256 + 2048*10 MACs over 1024 PEs against the compulsory bytes
+    # over 32 B/cycle.
+    macs = 16 * 9 * 32 * 256 + 2048 * 10
+    assert totals["roofline_latency_cycles"] == max(macs / 1024,
+                                                    totals["compulsory_dram_bytes"] / 32)
     assert totals["roofline_latency_cycles"] <= totals["latency_cycles"]
     assert totals["compulsory_dram_bytes"] == sum(
         x.weight_bytes + x.input_bytes + x.output_bytes for x in layers)
@@ -248,12 +252,15 @@ def test_properties(layer, overrides):
     assert row.dram_bytes >= row.compulsory_dram_bytes
     assert row.dram_transactions * accel.dram.transaction_bytes >= row.dram_bytes
     assert row.compute_cycles >= row.executed_macs * row.cycles_per_mac / accel.array.num_pes
-    assert row.latency_cycles == row.compute_cycles + row.stall_cycles
-    assert row.latency_cycles >= row.memory_cycles
-    assert row.energy_pj == pytest.approx(row.mac_energy_pj + row.sram_energy_pj
-                                          + row.dram_energy_pj + row.gen_energy_pj)
+    assert row.latency_cycles >= max(row.memory_cycles, row.compute_cycles)
     assert 0 < row.utilization <= 1
-    bigger = evaluate(g, _spec(_scaled(overrides, "buffers", "size_bytes", 4))).iloc[0]
-    assert bigger.dram_bytes <= row.dram_bytes
-    faster = evaluate(g, _spec(_scaled(overrides, "dram", "bw_bytes_per_cycle", 4))).iloc[0]
-    assert faster.latency_cycles <= row.latency_cycles
+    # Monotone in the resource its objective measures: more buffer never costs DRAM bytes,
+    # more bandwidth never costs latency.
+    dram = evaluate(g, accel, objective="dram_bytes").iloc[0]
+    bigger = evaluate(g, _spec(_scaled(overrides, "buffers", "size_bytes", 4)),
+                      objective="dram_bytes").iloc[0]
+    assert bigger.dram_bytes <= dram.dram_bytes
+    fast = evaluate(g, accel, objective="latency_cycles").iloc[0]
+    faster = evaluate(g, _spec(_scaled(overrides, "dram", "bw_bytes_per_cycle", 4)),
+                      objective="latency_cycles").iloc[0]
+    assert faster.latency_cycles <= fast.latency_cycles

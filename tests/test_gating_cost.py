@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 import models
 from hwsim import trace
 from hwsim.accel import load_accelerator
-from hwsim.cost import evaluate
+from hwsim.cost import evaluate, tile_costs
 from hwsim.gating import gating_summary, ungated
 from hwsim.layer import Layer, LayerGraph
-from hwsim.mapping import untiled
+from hwsim.mapping import LOOP_ORDERS, Mapping, untiled
 from hwsim.tech import HOROWITZ45, add_energy_pj, mult_energy_pj
 
 BIG = {"weight": {"size_bytes": 1 << 24}, "input": {"size_bytes": 1 << 24},
@@ -132,3 +132,28 @@ def test_gating_summary_compares_with_all_gates_on():
         assert summary["energy_saving"] == pytest.approx(
             summary["ungated_energy_pj"] / costs["energy_pj"].sum())
         assert (costs["gating_speedup"] <= costs["flop_reduction"] + 1e-9).all()
+
+
+@settings(max_examples=80, deadline=None)
+@given(in_channels=st.sampled_from([2, 4, 8, 12]), out_channels=st.sampled_from([3, 8, 20]),
+       partitions=st.sampled_from([1, 2, 4]), hw=st.integers(3, 9), data=st.data(),
+       flow=st.sampled_from(["ws", "os", "is"]), size=st.sampled_from([4, 8]),
+       seed=st.integers(0, 2 ** 16))
+def test_channel_gated_tile_sums_equal_evaluate(in_channels, out_channels, partitions, hw, data,
+                                                flow, size, seed):
+    """The per-tile function and the closed form over candidates agree for gated layers."""
+    rng = np.random.default_rng(seed)
+    density = tuple(float(d) for d in rng.uniform(0, 1, out_channels)
+                    * (rng.uniform(0, 1, out_channels) > 0.3))
+    base = 1 / partitions
+    layer = Layer("g", "conv", data.draw(st.integers(1, 2)), in_channels, out_channels,
+                  (hw, hw), (hw, hw), (3, 3), padding=(1, 1), gate_base_fraction=base,
+                  gate_channel_density=density,
+                  mac_density=base + (1 - base) * sum(density) / out_channels)
+    sizes = [data.draw(st.integers(1, d)) for d in untiled(layer).dims]
+    mapping = Mapping(layer, *sizes, loop_order=data.draw(st.sampled_from(LOOP_ORDERS)))
+    accel = accel_with(rows=size, cols=size, dataflow=flow)
+    row = evaluate(LayerGraph("t", (1,), (layer,)), accel, mappings={"g": mapping}).iloc[0]
+    tiles = tile_costs(row.mapping, accel)
+    assert tiles.compute_cycles.sum() == pytest.approx(row.compute_cycles, rel=1e-9)
+    assert row.gating_speedup <= row.flop_reduction * (1 + 1e-9)

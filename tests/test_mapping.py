@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from hwsim.accel import load_accelerator
-from hwsim.cost import evaluate, search_mappings
+from hwsim.cost import evaluate, search_mappings, tile_sum
 from hwsim.layer import Layer, LayerGraph
-from hwsim.mapping import Mapping, tile_sizes, tile_sum, untiled
+from hwsim.mapping import Mapping, tile_sizes, untiled
 
 BIG = {"weight": {"size_bytes": 1 << 24}, "input": {"size_bytes": 1 << 24},
        "output": {"size_bytes": 1 << 24}}
