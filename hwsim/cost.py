@@ -2,8 +2,8 @@
 
 Everything is built from named per-tile functions (``tile_costs`` applies them to the tiles of
 one mapping; ``candidate_costs`` sums them over the tiles of every candidate in closed form;
-the tests check that the two agree). Compute cycles follow the systolic fold model (SCALE-Sim's,
-DESIGN.md 6): a fold costs ``fill + stream`` cycles, with fill = 2R+C-2 on WS and IS and R+C-2
+the tests check that the two agree). Compute cycles follow the systolic fold model (SCALE-Sim's):
+a fold costs ``fill + stream`` cycles, with fill = 2R+C-2 on WS and IS and R+C-2
 on OS (no stationary operand to preload, as SCALE-Sim 3.0.0 does) and stream = the tile's
 pixels (WS), Sr (OS) or filters (IS). The fill is paid when the array's stationary block
 changes (a new weight / output / input block, or a block of several folds), not on every tile
@@ -15,7 +15,7 @@ weights generated) + epilogue (last outputs stored) + the slowest of compute, SR
 DRAM and the rest of generation; without double buffering (any buffer single) the parts add up.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -705,20 +705,37 @@ def _search(graph: LayerGraph, accel: Accelerator, objective: str):
     costs = candidate_costs(accel, arrays.view(cand.layer), cand, full=False,
                             gates=channel_gates(first, cand, accel))
     best = select(cand.layer, costs, objective, np.bincount(inverse, minlength=len(first)))
-    return first, inverse, arrays, cand.take(best)
+    return first, inverse, arrays, cand.take(best), _take(costs, best)
+
+
+def _take(costs: dict, index: np.ndarray) -> dict:
+    """The entries at ``index`` of every array in a ``candidate_costs`` result."""
+    out = {}
+    for key, value in costs.items():
+        if isinstance(value, dict):
+            out[key] = _take(value, index)
+        elif isinstance(value, ActionCounts):
+            out[key] = ActionCounts(**{f.name: getattr(value, f.name)[index]
+                                       for f in fields(ActionCounts)})
+        else:
+            out[key] = value[index]
+    return out
 
 
 def _mappings(layers, cand: mp.Candidates, accel: Accelerator) -> list[mp.Mapping]:
-    return [mp.Mapping(layer, int(cand.tile_groups[i]), int(cand.tile_filters[i]),
-                       int(cand.tile_channels[i]), int(cand.tile_rows[i]),
-                       mp.LOOP_ORDERS[int(cand.order[i])]).bind(accel)
-            for i, layer in enumerate(layers)]
+    """The candidates as Mapping objects on ``accel`` (what ``Mapping.bind`` would set)."""
+    size = accel.weight_gen.factor_buffer_bytes if accel.weight_gen is not None else -1
+    tiles = np.stack([cand.tile_groups, cand.tile_filters, cand.tile_channels,
+                      cand.tile_rows, cand.order]).T.tolist()
+    return [mp.Mapping(layer, g, k, c, h, mp.LOOP_ORDERS[o],
+                       factors_held=layer.weight_bytes <= size, array=accel.array)
+            for layer, (g, k, c, h, o) in zip(layers, tiles, strict=True)]
 
 
 def search_mappings(graph: LayerGraph, accel: Accelerator,
                     objective: str = DEFAULT_OBJECTIVE) -> dict[str, mp.Mapping]:
     """Best mapping of every layer for ``objective`` (one search per distinct layer shape)."""
-    _, inverse, _, chosen = _search(graph, accel, objective)
+    _, inverse, _, chosen, _ = _search(graph, accel, objective)
     return {m.layer.name: m for m in _mappings(graph.layers, chosen.take(inverse), accel)}
 
 
@@ -740,18 +757,21 @@ def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = DEFAULT_OBJ
              mappings: dict[str, mp.Mapping] | None = None) -> pd.DataFrame:
     """Per-layer analytical costs, one row per layer (index: layer name).
 
-    Columns: ``COLUMNS`` (DESIGN.md 4), ``EXTRA_COLUMNS``, the chosen tiling
+    Columns: ``COLUMNS`` (the documented cost columns), ``EXTRA_COLUMNS``, the chosen tiling
     (``MAPPING_COLUMNS``) and ``mapping`` (the frozen ``Mapping``). With ``mappings`` (layer
     name -> Mapping, e.g. ``dict(df["mapping"])``) no search runs: the given tilings are
     evaluated on ``graph``'s layers of those names. ``gen_macs`` counts generation MACs
     actually executed (x weight re-fetches).
     """
     if mappings is None:
-        first, inverse, arrays, chosen_shapes = _search(graph, accel, objective)
+        _, inverse, arrays, chosen_shapes, costs = _search(graph, accel, objective)
         cand = chosen_shapes.take(inverse)
         chosen = _mappings(graph.layers, cand, accel)
         q = arrays.view(cand.layer)
-        gates = channel_gates(first, cand, accel)
+        c = _take(costs, inverse)
+        c["dram_transactions"] = dram_transactions(
+            q, cand, accel, c["trips"], c["fetch"],
+            mp.weight_pass_bytes(q, c["trips"], factors_held(q, accel)))
     else:
         chosen = _given(graph, accel, mappings)
         cand = mp.fixed_candidates(chosen)
@@ -763,8 +783,7 @@ def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = DEFAULT_OBJ
             raise ValueError(mp.misfit_message(
                 graph.layers[i], {t: float(v[i]) for t, v in tiles.items()}, accel,
                 "the given mapping's tile"))
-        gates = channel_gates(graph.layers, cand, accel)
-    c = candidate_costs(accel, q, cand, gates=gates)
+        c = candidate_costs(accel, q, cand, gates=channel_gates(graph.layers, cand, accel))
     # Realized cycle reduction: the same tiles with every gate on, at the ungated precision
     # (only the chosen mappings need it, so not the search).
     dense = q.replace(mac_density=np.ones_like(q.mac_density),

@@ -1,7 +1,8 @@
-"""The mapper: candidate tilings of one on-chip buffer level, legality, objective and search.
+"""The mapper's space: tilings of one on-chip buffer level, their tiles, legality and choice.
 
-A layer is a grouped GEMM (DESIGN.md 6) over four tiled loops, nested G (groups, outermost),
-then an order of K (filters per group), C (input channels per group) and P (output rows, all
+A layer is a grouped GEMM (reduction Sr = (in_channels/groups)·kh·kw, filters per group,
+output pixels) over four tiled loops, nested G (groups, outermost), then an order of K
+(filters per group), C (input channels per group) and P (output rows, all
 columns of a row, over every image). A tile holds ``tile_groups x tile_filters`` filters of
 ``tile_channels`` channels (whole kernels) and ``tile_rows`` full output rows of one image; its
 input block is the rows and columns those outputs read. With one block per tensor on chip, a
@@ -527,7 +528,7 @@ def candidate_space(layers: tuple[Layer, ...], rows: int, cols: int,
 
 def _distinct_orders(q, c: Candidates) -> np.ndarray:
     """Indices of the candidates left when loop orders that differ only in where a one-trip
-    loop sits (they make the same tiles) are kept once, sorted as before."""
+    loop sits (they make the same tiles) are kept once, in the order they came."""
     trips = c.trips(q)
     pos = _POS[c.order]
     # The order of the loops with more than one trip, as one number: position digits of the
@@ -535,10 +536,15 @@ def _distinct_orders(q, c: Candidates) -> np.ndarray:
     live = np.stack([np.where(trips[loop] > 1, pos[:, j], 9) for j, loop in enumerate(LOOPS)])
     rank = np.argsort(np.argsort(live, axis=0, kind="stable"), axis=0, kind="stable")
     code = np.where(live < 9, rank, 9)
-    key = np.stack([c.layer, c.tile_groups, c.tile_filters, c.tile_channels, c.tile_rows,
-                    code[0] * 100 + code[1] * 10 + code[2]])
-    _, first = np.unique(key, axis=1, return_index=True)
-    return np.sort(first)
+    code = code[0] * 100 + code[1] * 10 + code[2]
+    # A tiling's loop orders are adjacent (the order varies fastest in the grid).
+    sizes = np.stack([c.layer, c.tile_groups, c.tile_filters, c.tile_channels, c.tile_rows])
+    repeat = np.zeros(len(code), dtype=bool)
+    for shift in range(1, len(LOOP_ORDERS)):
+        same = np.all(sizes[:, shift:] == sizes[:, :-shift], axis=0) & (
+            code[shift:] == code[:-shift])
+        repeat[shift:] |= same
+    return np.flatnonzero(~repeat)
 
 
 def fixed_candidates(mappings: list[Mapping]) -> Candidates:

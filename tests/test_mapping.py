@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from hwsim.accel import load_accelerator
-from hwsim.cost import evaluate, search_mappings, tile_sum
+from hwsim.cost import DEFAULT_OBJECTIVE, evaluate, hardware_totals, search_mappings, tile_sum
 from hwsim.layer import Layer, LayerGraph
 from hwsim.mapping import Mapping, tile_sizes, untiled
+from hwsim.trace import trace
+from models import create_model
 
 BIG = {"weight": {"size_bytes": 1 << 24}, "input": {"size_bytes": 1 << 24},
        "output": {"size_bytes": 1 << 24}}
@@ -113,3 +115,17 @@ def test_objectives():
     assert results["energy_pj"].energy_pj <= results["dram_bytes"].energy_pj
     with pytest.raises(ValueError, match="objective must be one of"):
         evaluate(graph(layer), accel, objective="area")
+
+
+def test_default_objective_balances_latency_and_dram():
+    """On CIFAR ResNet-18 the default gives up at most 5% of either optimum, where each
+    single objective gives up more of the other figure."""
+    graph = trace(create_model("resnet18"), (3, 32, 32))
+    for accel in (load_accelerator("systolic_32"), load_accelerator("bitfusion_16")):
+        totals = {obj: hardware_totals(evaluate(graph, accel, objective=obj), graph, accel)
+                  for obj in (DEFAULT_OBJECTIVE, "dram_bytes", "latency_cycles")}
+        fastest, leanest = totals["latency_cycles"], totals["dram_bytes"]
+        balanced = totals[DEFAULT_OBJECTIVE]
+        assert balanced["latency_cycles"] <= 1.05 * fastest["latency_cycles"]
+        assert balanced["dram_bytes"] <= 1.05 * leanest["dram_bytes"]
+        assert fastest["dram_bytes"] > 1.05 * leanest["dram_bytes"]

@@ -46,3 +46,24 @@ def test_compute_cycles_match_scalesim(flow):
         assert mine == theirs + 1, (
             f"{flow} {layer.name}: hwsim {mine:.0f} vs SCALE-Sim {theirs}; if the model changed "
             f"on purpose, rerun experiments/scalesim_golden.py")
+
+
+@pytest.mark.parametrize("flow", ["ws", "os", "is"])
+def test_free_search_with_whole_layer_buffers_finds_scalesim_cycles(flow):
+    """Buffers that hold whole layers and never limit bandwidth (SCALE-Sim's CALC mode): the
+    default objective's own choice of tiles costs SCALE-Sim's cycles within 0.1%."""
+    rows = golden_rows(flow)
+    spec = rows[0]
+    fast = {name: {"size_bytes": 1 << 30, "bw_bytes_per_cycle": 1 << 20}
+            for name in ("weight", "input", "output")}
+    accel = load_accelerator("systolic_32", {"array": {
+        "rows": int(spec["rows"]), "cols": int(spec["cols"]), "dataflow": flow},
+        "buffers": fast})
+    layers = []
+    for row in rows:
+        h, w, kh, kw, s = (int(row[k]) for k in ("ifmap_h", "ifmap_w", "kh", "kw", "stride"))
+        layers.append(Layer(row["layer"], "conv", 1, int(row["channels"]), int(row["filters"]),
+                            (h, w), ((h - kh) // s + 1, (w - kw) // s + 1), (kh, kw), (s, s)))
+    ours = evaluate(LayerGraph("golden", (1,), tuple(layers)), accel).compute_cycles.sum()
+    theirs = sum(int(row["scalesim_total_cycles"]) for row in rows)
+    assert abs(ours / theirs - 1) < 1e-3
