@@ -195,6 +195,15 @@ def dense_counterpart(name: str) -> str | None:
     return None
 
 
+def baseline_kwargs(name: str, base_name: str, kwargs: dict) -> dict:
+    """Arguments of the dense ``base_name`` for comparison with ``name(**kwargs)``: the ones the
+    two builders share, at ``name``'s values (its defaults where they differ: ResRep's ResNets
+    default to projection shortcuts); method settings and channel plans are not shared."""
+    own, base = models.model_arguments(name), models.model_arguments(base_name)
+    return {k: kwargs.get(k, own[k]) for k in base
+            if k in own and k not in METHOD_NAMESPACES and (k in kwargs or own[k] != base[k])}
+
+
 def _load_accel(spec: str, cfg: dict):
     if spec == "none":
         if cfg.get("accel"):
@@ -274,7 +283,7 @@ def cmd_run(args) -> int:
     base_name = dense_counterpart(name) if args.baseline == "auto" else (
         None if args.baseline == "none" else args.baseline)
     if base_name:
-        base_kwargs = {k: v for k, v in kwargs.items() if k not in METHOD_NAMESPACES}
+        base_kwargs = baseline_kwargs(name, base_name, kwargs)
         report["baseline"] = _baseline(report, _report_for(base_name, base_kwargs, cfg, args,
                                                            accel, shape=shape))
     if args.out:
@@ -346,9 +355,10 @@ def cmd_train(args) -> int:
     return 0
 
 
-PIPELINE_SUMMARY = ("model", "accelerator", "data", "test_acc", "macs", "memory_ratio",
-                    "dram_bytes", "latency_ms", "energy_pj", "utilization", "gate_sparsity",
-                    "ideal_speedup", "realized_speedup", "energy_saving")
+PIPELINE_SUMMARY = ("model", "stage", "accelerator", "data", "test_acc", "macs", "flops_ratio",
+                    "seed_flops", "memory_ratio", "dram_bytes", "latency_ms", "energy_pj",
+                    "utilization", "gate_sparsity", "ideal_speedup", "realized_speedup",
+                    "energy_saving")
 
 
 def cmd_pipeline(args) -> int:

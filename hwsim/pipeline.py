@@ -11,6 +11,13 @@ totals of ``hwsim.cost.hardware_totals`` (gated models add ``hwsim.gating.gating
 measured densities, ideal vs realized speed-up and energy), the trace's storage accounting,
 the resolved config as a JSON string and the checkpoint's SHA-256. Appends hold a file lock and
 replace the table atomically, so concurrent jobs of a sweep can share one table.
+
+Channel pruning (ResRep) adds a third key, ``base``: the dense model's own training config
+(``data`` defaults to the main one's) or ``{checkpoint: PATH}``. The pipeline trains it first,
+hands its checkpoint to the ``resrep_base`` initializer (unless that names one), trains the
+compactor model, converts it to the narrower network (``pruned.pt`` beside ``last.pt``) and
+writes rows for both, with ``stage`` (base / pruned), ``flops_ratio`` (MACs against the
+unpruned architecture), ``seed_flops`` (METHODS B.7's counter) and the conversion's figures.
 """
 
 import fcntl
@@ -26,10 +33,12 @@ from torch import nn
 
 from models.checkpoint import atomic_write_bytes, build_model, file_digest, load_checkpoint
 from models.data import ImageSet, load_dataset, sample
+from models.registry import create_model
+from models.resrep import convert_checkpoint, has_compactors, seed_flops, unpruned_kwargs
 from models.train import check_section, evaluate, resolve_config, train
 
 from .accel import load_accelerator
-from .cost import DEFAULT_OBJECTIVE, OBJECTIVES, hardware_totals
+from .cost import OBJECTIVES, hardware_totals
 from .cost import evaluate as evaluate_cost
 from .gating import gating_summary, is_gated
 from .trace import trace
@@ -40,12 +49,14 @@ HARDWARE: dict[str, tuple[object, tuple[type, ...]]] = {
     "batch": (1, (int,)),  # batch the accelerator runs
     "calib_batches": (2, (int,)),  # training batches run before reading dynamic statistics
     "calib_batch_size": (64, (int,)),
-    "objective": (DEFAULT_OBJECTIVE, (str,)),  # what the mapper minimizes (hwsim.cost.OBJECTIVES)
+    "objective": ("dram_bytes", (str,)),  # what the mapper minimizes (hwsim.cost.OBJECTIVES)
     "weight_bits": (8, (int,)),  # precision of layers that do not state their own
     "act_bits": (8, (int,)),
     "results": ("experiments/results/results.csv", (str,)),
 }
-PIPELINE_SECTIONS = ("hardware", "checkpoint")
+PIPELINE_SECTIONS = ("hardware", "checkpoint", "base")
+BASE_KEYS = ("model", "data", "optimizer", "schedule", "train", "losses", "grad_hooks", "init",
+             "checkpoint")
 EVAL_BATCH_SIZE = 256
 
 
@@ -133,32 +144,56 @@ def append_rows(path: str | os.PathLike, rows: pd.DataFrame) -> None:
         atomic_write_bytes(path, table.to_csv(index=False).encode())
 
 
-def run_pipeline(config: dict, progress: bool = True, resume: bool = False) -> pd.DataFrame:
-    """Train or load, measure accuracy, trace, cost on every accelerator, append the rows.
+def base_config(config: dict) -> dict | None:
+    """The ``base`` section as a config of its own (``data`` from the main config), or None."""
+    base = config.get("base")
+    if base is None:
+        return None
+    if not isinstance(base, dict):
+        raise ValueError(f"base: must be a mapping (a training config or checkpoint: PATH), "  # noqa: TRY004
+                         f"got {base!r}")
+    for key in base:
+        if key not in BASE_KEYS:
+            raise ValueError(f"base.{key}: unknown key; allowed: {', '.join(BASE_KEYS)}")
+    base = {"data": config.get("data"), **base}
+    if not base.get("checkpoint"):
+        resolved = resolve_config({k: v for k, v in base.items() if k != "checkpoint"})
+        main_out = resolve_config(config, PIPELINE_SECTIONS)["train"]["out_dir"]
+        if Path(resolved["train"]["out_dir"]) == Path(main_out):
+            raise ValueError(f"base.train.out_dir: {main_out} is the main run's folder; give "
+                             f"the base model its own")
+    return base
 
-    ``resume`` continues an interrupted training run from its last checkpoint.
-    """
-    hw = hardware_section(config)
-    resolved = {**resolve_config(config, PIPELINE_SECTIONS), "hardware": hw}
+
+def _with_base(config: dict, base_checkpoint: str) -> dict:
+    """``config`` whose ``resrep_base`` initializer starts from ``base_checkpoint``."""
+    init = dict(config.get("init") or {})
+    if "resrep_base" in init and not (init["resrep_base"] or {}).get("checkpoint"):
+        init["resrep_base"] = {**(init["resrep_base"] or {}), "checkpoint": base_checkpoint}
+    return {**config, "init": init}
+
+
+def _stage_rows(stage: str, checkpoint_path: str, test_acc: float | None, extra: dict,
+                resolved: dict, hw: dict, accelerators: list, train_set: ImageSet,
+                test_set: ImageSet, resrep_columns: bool) -> list[dict]:
+    """One results row per accelerator for the checkpoint of one pipeline stage."""
     data_cfg = resolved["data"]
-    accelerators = [load_accelerator(name) for name in hw["accelerators"]]  # fail before training
-    if config.get("checkpoint"):
-        checkpoint_path, test_acc = str(config["checkpoint"]), None
-    else:
-        metrics = train_from_config(config, resume=resume, progress=progress)
-        checkpoint_path, test_acc = metrics["checkpoint"], metrics["test_acc"]
     model, meta = load_checkpoint_model(checkpoint_path)
-    train_set, test_set = load_dataset(data_cfg["name"], data_cfg["root"], data_cfg["download"],
-                                       data_cfg["split"])
     if test_acc is None:
         test_acc = _accuracy(model, sample(test_set, data_cfg["test_subset"]), EVAL_BATCH_SIZE)
 
     calib = calibration_batches(train_set, hw["calib_batches"], hw["calib_batch_size"])
-    graph = trace(model, (hw["batch"], *meta["input_shape"]), calib=calib,
-                  weight_bits=hw["weight_bits"], act_bits=hw["act_bits"], name=meta["model"])
+    shape = (hw["batch"], *meta["input_shape"])
+    bits = {"weight_bits": hw["weight_bits"], "act_bits": hw["act_bits"]}
+    graph = trace(model, shape, calib=calib, name=meta["model"], **bits)
     gated = any(is_gated(layer) for layer in graph.layers)
     storage = {key: value for key, value in graph.storage.items()
                if isinstance(value, (int, float))}
+    if resrep_columns:
+        full = create_model(meta["model"], **unpruned_kwargs(meta["model_kwargs"]))
+        extra = {"stage": stage,
+                 "flops_ratio": graph.macs / trace(full, shape, **bits).macs,
+                 "seed_flops": seed_flops(model, meta["input_shape"]), **extra}
     rows = []
     for accel in accelerators:
         costs = evaluate_cost(graph, accel, objective=hw["objective"])
@@ -168,12 +203,56 @@ def run_pipeline(config: dict, progress: bool = True, resume: bool = False) -> p
         rows.append({
             "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "model": meta["model"], "accelerator": accel.name, "data": data_cfg["name"],
-            "test_acc": test_acc, "batch": hw["batch"],
+            "test_acc": test_acc, "batch": hw["batch"], **extra,
             **{k: v for k, v in totals.items() if k not in ("model", "accelerator")},
             **storage,
             "model_kwargs": json.dumps(meta["model_kwargs"], sort_keys=True),
             "config": json.dumps(resolved, sort_keys=True),
             "checkpoint": checkpoint_path, "checkpoint_sha256": meta["sha256"]})
-    frame = pd.DataFrame(rows)
+    return rows
+
+
+def run_pipeline(config: dict, progress: bool = True, resume: bool = False) -> pd.DataFrame:
+    """Train or load, measure accuracy, trace, cost on every accelerator, append the rows.
+
+    ``resume`` continues an interrupted training run from its last checkpoint. With a ``base``
+    section the dense base model is trained (or loaded) first and costed too; a model with
+    ResRep compactors is converted to its pruned network before it is costed.
+    """
+    hw = hardware_section(config)
+    resolved = {**resolve_config(config, PIPELINE_SECTIONS), "hardware": hw}
+    data_cfg = resolved["data"]
+    base = base_config(config)
+    accelerators = [load_accelerator(name) for name in hw["accelerators"]]  # fail before training
+    stages = []  # (stage, checkpoint, test accuracy or None to measure, extra columns)
+    if base is not None:
+        if base.get("checkpoint"):
+            stages.append(("base", str(base["checkpoint"]), None, {}))
+        else:
+            metrics = train({k: v for k, v in base.items() if k != "checkpoint"},
+                            resume=resume, progress=progress)
+            stages.append(("base", metrics["checkpoint"], metrics["test_acc"], {}))
+        config = _with_base(config, stages[0][1])
+    if config.get("checkpoint"):
+        checkpoint_path, test_acc = str(config["checkpoint"]), None
+    else:
+        metrics = train_from_config(config, resume=resume, progress=progress)
+        checkpoint_path, test_acc = metrics["checkpoint"], metrics["test_acc"]
+    stage, extra = "trained", {}
+    if has_compactors(load_checkpoint_model(checkpoint_path)[0]):
+        pruned = str(Path(checkpoint_path).with_name("pruned.pt"))
+        conversion = convert_checkpoint(checkpoint_path, pruned)
+        stage, extra = "pruned", {"test_acc_unconverted": test_acc,
+                                  "dropped_row_norm": conversion.dropped_row_norm,
+                                  "unconverted_checkpoint": checkpoint_path}
+        checkpoint_path, test_acc = pruned, None
+    stages.append((stage, checkpoint_path, test_acc, extra))
+    train_set, test_set = load_dataset(data_cfg["name"], data_cfg["root"], data_cfg["download"],
+                                       data_cfg["split"])
+    resrep_columns = base is not None or stage == "pruned"
+    frame = pd.DataFrame([row for stage, path, acc, extra in stages
+                          for row in _stage_rows(stage, path, acc, extra, resolved, hw,
+                                                 accelerators, train_set, test_set,
+                                                 resrep_columns)])
     append_rows(hw["results"], frame)
     return frame

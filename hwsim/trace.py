@@ -9,6 +9,12 @@ element-wise scale folded into the consumer and costs nothing here.
 
 Compressed modules describe themselves through ``hw_stats()`` (keys are Layer fields); dynamic
 statistics (gating densities) are read after the calibration batches ran through the model.
+
+Channel pruning before conversion (ResRep): a module after a conv that defines
+``hw_kept_channels()`` (ResRep's BatchNorm + compactor) folds into the conv at deployment,
+keeping only that many of its channels. The conv is costed with those output channels and
+every layer reading them (through element-wise routing such as ReLU) with that many input
+channels, so an unconverted network costs what its converted form does.
 """
 
 import dataclasses
@@ -40,7 +46,8 @@ STORAGE_RULE = ("stored bits: hw_stats() of compressed modules (MLG factors, qua
 
 class _LeafTracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return hasattr(m, "hw_stats") or super().is_leaf_module(m, qualname)
+        return (hasattr(m, "hw_stats") or hasattr(m, "hw_kept_channels")
+                or super().is_leaf_module(m, qualname))
 
 
 def _pair(value) -> tuple[int, int]:
@@ -113,6 +120,38 @@ def _function_layer(name: str, node: fx.Node, out_shape, tensor_inputs, batch: i
         padding = node.kwargs.get("padding", args[2] or 0)
         return _pool_layer(name, in_shape, out_shape, batch, bits, kernel, stride, padding)
     return None
+
+
+def _prune_producer(node, module, src, layers, module_of) -> None:
+    """Narrow the conv before a pruning normalization to its ``hw_kept_channels()``."""
+    index = module_of.get(src) if src is not None else None
+    layer = layers[index][0] if index is not None else None
+    if layer is None or layer.op != "conv" or layer.groups != 1 or len(src.users) != 1:
+        raise ValueError(f"trace: {node.target} prunes channels but does not follow a conv "
+                         f"(groups 1) that it alone reads")
+    count = int(module.hw_kept_channels())
+    if not 1 <= count <= layer.out_channels:
+        raise ValueError(f"trace: {node.target}.hw_kept_channels() must lie in 1.."
+                         f"{layer.out_channels}, got {count}")
+    layers[index][0] = dataclasses.replace(layer, out_channels=count)
+
+
+def _pruned_inputs(node, layer, tensor_inputs, kept):
+    """``layer`` reading the pruned channel count of its input; routing nodes pass it on."""
+    counts = [kept[a] for a in tensor_inputs if a in kept]
+    if not counts:
+        return layer
+    if layer is None:
+        shape = _shape(node)
+        if len(tensor_inputs) == 1 and shape is not None \
+                and shape[1:2] == _shape(tensor_inputs[0])[1:2]:
+            kept[node] = counts[0]
+            return None
+    elif layer.op in ("conv", "linear") and layer.groups == 1 and len(tensor_inputs) == 1:
+        return dataclasses.replace(layer, in_channels=counts[0])
+    raise ValueError(f"trace: pruned channels reach {node.name} ({node.target}), which neither "
+                     f"passes them through element-wise nor is a conv / linear (groups 1) "
+                     f"reading them")
 
 
 def _merge_stats(layer: Layer, module: nn.Module, folded_bn: bool) -> Layer:
@@ -216,6 +255,7 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], calib=None, batch: int
             ShapeProp(graph_module).propagate(torch.zeros(1, *input_shape))
             calibrated = _calibrate(model, calib)
         layers, producers, module_of, folded = [], {}, {}, set()
+        kept: dict[fx.Node, int] = {}  # nodes carrying fewer channels than traced (pruning)
         names_seen: dict[str, int] = {}
         for node in graph_module.graph.nodes:
             tensor_inputs = [a for a in node.all_input_nodes if _shape(a) is not None]
@@ -234,6 +274,10 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], calib=None, batch: int
                     if (src is not None and src in module_of and len(src.users) == 1
                             and module_of[src] not in folded):
                         folded.add(module_of[src])
+                if hasattr(module, "hw_kept_channels"):
+                    src = tensor_inputs[0] if tensor_inputs else None
+                    _prune_producer(node, module, src, layers, module_of)
+                    kept[node] = layers[module_of[src]][0].out_channels
                 layer = _module_layer(node.target, module, _shape(tensor_inputs[0]), out_shape,
                                       batch, bits) if tensor_inputs else None
             elif node.op in ("call_function", "call_method") and out_shape is not None:
@@ -242,6 +286,7 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], calib=None, batch: int
                 base = f"{scope}.{target}"
                 layer = _function_layer(base.lstrip("."), node, out_shape, tensor_inputs, batch,
                                         bits)
+            layer = _pruned_inputs(node, layer, tensor_inputs, kept)
             if layer is None:
                 producers[node] = sources
                 continue

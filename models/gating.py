@@ -97,8 +97,8 @@ class CGConfig:
 class PGBlock(BasicBlock):
     """Basic block whose two activations are one shared module (PACT clip for PG)."""
 
-    def __init__(self, in_channels: int, channels: int, stride: int, shortcut: str, conv):
-        super().__init__(in_channels, channels, stride, shortcut, conv)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.act = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -48,7 +48,7 @@ SCHEMA: dict[str, dict[str, tuple[object, tuple[type, ...]]]] = {
     "optimizer": {"name": ("sgd", (str,)), "lr": (0.1, _NUMBER), "momentum": (0.9, _NUMBER),
                   "nesterov": (True, (bool,)), "betas": ([0.9, 0.999], (list,)),
                   "eps": (1e-8, _NUMBER), "weight_decay": (5e-4, _NUMBER),
-                  "no_decay": (["bn", "bias"], (list,))},
+                  "no_decay": (["bn", "bias"], (list,)), "groups": ({}, (dict,))},
     "schedule": {"name": ("cosine", (str,)), "warmup_epochs": (0, _NUMBER),
                  "min_lr": (0.0, _NUMBER), "milestones": ([], (list,)), "gamma": (0.1, _NUMBER)},
     "train": {"epochs": (10, (int,)), "batch_size": (128, (int,)),
@@ -119,6 +119,7 @@ def resolve_config(config: dict, extra_sections: tuple[str, ...] = ()) -> dict:
     resolved.update({name: check_section(name, config.get(name), SCHEMA[name],
                                          CHOICES.get(name), POSITIVE.get(name, ()))
                      for name in SCHEMA})
+    check_groups(resolved["optimizer"])
     for name, kind in PLUGIN_SECTIONS.items():
         entries = _mapping(config.get(name), name)
         for plugin in entries:
@@ -153,18 +154,50 @@ def model_spec(config: dict, input_shape: tuple[int, ...], num_classes: int
     return name, kwargs
 
 
-def param_groups(model: nn.Module, weight_decay: float, no_decay: list[str]) -> list[dict]:
-    """Two groups: parameters whose name contains a ``no_decay`` word get no weight decay."""
+GROUP_KEYS = {"sgd": ("momentum", "weight_decay"), "adam": ("weight_decay",),
+              "radam": ("weight_decay",)}
+
+
+def check_groups(cfg: dict) -> dict[str, dict]:
+    """``optimizer.groups``: name word -> settings for the parameters whose name contains it
+    (``momentum`` for sgd, ``weight_decay``), e.g. ResRep's ``{compactor: {momentum: 0.99,
+    weight_decay: 0}}``."""
+    allowed = GROUP_KEYS[cfg["name"]]
+    for word, settings in cfg["groups"].items():
+        where = f"optimizer.groups.{word}"
+        settings = _mapping(settings, where)
+        for key, value in settings.items():
+            if key not in allowed:
+                raise ValueError(f"{where}.{key}: unknown key for {cfg['name']}; allowed: "
+                                 f"{', '.join(allowed)}")
+            if isinstance(value, bool) or not isinstance(value, _NUMBER) or value < 0:
+                raise ValueError(f"{where}.{key}: must be a number >= 0, got {value!r}")
+    return {word: dict(settings or {}) for word, settings in cfg["groups"].items()}
+
+
+def param_groups(model: nn.Module, weight_decay: float, no_decay: list[str],
+                 groups: dict[str, dict] | None = None) -> list[dict]:
+    """Parameters whose name contains a ``groups`` word (first match) get that group's
+    settings; of the rest, those whose name contains a ``no_decay`` word get no weight decay."""
+    groups = groups or {}
+    special = {word: [] for word in groups}
     decay, plain = [], []
     for name, param in model.named_parameters():
-        if param.requires_grad:
-            (plain if any(word in name for word in no_decay) else decay).append(param)
+        if not param.requires_grad:
+            continue
+        word = next((w for w in groups if w in name), None)
+        if word is not None:
+            special[word].append(param)
+        else:
+            (plain if any(w in name for w in no_decay) else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay},
-            {"params": plain, "weight_decay": 0.0}]
+            {"params": plain, "weight_decay": 0.0},
+            *({"params": special[word], "weight_decay": weight_decay, **groups[word]}
+              for word in groups if special[word])]
 
 
 def make_optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg["weight_decay"], cfg["no_decay"])
+    groups = param_groups(model, cfg["weight_decay"], cfg["no_decay"], check_groups(cfg))
     if cfg["name"] == "sgd":
         return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"],
                                nesterov=cfg["nesterov"] and cfg["momentum"] > 0)

@@ -17,7 +17,12 @@ from hwsim import trace
 TEST_KWARGS = {"densenet121": {"width": 0.25}, "mobilenetv2": {"width": 0.25},
                "resnet50": {"width": 0.25}, "resnet56": {"width": 0.5},
                "mlg_densenet121": {"width": 0.125}, "mlg_mobilenetv2": {"width": 0.125},
-               "mlg_resnet18": {"width": 0.25}}
+               "mlg_resnet18": {"width": 0.25},
+               # Converted: unconverted compactors fold into the conv at deployment, so the
+               # tracer does not cost them but FlopCounterMode counts them (test_resrep.py).
+               "resrep_resnet20": {"converted": True},
+               "resrep_resnet56": {"width": 0.5, "converted": True},
+               "resrep_resnet50": {"width": 0.25, "converted": True}}
 # Gated layers simulate both of their paths with dense convs; the MACs the hardware is charged
 # before gating (graph.macs) are those of the same network built with plain convs.
 PLAIN_ORACLE = {"pg_resnet20": "resnet20", "cg_resnet20": "resnet20",
