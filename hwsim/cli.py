@@ -20,9 +20,13 @@ from models.checkpoint import atomic_write_bytes
 
 from .accel import list_accelerators, load_accelerator
 from .config import METHOD_NAMESPACES, apply_overrides, dump_yaml, load_yaml
-from .cost import DEFAULT_OBJECTIVE, OBJECTIVES
+from .cost import DEFAULT_OBJECTIVE, OBJECTIVES, evaluate
 from .export import scalesim_files
+from .gating import format_summary, gating_summary, is_gated
 from .pipeline import (
+    HARDWARE,
+    calibration_batches,
+    calibration_set,
     evaluate_accuracy,
     hardware_section,
     load_checkpoint_model,
@@ -67,6 +71,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    if not re.fullmatch(r"\d+", text or ""):
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return int(text)
+
+
 def _seed_style_sets(extra: list[str]) -> list[str]:
     """Turn seed-style ``--mlg.base_in=2`` / ``--mlg.base_in 2`` into ``mlg.base_in=2``."""
     items, i = [], 0
@@ -101,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input", type=_input_shape, help="input shape CxHxW (default: the model's)")
     run.add_argument("--objective", choices=OBJECTIVES, default=DEFAULT_OBJECTIVE,
                      help=f"what the mapper minimizes (default {DEFAULT_OBJECTIVE})")
+    run.add_argument("--calib", type=_non_negative_int, default=HARDWARE["calib_batches"][0],
+                     help="calibration batches of 64 training images run through a "
+                          "checkpoint's gated layers before tracing (default "
+                          f"{HARDWARE['calib_batches'][0]}; 0: none, densities 1.0)")
     run.add_argument("--baseline", default="auto",
                      help="dense model to compare with: a model name, 'auto' (the dense "
                           "counterpart of a compressed model) or 'none'")
@@ -258,17 +272,24 @@ def _load_accel(spec: str, cfg: dict):
     return load_accelerator(spec, cfg.get("accel") or None)
 
 
-def _graph_for(name: str, kwargs: dict, cfg: dict, args, model=None, shape=None):
+def _graph_for(name: str, kwargs: dict, cfg: dict, args, model=None, shape=None, calib=None):
     """Trace ``model`` (default: built from ``name``, ``kwargs``) at ``--input``, ``shape`` or
-    the model's own input size."""
+    the model's own input size, after the ``calib`` batches."""
     model = model if model is not None else models.create_model(name, **kwargs)
     shape = args.input or shape or models.default_input_shape(name, kwargs.get("in_channels"))
-    return trace(model, shape, batch=args.batch, name=name, **cfg.get("trace", {}))
+    return trace(model, shape, calib=calib, batch=args.batch, name=name, **cfg.get("trace", {}))
 
 
-def _report_for(name: str, kwargs: dict, cfg: dict, args, accel, model=None, shape=None):
-    return build_report(_graph_for(name, kwargs, cfg, args, model, shape), accel,
-                        objective=args.objective)
+def _report_for(name: str, kwargs: dict, cfg: dict, args, accel, model=None, shape=None,
+                calib=None):
+    return _graph_report(_graph_for(name, kwargs, cfg, args, model, shape, calib), args, accel)
+
+
+def _graph_report(graph, args, accel) -> dict:
+    report = build_report(graph, accel, objective=args.objective)
+    if accel is not None and any(is_gated(layer) for layer in graph.layers):
+        report["gating"] = gating_summary(graph, accel, evaluate(graph, accel, args.objective))
+    return report
 
 
 BASELINE_KEYS = ("macs", "weight_bytes", "gen_macs", "weight_dram_bytes", "dram_bytes",
@@ -317,8 +338,12 @@ def cmd_run(args) -> int:
     accel = _load_accel(args.accel, cfg)
     if args.sim == "event" and accel is None:
         raise UsageError("--sim event needs an accelerator (not --accel none)")
-    graph = _graph_for(name, kwargs, cfg, args, model, shape)
-    report = build_report(graph, accel, objective=args.objective)
+    calib = None
+    if args.checkpoint and args.calib:  # gate densities are measured, not assumed
+        calib_set = calibration_set(model, args.data or meta.get("data"), args.data_root)
+        calib = calibration_batches(calib_set, args.calib) if calib_set is not None else None
+    graph = _graph_for(name, kwargs, cfg, args, model, shape, calib)
+    report = _graph_report(graph, args, accel)
     sim = _simulate(graph, accel, args.objective) if args.sim == "event" else None
     if sim is not None:
         _add_simulation(report, sim, accel)
@@ -348,6 +373,8 @@ def cmd_run(args) -> int:
         print(format_table(report), end="")
         if sim is not None:
             print(_simulation_table(report), end="")
+        if "gating" in report:
+            print(format_summary(report["gating"]))
     return 0
 
 
@@ -473,7 +500,8 @@ def cmd_train(args) -> int:
 
 PIPELINE_SUMMARY = ("model", "stage", "accelerator", "data", "test_acc", "macs", "flops_ratio",
                     "seed_flops", "memory_ratio", "dram_bytes", "latency_ms", "energy_pj",
-                    "utilization")
+                    "utilization", "gate_sparsity", "ideal_speedup", "realized_speedup",
+                    "energy_saving")
 
 
 def cmd_pipeline(args) -> int:

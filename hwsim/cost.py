@@ -39,7 +39,7 @@ COLUMNS = ("macs", "weight_dram_bytes", "ifmap_dram_bytes", "ofmap_dram_bytes", 
            "mac_energy_pj", "sram_energy_pj", "dram_energy_pj", "gen_energy_pj", "energy_pj")
 EXTRA_COLUMNS = ("executed_macs", "vector_ops", "compulsory_dram_bytes", "gen_cycles",
                  "sram_cycles", "compute_utilization", "cycles_per_mac", "gating_mode",
-                 "flop_reduction", "gating_speedup", "group_packing")
+                 "flop_reduction", "ideal_speedup", "gating_speedup", "group_packing")
 MAPPING_COLUMNS = ("loop_order", "tile_groups", "tile_filters", "tile_channels", "tile_rows",
                    "num_tiles", "weight_fetches", "input_fetches", "output_visits")
 TENSORS = ("weight", "input", "output")
@@ -81,6 +81,110 @@ def cycles_per_mac(accel: Accelerator, weight_bits, act_bits, pred_bits, lsb_den
                          _fusion(m, w, a))
     gating = np.where(gated, "gate" if mode == "bit_parallel" else "skip", "none")
     return scale, gating
+
+
+# --- gating (DESIGN.md 5) ------------------------------------------------------------------
+def ideal_speedup(q) -> np.ndarray:
+    """Compute reduction if gated work packed perfectly: dense bit-MACs over executed ones,
+    ``1 / (mac_density · average activation bits / act_bits)``."""
+    bits = np.where(q.pred_bits > 0, q.pred_bits + q.lsb_density * (q.act_bits - q.pred_bits),
+                    q.act_bits)
+    return q.act_bits / np.maximum(q.mac_density * bits, 1e-12)
+
+
+@dataclass(frozen=True)
+class ChannelGates:
+    """Per candidate, what channel gating's gated pass costs on the array's columns.
+
+    ``base_channels``: input channels of the base pass (0: the layer is not channel gated);
+    over the column folds of all filter tiles, ``busiest``: the sum of the busiest column's
+    gated-on share (a WS fold streams as long as its busiest column needs), ``busy_folds``:
+    folds with any column gated on; ``on_filters``: filters with any output gated on.
+    """
+
+    base_channels: np.ndarray
+    busiest: np.ndarray
+    busy_folds: np.ndarray
+    on_filters: np.ndarray
+
+    @property
+    def gated(self) -> np.ndarray:
+        return self.base_channels > 0
+
+
+def fold_maxima(density: np.ndarray, tile_filters: int, cols: int) -> tuple[np.ndarray, ...]:
+    """Per filter tile of ``tile_filters``: the sum of its column folds' busiest shares, its
+    folds with any share > 0 and its filters with a share > 0 (filters in channel order,
+    ``cols`` per fold)."""
+    index = np.arange(len(density))
+    tile = index // tile_filters
+    fold = tile * -(-tile_filters // cols) + index % tile_filters // cols
+    starts = np.flatnonzero(np.r_[True, np.diff(fold) != 0])
+    maxima = np.maximum.reduceat(density, starts)
+    tiles = tile[starts]
+    return (np.bincount(tiles, maxima), np.bincount(tiles, maxima > 0),
+            np.bincount(tile, density > 0))
+
+
+def channel_gates(layers, c: mp.Candidates, accel: Accelerator) -> ChannelGates | None:
+    """``ChannelGates`` of every candidate (``c.layer`` indexes ``layers``); None when no layer
+    is channel gated. One numpy pass per (gated layer, filter tile size), not per tile."""
+    if not any(layer.channel_gated for layer in layers):
+        return None
+    out = {key: np.zeros(len(c.layer)) for key in ("busiest", "busy_folds", "on_filters")}
+    out["base_channels"] = np.array(
+        [np.ceil(layer.in_channels * layer.gate_base_fraction - 1e-9) for layer in layers]
+        + [0.0])[c.layer]
+    for i, layer in enumerate(layers):
+        if not layer.channel_gated:
+            continue
+        density = np.asarray(layer.gate_channel_density, float)
+        mine = c.layer == i
+        for tile_filters in np.unique(c.tile_filters[mine]):
+            chosen = mine & (c.tile_filters == tile_filters)
+            sums = fold_maxima(density, int(tile_filters), accel.array.cols)
+            for key, value in zip(("busiest", "busy_folds", "on_filters"), sums, strict=True):
+                out[key][chosen] = value.sum()
+    return ChannelGates(**out)
+
+
+def gated_stream(q, accel: Accelerator, folds: dict, base_rows, channels, filters, pixels,
+                 busiest, busy_folds, on_filters) -> np.ndarray:
+    """Stream cycles of a channel-gated layer's folds (fills apart), for one tile or summed
+    over tiles (``folds``: the dense fold factors or their sums per dimension).
+
+    Every output runs the base pass over the first ``base_rows`` row folds' channels (the
+    grouped pattern has as many per output); the other channels run only for gated-on
+    outputs. WS: base row folds stream every pixel, the others as many as the column fold's
+    busiest column has gated on. OS: each PE owns one output, so a fold streams the rest of
+    the reduction unless all its columns are off. IS: only filters off for every output leave
+    the filter stream. Fills are paid as in the dense pass.
+    """
+    rest_rows = folds["C"] - base_rows
+    flow = accel.array.dataflow
+    if flow == "ws":
+        return folds["G"] * pixels * (folds["K"] * base_rows + rest_rows * busiest)
+    if flow == "os":  # base_rows: the base channels (OS streams the reduction, no row folds)
+        return folds["G"] * folds["P"] * q.kernel * (
+            folds["K"] * base_rows + busy_folds * (channels - base_rows))
+    return folds["G"] * folds["P"] * (base_rows * filters + rest_rows * on_filters)
+
+
+def channel_gated_tile_cycles(q, accel: Accelerator, m: mp.Mapping, t: dict, pixels,
+                              changed) -> np.ndarray:
+    """Fold-model cycles of each tile of a channel-gated mapping (``gated_stream`` per tile)."""
+    layer = m.layer
+    density = np.asarray(layer.gate_channel_density, float)
+    busiest, busy_folds, on_filters = (v[t["filter"]] for v in fold_maxima(
+        density, m.tile_filters, accel.array.cols))
+    f = mp.fold_factors(q, accel.array, t["groups"], t["filters"], t["channels"], pixels)
+    base = np.ceil(layer.in_channels * layer.gate_base_fraction - 1e-9)
+    base_in_tile = np.clip(base - t["channel"] * m.tile_channels, 0, t["channels"])
+    base_rows = base_in_tile if accel.array.dataflow == "os" else np.ceil(
+        base_in_tile * q.kernel / accel.array.rows)
+    stream = gated_stream(q, accel, f, base_rows, t["channels"], t["filters"], pixels, busiest,
+                          busy_folds, on_filters)
+    return f["G"] * f["K"] * f["C"] * f["P"] * fill_cycles(accel) * changed + stream
 
 
 # --- per-tile functions ----------------------------------------------------------------------
@@ -172,8 +276,11 @@ def tile_costs(mapping: mp.Mapping, accel: Accelerator) -> TileCosts:
     t = mp.tile_table(m)
     pixels = t["rows"] * q.out_w
     if m.layer.has_weights:
-        fold = tile_fold_cycles(q, accel, t["groups"], t["filters"], t["channels"], pixels,
-                                t["stationary_changed"])
+        if m.layer.channel_gated:
+            fold = channel_gated_tile_cycles(q, accel, m, t, pixels, t["stationary_changed"])
+        else:
+            fold = tile_fold_cycles(q, accel, t["groups"], t["filters"], t["channels"], pixels,
+                                    t["stationary_changed"])
         fetched = t["weight_read_bytes"] > 0  # every weight block has stored bytes
         gen, _ = generation(accel, q, np.where(fetched, block_gen_macs(
             q, t["groups"], t["filters"], t["channels"]), 0.0))
@@ -204,13 +311,14 @@ def _edge(n, t):
     return n - (np.ceil(n / t) - 1) * t
 
 
-def fold_sums(q, c: mp.Candidates, accel: Accelerator, trips, order_runs):
+def fold_sums(q, c: mp.Candidates, accel: Accelerator, trips, order_runs,
+              gates: ChannelGates | None = None):
     """Fold-model cycles summed over all tiles, and the fills counted.
 
     Folds of a tile are a product of per-dimension factors, so sums over tiles are products of
     per-dimension sums; the streamed dimension contributes no folds. A stationary block with
     one fold pays its fill once per run of tiles that reuse it; a block of several folds pays
-    every fold's fill on every tile.
+    every fold's fill on every tile. Channel-gated layers (``gates``) stream ``gated_stream``.
     """
     array = accel.array
     packing = mp.group_packing(q, array)
@@ -234,7 +342,15 @@ def fold_sums(q, c: mp.Candidates, accel: Accelerator, trips, order_runs):
     single = np.prod([dim_sum(d, lambda s, d=d: factor(d)(s) == 1) for d in stationary], axis=0)
     run_length = trips[stream_dim] / order_runs
     fills = order_runs * (single + run_length * (folds_per_pass - single))
-    return fill_cycles(accel) * fills + stream * folds_per_pass, fills, folds_per_pass, sums
+    streamed = stream * folds_per_pass
+    if gates is not None:
+        os = array.dataflow == "os"
+        base_rows = gates.base_channels if os else tile_sum(
+            gates.base_channels, c.tile_channels, lambda s: np.ceil(s * q.kernel / array.rows))
+        streamed = np.where(gates.gated, gated_stream(
+            q, accel, sums, base_rows, q.channels, q.filters, q.batch * q.out_h * q.out_w,
+            gates.busiest, gates.busy_folds, gates.on_filters), streamed)
+    return fill_cycles(accel) * fills + streamed, fills, folds_per_pass, sums
 
 
 def dram_transactions(q, c: mp.Candidates, accel: Accelerator, trips, fetch, w_pass):
@@ -257,8 +373,8 @@ def dram_transactions(q, c: mp.Candidates, accel: Accelerator, trips, fetch, w_p
                         + spill * np.ceil(pixels * q.accum_bits / 8 / txn)))
 
 
-def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
-                    full: bool = True) -> dict[str, np.ndarray]:
+def candidate_costs(accel: Accelerator, q, c: mp.Candidates, full: bool = True,
+                    gates: ChannelGates | None = None) -> dict[str, np.ndarray]:
     """Every cost column but ``gating_speedup`` for each candidate (``q``: the layer numbers
     per candidate); ``evaluate`` adds that one for the chosen candidates only. ``full=False``
     (the search) leaves out ``dram_transactions``, which no objective reads."""
@@ -283,7 +399,10 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
     # Compute: fold model over the tiles, precision-scaled, plus generation on the array.
     scale, gating = cycles_per_mac(accel, q.weight_bits, q.act_bits, q.pred_bits, q.lsb_density)
     stationary_tensor = {"ws": "weight", "os": "output", "is": "input"}[array.dataflow]
-    fold, fills, folds_per_pass, sums = fold_sums(q, c, accel, trips, fetch[stationary_tensor])
+    fold, fills, folds_per_pass, sums = fold_sums(q, c, accel, trips, fetch[stationary_tensor],
+                                                  gates)
+    if gates is not None:
+        gating = np.where(gates.gated, "channel", gating)
     gen_macs = (q.gen_macs + q.gen_in_macs * (trips["K"] - 1)) * fetch["weight"]
     gen_cycles, gen_ops = generation(accel, q, gen_macs)
     on_array = 0 if accel.weight_gen is not None else gen_cycles
@@ -363,6 +482,7 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
         "stall_cycles": latency - compute, "roofline_cycles": np.maximum(work, compulsory / bw),
         "cycles_per_mac": np.where(vector, 0.0, scale), "gating_mode": gating,
         "flop_reduction": 1 / np.maximum(q.mac_density, 1e-12),
+        "ideal_speedup": np.where(vector, 1.0, ideal_speedup(q)),
         "group_packing": mp.group_packing(q, array),
         "utilization": work / np.maximum(latency, 1),
         "compute_utilization": work / np.maximum(compute, 1),
@@ -588,7 +708,8 @@ def _search(graph: LayerGraph, accel: Accelerator, objective: str):
             f"{space.tile_filters[j]} filters, {space.tile_channels[j]} channels, "
             f"{space.tile_rows[j]} output rows)"))
     cand = space.take(ok)
-    costs = candidate_costs(accel, arrays.view(cand.layer), cand, full=False)
+    costs = candidate_costs(accel, arrays.view(cand.layer), cand, full=False,
+                            gates=channel_gates(first, cand, accel))
     best = select(cand.layer, costs, objective, np.bincount(inverse, minlength=len(first)))
     return first, inverse, arrays, cand.take(best), _take(costs, best)
 
@@ -668,13 +789,16 @@ def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = DEFAULT_OBJ
             raise ValueError(mp.misfit_message(
                 graph.layers[i], {t: float(v[i]) for t, v in tiles.items()}, accel,
                 "the given mapping's tile"))
-        c = candidate_costs(accel, q, cand)
-    # Only the chosen mappings need the ungated fold count, so not the search.
-    dense = q.replace(mac_density=np.ones_like(q.mac_density))
+        c = candidate_costs(accel, q, cand, gates=channel_gates(graph.layers, cand, accel))
+    # Realized cycle reduction: the same tiles with every gate on, at the ungated precision
+    # (only the chosen mappings need it, so not the search).
+    dense = q.replace(mac_density=np.ones_like(q.mac_density),
+                      filter_density=np.ones_like(q.mac_density))
     ungated = fold_sums(dense, cand, accel, c["trips"], c["fetch"][
         {"ws": "weight", "os": "output", "is": "input"}[accel.array.dataflow]])[0]
-    c["gating_speedup"] = np.where(q.is_vector > 0, 1.0,
-                                   ungated / np.maximum(c["fold_cycles"], 1))
+    dense_scale, _ = cycles_per_mac(accel, q.weight_bits, q.act_bits, 0, 1.0)
+    c["gating_speedup"] = np.where(q.is_vector > 0, 1.0, ungated * dense_scale / np.maximum(
+        c["fold_cycles"] * c["cycles_per_mac"], 1e-12))
     _checked(c, accel, q)
     trips, fetch = c["trips"], c["fetch"]
     data = {"op": [layer.op for layer in graph.layers]}

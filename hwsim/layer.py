@@ -21,6 +21,10 @@ class Layer:
     dense).
     ``mac_density`` is the executed fraction of MACs (channel gating); ``pred_bits`` /
     ``lsb_density`` describe precision gating (0 / 1.0 when off).
+    Channel gating's structure: ``gate_base_fraction`` of every output's reduction (the base
+    pass over 1/pt of the input channels) always runs, the rest only for gated-on outputs,
+    whose measured share per output channel is ``gate_channel_density`` (empty: not channel
+    gated). Then ``mac_density = base + (1 - base) * mean(gate_channel_density)``.
 
     Generated (MLG) weights: ``gen_macs`` regenerate all weights once from the stored factors.
     A tile of filters x input channels needs only part of them: ``factor_out_bits`` are indexed
@@ -58,6 +62,8 @@ class Layer:
     mac_density: float = 1.0
     pred_bits: int = 0
     lsb_density: float = 1.0
+    gate_base_fraction: float = 0.0
+    gate_channel_density: tuple[float, ...] = ()
     inputs: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self):
@@ -75,12 +81,44 @@ class Layer:
             raise ValueError(f"Layer {self.name}: mac_density and lsb_density must lie in [0, 1]")
         if not 0 <= self.pred_bits <= self.act_bits:
             raise ValueError(f"Layer {self.name}: pred_bits must lie in [0, act_bits]")
+        self._check_channel_gating()
         factors = (self.factor_out_bits, self.factor_in_bits, self.factor_shared_bits)
         if min(factors) < 0 or sum(factors) > self.stored_weight_bits:
             raise ValueError(f"Layer {self.name}: factor_*_bits must be >= 0 and add up to at "
                              f"most the stored weight bits ({self.stored_weight_bits})")
         if not 0 <= self.gen_in_macs <= self.gen_macs:
             raise ValueError(f"Layer {self.name}: gen_in_macs must lie in [0, gen_macs]")
+
+    def _check_channel_gating(self) -> None:
+        density, base = self.gate_channel_density, self.gate_base_fraction
+        if not density:
+            if base:
+                raise ValueError(f"Layer {self.name}: gate_base_fraction needs "
+                                 f"gate_channel_density (one measured share per output channel)")
+            return
+        if self.groups != 1 or self.op != "conv":
+            raise ValueError(f"Layer {self.name}: channel gating needs a conv with groups=1")
+        if len(density) != self.out_channels or not 0.0 < base <= 1.0 \
+                or not all(0.0 <= d <= 1.0 for d in density):
+            raise ValueError(f"Layer {self.name}: gate_channel_density needs out_channels="
+                             f"{self.out_channels} values in [0, 1] and gate_base_fraction in "
+                             f"(0, 1], got {len(density)} values and {base}")
+        expected = base + (1 - base) * sum(density) / len(density)
+        if abs(self.mac_density - expected) > 1e-6:
+            raise ValueError(f"Layer {self.name}: mac_density {self.mac_density:.6f} disagrees "
+                             f"with gate_base_fraction and gate_channel_density ({expected:.6f})")
+
+    @property
+    def channel_gated(self) -> bool:
+        return bool(self.gate_channel_density)
+
+    @property
+    def average_act_bits(self) -> float:
+        """Activation bits computed per MAC on average: pred + lsb_density·(act − pred) when
+        precision gated, else act_bits."""
+        if not self.pred_bits:
+            return float(self.act_bits)
+        return self.pred_bits + self.lsb_density * (self.act_bits - self.pred_bits)
 
     # --- shapes as GEMM (DESIGN.md 6) -------------------------------------------------------
     @property

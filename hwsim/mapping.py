@@ -71,6 +71,7 @@ class LayerArrays:
     macs: np.ndarray
     vector_ops: np.ndarray
     mac_density: np.ndarray
+    filter_density: np.ndarray
     gen_macs: np.ndarray
     gen_bits: np.ndarray
     pred_bits: np.ndarray
@@ -158,7 +159,8 @@ def _layer_row(layer: Layer) -> tuple:
             layer.out_bits, layer.accum_bits, layer.num_inputs, layer.in_channels,
             layer.out_channels, vector, layer.weight_bytes, layer.dense_weight_bytes,
             layer.input_bytes, layer.output_bytes, layer.output_elements, layer.macs,
-            layer.vector_ops, layer.mac_density, layer.gen_macs, layer.gen_bits,
+            layer.vector_ops, layer.mac_density,
+            1.0 if layer.channel_gated else layer.mac_density, layer.gen_macs, layer.gen_bits,
             layer.pred_bits, layer.lsb_density, layer.factor_out_bits, layer.factor_in_bits,
             layer.factor_shared_bits, layer.gen_in_macs, cols, rows)
 
@@ -355,8 +357,9 @@ def group_packing(q, array: PEArray) -> np.ndarray:
 
 def executed_filters(q, filters) -> np.ndarray:
     """Filters a tile executes under channel gating: gated-on work compacted onto whole column
-    folds (``mac_density`` of the filters, rounded up)."""
-    return np.ceil(q.mac_density * filters - 1e-9)
+    folds (``filter_density`` of the filters, rounded up: ``mac_density``, except for channel
+    gating, whose gates are per output so every filter stays mapped)."""
+    return np.ceil(q.filter_density * filters - 1e-9)
 
 
 def fold_factor(q, array: PEArray, dim: str, size, packing) -> np.ndarray:

@@ -7,9 +7,10 @@ config is a training config (``models.train.SCHEMA``) plus two top-level keys:
 - ``hardware``: what to measure it on, keys and defaults in ``HARDWARE`` below.
 
 Each (model, accelerator) pair appends one row to ``hardware.results``: accuracy, the hardware
-totals of ``hwsim.cost.hardware_totals``, the storage accounting of the trace, the resolved
-config as a JSON string and the checkpoint's SHA-256. Appends hold a file lock and replace the
-table atomically, so concurrent jobs of a sweep can share one table.
+totals of ``hwsim.cost.hardware_totals`` (gated models add ``hwsim.gating.gating_summary``:
+measured densities, ideal vs realized speed-up and energy), the trace's storage accounting,
+the resolved config as a JSON string and the checkpoint's SHA-256. Appends hold a file lock and
+replace the table atomically, so concurrent jobs of a sweep can share one table.
 
 Channel pruning (ResRep) adds a third key, ``base``: the dense model's own training config
 (``data`` defaults to the main one's) or ``{checkpoint: PATH}``. The pipeline trains it first,
@@ -36,8 +37,9 @@ from models.resrep import convert_checkpoint, has_compactors, seed_flops, unprun
 from models.train import check_section, evaluate, resolve_config, train
 
 from .accel import load_accelerator
-from .cost import DEFAULT_OBJECTIVE, OBJECTIVES, hardware_totals
+from .cost import OBJECTIVES, hardware_totals
 from .cost import evaluate as evaluate_cost
+from .gating import gating_summary, is_gated
 from .results import append_table
 from .trace import MAX_BATCH, MAX_BITS, trace
 
@@ -47,7 +49,7 @@ HARDWARE: dict[str, tuple[object, tuple[type, ...]]] = {
     "batch": (1, (int,)),  # batch the accelerator runs
     "calib_batches": (2, (int,)),  # training batches run before reading dynamic statistics
     "calib_batch_size": (64, (int,)),
-    "objective": (DEFAULT_OBJECTIVE, (str,)),  # what the mapper minimizes (hwsim.cost.OBJECTIVES)
+    "objective": ("dram_bytes", (str,)),  # what the mapper minimizes (hwsim.cost.OBJECTIVES)
     "weight_bits": (8, (int,)),  # precision of layers that do not state their own
     "act_bits": (8, (int,)),
     "results": ("experiments/results/results.csv", (str,)),
@@ -124,6 +126,24 @@ def evaluate_accuracy(model: nn.Module, data_name: str, data_root: str | None = 
     return _accuracy(model, test_set, batch_size)
 
 
+def calibration_batches(train_set: ImageSet, batches: int = HARDWARE["calib_batches"][0],
+                        batch_size: int = HARDWARE["calib_batch_size"][0]) -> list[torch.Tensor]:
+    """The first ``batches`` training batches, unaugmented (as the model will see data): the
+    inputs dynamic statistics such as gate densities are measured on."""
+    return [images for images, _ in itertools.islice(train_set.batches(batch_size), batches)]
+
+
+def calibration_set(model: nn.Module, data_name: str | None, data_root: str | None = None
+                    ) -> ImageSet | None:
+    """Training split of ``data_name`` when ``model`` keeps dynamic statistics, else None."""
+    if not any(hasattr(m, "reset_hw_stats") for m in model.modules()):
+        return None
+    if not data_name:
+        raise ValueError("the model has gated layers whose densities are measured on data: "
+                         "give --data NAME (calibration uses its training split)")
+    return load_dataset(data_name, data_root)[0]
+
+
 def append_rows(path: str | os.PathLike, rows: pd.DataFrame) -> None:
     """Append ``rows`` to the table at ``path``: locked read, append, atomic replace."""
     append_table(path, rows)
@@ -167,12 +187,11 @@ def _stage_rows(stage: str, checkpoint_path: str, test_acc: float | None, extra:
     if test_acc is None:
         test_acc = _accuracy(model, sample(test_set, data_cfg["test_subset"]), EVAL_BATCH_SIZE)
 
-    # Calibration inputs come from the training split, unaugmented, as the model will see data.
-    calib = [images for images, _ in itertools.islice(
-        train_set.batches(hw["calib_batch_size"]), hw["calib_batches"])]
+    calib = calibration_batches(train_set, hw["calib_batches"], hw["calib_batch_size"])
     shape = (hw["batch"], *meta["input_shape"])
     bits = {"weight_bits": hw["weight_bits"], "act_bits": hw["act_bits"]}
     graph = trace(model, shape, calib=calib, name=meta["model"], **bits)
+    gated = any(is_gated(layer) for layer in graph.layers)
     storage = {key: value for key, value in graph.storage.items()
                if isinstance(value, (int, float))}
     if resrep_columns:
@@ -184,6 +203,8 @@ def _stage_rows(stage: str, checkpoint_path: str, test_acc: float | None, extra:
     for accel in accelerators:
         costs = evaluate_cost(graph, accel, objective=hw["objective"])
         totals = hardware_totals(costs, graph, accel)
+        if gated:  # measured densities, ideal vs realized speed-up and energy
+            totals.update(gating_summary(graph, accel, costs))
         rows.append({
             "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "model": meta["model"], "accelerator": accel.name, "data": data_cfg["name"],

@@ -38,6 +38,8 @@ POOL_FUNCTIONS = (F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_
 ADD_FUNCTIONS = (operator.add, operator.iadd, torch.add)
 CONCAT_FUNCTIONS = (torch.cat, torch.concat)
 FOLD_NOTE = "BatchNorm folded into the preceding conv (adds a bias); other BatchNorms are free"
+UNCALIBRATED_NOTE = ("dynamic statistics NOT measured (no calibration data): gated layers "
+                     "report their dense defaults (densities 1.0); pass calibration batches")
 STORAGE_RULE = ("stored bits: hw_stats() of compressed modules (MLG factors, quantized FC), "
                 "32 bits per parameter elsewhere; BN running statistics not counted; ratios "
                 "against the same architecture at 32 bits")
@@ -254,15 +256,48 @@ def _storage(model: nn.Module, layers_by_module: dict[str, Layer]) -> dict:
             "rule": STORAGE_RULE}
 
 
+def _calibrate(model: nn.Module, calib, name: str) -> tuple[int, int] | None:
+    """Reset the dynamic statistics, then run ``calib`` through the model (eval, no grad).
+
+    Returns (batches, images) seen, None when no module keeps dynamic statistics. Without
+    ``calib`` the statistics stay empty (the shape pass's zeros are not data), so such modules
+    report their uncalibrated defaults.
+    """
+    stateful = [m for m in model.modules() if hasattr(m, "reset_hw_stats")]
+    for module in stateful:
+        module.reset_hw_stats()
+    if not stateful and calib is None:
+        return None
+    batches = images = 0
+    for inputs in calib or ():
+        inputs = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
+        try:
+            model(inputs)
+        except RuntimeError as exc:
+            raise ValueError(f"trace: a calibration batch of shape {tuple(inputs.shape)} does "
+                             f"not fit {name} ({str(exc).splitlines()[0]})") from None
+        batches, images = batches + 1, images + inputs.shape[0]
+    return batches, images
+
+
+def _calibration_note(calibrated: tuple[int, int]) -> str:
+    batches, images = calibrated
+    if not images:
+        return UNCALIBRATED_NOTE
+    return (f"dynamic statistics (gate densities) measured on {images} calibration images "
+            f"({batches} batches)")
+
+
 def trace(model: nn.Module, input_shape: tuple[int, ...], calib=None, batch: int | None = None,
           weight_bits: int = 8, act_bits: int = 8, name: str | None = None) -> LayerGraph:
     """Trace ``model`` on inputs of ``input_shape`` ((C, H, W) or (N, C, H, W)) into a LayerGraph.
 
     ``batch`` (default: N of a 4-d shape, else 1) is the batch the hardware runs. ``weight_bits``
     and ``act_bits`` are the precisions of layers whose ``hw_stats()`` do not set their own.
-    ``calib`` is an iterable of input batches run through the model (eval mode, no grad) before
-    ``hw_stats()`` is read, so dynamic statistics come from real data; modules that keep such
-    statistics may define ``reset_hw_stats()``, called first.
+    ``calib`` is an iterable of input batches (or (inputs, labels) pairs) run through the model
+    (eval mode, no grad) before ``hw_stats()`` is read, so dynamic statistics come from real
+    data; modules that keep such statistics define ``reset_hw_stats()``, called first (also
+    without ``calib``: then they report uncalibrated defaults, and a note says so).
     """
     given_shape = tuple(input_shape)
     if len(given_shape) == 4:
@@ -296,18 +331,7 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], calib=None, batch: int
                 _ShapeProp(graph_module).run(torch.zeros(1, *input_shape))
             except _NodeFailed as failed:
                 raise _shape_error(name, input_shape, graph_module, failed) from None
-            if calib is not None:
-                for module in model.modules():
-                    if hasattr(module, "reset_hw_stats"):
-                        module.reset_hw_stats()
-                for inputs in calib:
-                    inputs = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
-                    try:
-                        model(inputs)
-                    except RuntimeError as exc:
-                        raise ValueError(
-                            f"trace: a calibration batch of shape {tuple(inputs.shape)} does "
-                            f"not fit {name} ({str(exc).splitlines()[0]})") from None
+            calibrated = _calibrate(model, calib, name)
         layers, producers, module_of, folded = [], {}, {}, set()
         kept: dict[fx.Node, int] = {}  # nodes carrying fewer channels than traced (pruning)
         names_seen: dict[str, int] = {}
@@ -365,6 +389,7 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], calib=None, batch: int
                 layer = dataclasses.replace(layer, bias=True)
             by_module.setdefault(node.target, layer)
         final.append(layer)
-    notes = (FOLD_NOTE,) if folded else ()
+    notes = ((FOLD_NOTE,) if folded else ()) + (
+        () if calibrated is None else (_calibration_note(calibrated),))
     return LayerGraph(name, (batch, *input_shape), tuple(final), _storage(model, by_module),
                       notes)

@@ -3,7 +3,7 @@
 Never imports ``hwsim``; the simulator reads models only through tracing and ``hw_stats()``.
 """
 
-from . import densenet, mlg, mobilenet, resnet, resrep  # noqa: F401  (register the zoo, MLG, ResRep)
+from . import densenet, gating, mlg, mobilenet, resnet, resrep  # noqa: F401  (register the zoo)
 from .registry import (
     create_model,
     default_input_shape,

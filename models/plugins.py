@@ -9,7 +9,9 @@ config section and returns the callable the loop uses:
 - gradient hook: ``factory(model, **params) -> fn(step) -> None``, run after ``backward()`` and
   before the optimizer step (e.g. ResRep's penalty gradients);
 - initializer: ``factory(model, **params) -> None``, run once before training starts on a fresh
-  model (e.g. MLG's projection from a teacher); not run again on resume.
+  model (e.g. MLG's projection from a teacher); not run again on resume;
+- metric: ``factory(model, **params) -> fn() -> dict``, called after every evaluation on the
+  test set; its entries join that epoch's metrics row (e.g. gating sparsity).
 """
 
 import difflib
@@ -20,7 +22,8 @@ from collections.abc import Callable
 LOSSES: dict[str, Callable] = {}
 GRAD_HOOKS: dict[str, Callable] = {}
 INITIALIZERS: dict[str, Callable] = {}
-_KINDS = {"loss": LOSSES, "grad_hook": GRAD_HOOKS, "init": INITIALIZERS}
+METRICS: dict[str, Callable] = {}
+_KINDS = {"loss": LOSSES, "grad_hook": GRAD_HOOKS, "init": INITIALIZERS, "metric": METRICS}
 
 
 def _register(kind: str, name: str) -> Callable[[Callable], Callable]:
@@ -47,8 +50,12 @@ def register_init(name: str) -> Callable[[Callable], Callable]:
     return _register("init", name)
 
 
+def register_metric(name: str) -> Callable[[Callable], Callable]:
+    return _register("metric", name)
+
+
 def lookup(kind: str, name: str) -> Callable:
-    """The factory registered as ``name`` of ``kind`` (loss, grad_hook, init)."""
+    """The factory registered as ``name`` of ``kind`` (loss, grad_hook, init, metric)."""
     table = _KINDS[kind]
     if name not in table:
         close = difflib.get_close_matches(name, table, n=3, cutoff=0.4)

@@ -1,11 +1,11 @@
 """The training loop: config in, trained checkpoint and metrics out. Read ``train`` top to bottom.
 
 The config schema (sections, keys, defaults) is ``SCHEMA`` below and is documented for users at
-the top of ``experiments/configs/default.yaml``. Extra loss terms, gradient hooks and
-initializers come from ``models.plugins`` by the names the config gives, so a new method never
-edits this file. Runs are deterministic for a seed on CPU and resume exactly: the data order
-and augmentation of epoch ``e`` derive from ``(seed, e)``, and the checkpoint written after
-every epoch holds the weights, optimizer state, RNG state and step count. Under ``torchrun``
+the top of ``experiments/configs/default.yaml``. Extra loss terms, gradient hooks, initializers
+and evaluation metrics come from ``models.plugins`` by the names the config gives, so a new
+method never edits this file. Runs are deterministic for a seed on CPU and resume exactly: the
+data order and augmentation of epoch ``e`` derive from ``(seed, e)``, and the checkpoint written
+after every epoch holds the weights, optimizer state, RNG state and step count. Under ``torchrun``
 the loop runs data-parallel (gloo on CPU, NCCL on GPU); ``train.batch_size`` is the global batch.
 """
 
@@ -38,7 +38,8 @@ from .registry import check_arguments, create_model, model_arguments
 
 # Mirrors hwsim.config.METHOD_NAMESPACES (models/ must not import hwsim; a test keeps them equal).
 METHOD_NAMESPACES = ("mlg", "resrep", "pg", "cg")
-PLUGIN_SECTIONS = {"losses": "loss", "grad_hooks": "grad_hook", "init": "init"}
+PLUGIN_SECTIONS = {"losses": "loss", "grad_hooks": "grad_hook", "init": "init",
+                   "metrics": "metric"}
 OPTIMIZERS = ("sgd", "adam", "radam")
 SCHEDULES = ("cosine", "step", "exponential", "constant")
 DEVICES = ("auto", "cpu", "cuda")
@@ -332,7 +333,8 @@ def _write_metrics(out_dir: Path, history: list[dict]) -> None:
     atomic_write_bytes(out_dir / "metrics.jsonl",
                        "".join(json.dumps(row) + "\n" for row in history).encode())
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(history[0]))
+    # Plug-in metrics appear only in evaluated epochs: the header is the union of the keys.
+    writer = csv.DictWriter(text, fieldnames=list(dict.fromkeys(k for row in history for k in row)))
     writer.writeheader()
     writer.writerows(history)
     atomic_write_bytes(out_dir / "metrics.csv", text.getvalue().encode())
@@ -462,6 +464,8 @@ def train(config: dict, *, resume: bool = False, progress: bool = True,
                       for name, params in cfg["losses"].items()]
         grad_hooks = [lookup("grad_hook", name)(model, **params)
                       for name, params in cfg["grad_hooks"].items()]
+        eval_metrics = [lookup("metric", name)(model, **params)
+                        for name, params in cfg["metrics"].items()]
         if ckpt is not None:  # last, so the RNG stream continues as if never interrupted
             torch.set_rng_state(ckpt["rng_cpu"])
             if device.type == "cuda" and ckpt.get("rng_cuda") is not None:
@@ -527,6 +531,8 @@ def train(config: dict, *, resume: bool = False, progress: bool = True,
             if epoch % tcfg["eval_every_epochs"] == 0 or epoch == tcfg["epochs"]:
                 metrics["test_loss"], metrics["test_acc"] = evaluate(
                     model, test_set, tcfg["eval_batch_size"], device, rank, world_size)
+                for metric in eval_metrics:
+                    metrics.update(metric())
                 bar.set_postfix(test_acc=f"{metrics['test_acc']:.4f}")
             history.append(metrics)
             if rank == 0:

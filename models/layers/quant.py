@@ -14,6 +14,8 @@ Like the seed's layers, a width of 16 bits or more means *no quantizer at all* (
 weights), not the formula's 32-bit ``tanh(x) / max|tanh(x)|`` branch.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -102,3 +104,138 @@ class QuantLinear(nn.Linear):
         numel = sum(p.numel() for p in self.parameters(recurse=False))
         bits = self.weight_quantizer.storage_bits
         return {"weight_bits": bits, "weight_storage_bits": numel * bits, "stored_params": numel}
+
+
+# --- activation quantization (precision gating's quantizers, reusable) -------------------------
+# Sign-magnitude, per-tensor dynamic-max quantizers of the dnn-gating code (``utils/pg_utils.py``):
+# ``s = max|x| + 1e-7`` (no gradient), ``n = round(clamp(|x|/s, 0, 1) · (2^b - 1))``,
+# ``q = n / (2^b - 1) · s · sign(x)``. Every rounding, flooring and clamping step passes the
+# gradient unchanged (straight-through), so ``dq/dx = 1``.
+_MAX_EPS = 1e-7
+
+
+def _ste(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``value`` in the forward pass, the gradient of ``x`` in the backward pass."""
+    return x + (value - x).detach()
+
+
+def _levels(x: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(integer magnitudes n, scale s, 2^bits - 1) of the sign-magnitude grid, no gradient."""
+    x = x.detach()
+    scale = x.abs().max() + _MAX_EPS
+    top = 2 ** bits - 1
+    return torch.round(torch.clamp(x.abs() / scale, 0, 1) * top), scale, top
+
+
+def quantize_max(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """``Q_bits(x)``: sign-magnitude quantization on the per-tensor max, straight-through."""
+    check_bits("bits", bits)
+    n, scale, top = _levels(x, bits)
+    return _ste(x, n / top * scale * torch.sign(x.detach()))
+
+
+def truncate_msb(x: torch.Tensor, bits: int, msb_bits: int) -> torch.Tensor:
+    """``Trunc_{bits,msb_bits}(x)``: ``Q_bits(x)`` keeping only its ``msb_bits`` top bits.
+
+    ``Q_bits(x) - truncate_msb(x)`` is the exact LSB remainder; straight-through gradient.
+    """
+    check_bits("bits", bits)
+    if isinstance(msb_bits, bool) or not isinstance(msb_bits, int) or not 0 <= msb_bits <= bits:
+        raise ValueError(f"msb_bits must be an int in [0, bits={bits}], got {msb_bits!r}")
+    n, scale, top = _levels(x, bits)
+    step = 2 ** (bits - msb_bits)
+    return _ste(x, torch.floor(n / step) * step / top * scale * torch.sign(x.detach()))
+
+
+def quantize_weight_max(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Weights for the activation-quantized convs: ``Q_bits`` (2+ bits), binary (1), fp (0).
+
+    One bit is ``sign(w)`` times McDonnell's fixed scale ``sqrt(1 / (k² · C_in))``, as the
+    dnn-gating code; 0 bits (or >= ``FP_BITS``) leaves the weight in fp32.
+    """
+    if bits == 0 or bits >= FP_BITS:
+        return w
+    if bits == 1:
+        fan_in = w[0].numel()
+        return _ste(w, torch.sign(w.detach()) * math.sqrt(1.0 / fan_in))
+    return quantize_max(w, bits)
+
+
+def check_act_bits(key: str, bits: int) -> int:
+    """``bits`` if it is 0 (fp32) or in [1, 32]; otherwise a one-line ``ValueError``."""
+    if bits == 0:
+        return 0
+    return check_bits(key, bits)
+
+
+def hardware_bits(bits: int) -> int:
+    """Width the hardware sees: the quantized width, or 32 for fp (0 or >= ``FP_BITS``)."""
+    return MAX_BITS if bits == 0 or bits >= FP_BITS else bits
+
+
+def quantized_storage(weight: torch.Tensor, bits: int, fp32_params: int = 0) -> dict:
+    """hw_stats() storage keys of a weight held at ``bits`` (0: fp32) plus ``fp32_params``
+    per-channel constants kept at 32 bits (e.g. gate thresholds)."""
+    width = hardware_bits(bits)
+    return {"weight_bits": width,
+            "weight_storage_bits": weight.numel() * width + fp32_params * MAX_BITS,
+            "stored_params": weight.numel() + fp32_params}
+
+
+class ActQuantizer(nn.Module):
+    """Activation quantizer ``Q_bits`` (dynamic per-tensor max); identity for 0 or fp widths."""
+
+    def __init__(self, bits: int):
+        super().__init__()
+        self.bits = check_act_bits("act_bits", bits)
+
+    @property
+    def active(self) -> bool:
+        return 0 < self.bits < FP_BITS
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return quantize_max(x, self.bits) if self.active else x
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}"
+
+
+class PACT(nn.Module):
+    """PACT clipping (Choi et al. 2018): ``y = clamp(x, 0, alpha)`` with a learnable ``alpha``.
+
+    ``dy/dx = 1`` on ``[0, alpha]`` and 0 elsewhere; ``dy/dalpha`` sums the gradient where
+    ``x > alpha`` (autograd of ``min(relu(x), alpha)`` gives exactly that). Clipping only: the
+    quantization scale of the next conv is its input's dynamic max, as in dnn-gating.
+    """
+
+    def __init__(self, alpha: float = 6.0):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.tensor(float(alpha)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.minimum(F.relu(x), self.alpha)
+
+
+class QuantConv2d(nn.Conv2d):
+    """Conv whose input is quantized to ``act_bits`` and weight to ``weight_bits`` (``Q_b``).
+
+    dnn-gating's ``QuantizedConv2d``: 0 bits means fp32 for either operand.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, groups: int = 1, bias: bool = False, weight_bits: int = 8,
+                 act_bits: int = 8):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                         groups=groups, bias=bias)
+        self.weight_bits = check_act_bits("weight_bits", weight_bits)
+        self.act_quantizer = ActQuantizer(act_bits)
+
+    def quantized_weight(self) -> torch.Tensor:
+        return quantize_weight_max(self.weight, self.weight_bits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(self.act_quantizer(x), self.quantized_weight(), self.bias)
+
+    def hw_stats(self) -> dict:
+        return {**quantized_storage(self.weight, self.weight_bits),
+                "act_bits": hardware_bits(self.act_quantizer.bits)}
