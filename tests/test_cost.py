@@ -5,6 +5,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from cost_helpers import BIG, accel_with, run_untiled  # noqa: E402
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,20 +14,6 @@ from hwsim.cost import COLUMNS, OBJECTIVES, evaluate, hardware_totals, search_ma
 from hwsim.layer import Layer, LayerGraph
 from hwsim.mapping import untiled
 from hwsim.tech import HOROWITZ45, mac_energy_pj
-
-BIG = {"weight": {"size_bytes": 1 << 24}, "input": {"size_bytes": 1 << 24},
-       "output": {"size_bytes": 1 << 24}}
-
-
-def accel_with(name="systolic_32", **array):
-    return load_accelerator(name, {"array": array, "buffers": BIG})
-
-
-def run_untiled(layer, accel):
-    """One row, with the whole layer as one tile (SCALE-Sim's view)."""
-    g = LayerGraph("t", (1,), (layer,))
-    return evaluate(g, accel, mappings={layer.name: untiled(layer)}).iloc[0]
-
 
 # 8 channels, 3x3, 10x10 -> 8x8, 16 filters: Sr = 72, Sc = 16, T = 64.
 SMALL = Layer("s", "conv", 1, 8, 16, (10, 10), (8, 8), (3, 3))

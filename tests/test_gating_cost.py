@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from cost_helpers import accel_with, run_untiled  # noqa: E402
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,19 +18,6 @@ from hwsim.gating import gating_summary, ungated
 from hwsim.layer import Layer, LayerGraph
 from hwsim.mapping import LOOP_ORDERS, Mapping, untiled
 from hwsim.tech import HOROWITZ45, add_energy_pj, mult_energy_pj
-
-BIG = {"weight": {"size_bytes": 1 << 24}, "input": {"size_bytes": 1 << 24},
-       "output": {"size_bytes": 1 << 24}}
-
-
-def accel_with(name="systolic_32", **array):
-    return load_accelerator(name, {"array": array, "buffers": BIG})
-
-
-def run_untiled(layer, accel):
-    g = LayerGraph("t", (1,), (layer,))
-    return evaluate(g, accel, mappings={layer.name: untiled(layer)}).iloc[0]
-
 
 # 8 channels, 3x3, 10x10 -> 8x8, 64 filters: Sr = 72, T = 64; on an 8x8 array 8 column folds.
 # Channel 8k is the only gated-on channel of column fold k, at these shares:
