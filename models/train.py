@@ -544,6 +544,11 @@ def train(config: dict, *, resume: bool = False, progress: bool = True,
                     history=history, data=dcfg["name"], config_path=config_path))
                 _write_metrics(out_dir, history)
         bar.close()
+        if world_size > 1:
+            # Ranks finish at different times (rank 0 writes the checkpoint): wait for all and
+            # drop DDP's reducer before the group goes, or gloo may abort a rank at teardown.
+            del net
+            dist.barrier()
         return {**metrics, "checkpoint": str(ckpt_path), "model_name": model_name,
                 "model_kwargs": model_kwargs, "world_size": world_size}
     finally:
