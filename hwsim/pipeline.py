@@ -1,7 +1,7 @@
 """Train (or load a checkpoint) → test accuracy → trace with calibration → cost → results row.
 
-The one place besides the CLI that joins ``models`` and ``hwsim`` (DESIGN.md 2). A pipeline
-config is a training config (``models.train.SCHEMA``) plus two top-level keys:
+The one place besides the CLI that joins ``models`` and ``hwsim`` (docs/architecture.md, The
+flow). A pipeline config is a training config (``models.train.SCHEMA``) plus two top-level keys:
 
 - ``checkpoint``: a trained checkpoint to use instead of training (optional);
 - ``hardware``: what to measure it on, keys and defaults in ``HARDWARE`` below.
@@ -18,7 +18,8 @@ Channel pruning (ResRep) adds a third key, ``base``: the dense model's own train
 hands its checkpoint to the ``resrep_base`` initializer (unless that names one), trains the
 compactor model, converts it to the narrower network (``pruned.pt`` beside ``last.pt``) and
 writes rows for both, with ``stage`` (base / pruned), ``flops_ratio`` (MACs against the
-unpruned architecture), ``seed_flops`` (METHODS B.7's counter) and the conversion's figures.
+unpruned architecture), ``seed_flops`` (the seed's counter, docs/methods.md, ResRep: FLOPs)
+and the conversion's figures.
 """
 
 import itertools
