@@ -10,7 +10,9 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import yaml
@@ -501,11 +503,10 @@ def _prepare_run(args) -> Run:
     config = apply_overrides(load_yaml(args.config), args.set)
     hardware_section(config)  # a bad config fails here, before a run folder exists
     resolve_config(config, PIPELINE_SECTIONS)
-    run = prepare_run(config, args.config, args.command, name=args.name,
-                      runs_dir=args.runs_dir, resume=args.resume, overwrite=args.overwrite,
-                      main_process=_is_main_process(),
-                      distributed=os.environ.get("WORLD_SIZE", "1") != "1")
-    return run
+    return prepare_run(config, args.config, args.command, name=args.name,
+                       runs_dir=args.runs_dir, resume=args.resume, overwrite=args.overwrite,
+                       main_process=_is_main_process(),
+                       distributed=os.environ.get("WORLD_SIZE", "1") != "1")
 
 
 def _in_run(run: Run, work):
@@ -651,8 +652,20 @@ COMMANDS = {"run": cmd_run, "list": cmd_list, "export": cmd_export, "train": cmd
             "pipeline": cmd_pipeline, "sweep": cmd_sweep, "plot": cmd_plot}
 
 
+def _exit_on_sigterm() -> None:
+    """Turn ``kill``'s SIGTERM into ``SystemExit(143)`` so that unwinding runs: an atomic write
+    in progress removes its temporary file (SIGKILL cannot be caught)."""
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
+        signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _exit_on_sigterm()
     try:
         args, extra = build_parser().parse_known_args(argv)
         if extra:

@@ -16,7 +16,8 @@ replace the table atomically, so concurrent jobs of a sweep can share one table.
 Channel pruning (ResRep) adds a third key, ``base``: the dense model's own training config
 (``data`` defaults to the main one's) or ``{checkpoint: PATH}``. The pipeline trains it first,
 hands its checkpoint to the ``resrep_base`` initializer (unless that names one), trains the
-compactor model, converts it to the narrower network (``pruned.pt`` beside ``last.pt``) and
+compactor model, converts it to the narrower network (``pruned.pt`` beside ``last.pt``; the
+base trains in ``<train.out_dir>/base`` unless ``base.train.out_dir`` names a folder) and
 writes rows for both, with ``stage`` (base / pruned), ``flops_ratio`` (MACs against the
 unpruned architecture), ``seed_flops`` (the seed's counter, docs/methods.md, ResRep: FLOPs)
 and the conversion's figures.
@@ -61,6 +62,7 @@ PIPELINE_SECTIONS = ("hardware", "checkpoint", "base")
 BASE_KEYS = ("model", "data", "optimizer", "schedule", "train", "losses", "grad_hooks", "init",
              "checkpoint")
 EVAL_BATCH_SIZE = 256
+BASE_FOLDER = "base"  # a ResRep base trains in <train.out_dir>/base unless it names a folder
 
 
 def hardware_section(config: dict) -> dict:
@@ -165,8 +167,11 @@ def base_config(config: dict) -> dict | None:
             raise ValueError(f"base.{key}: unknown key; allowed: {', '.join(BASE_KEYS)}")
     base = {"data": config.get("data"), **base}
     if not base.get("checkpoint"):
-        resolved = resolve_config({k: v for k, v in base.items() if k != "checkpoint"})
         main_out = resolve_config(config, PIPELINE_SECTIONS)["train"]["out_dir"]
+        section = base.get("train") or {}
+        if isinstance(section, dict) and "out_dir" not in section:  # the run's own subfolder
+            base["train"] = {**section, "out_dir": str(Path(main_out) / BASE_FOLDER)}
+        resolved = resolve_config({k: v for k, v in base.items() if k != "checkpoint"})
         if Path(resolved["train"]["out_dir"]) == Path(main_out):
             raise ValueError(f"base.train.out_dir: {main_out} is the main run's folder; give "
                              f"the base model its own")

@@ -23,7 +23,6 @@ from models.provenance import provenance
 
 RUNS_DIR = "runs"
 RUN_FILE = "run.yaml"
-BASE_FOLDER = "base"
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 
 
@@ -108,10 +107,9 @@ def prepare_run(config: dict, config_path: str, command: str, *, name: str | Non
     if explicit is None and distributed:
         raise ValueError("torchrun: give --name NAME so that every process writes the same "
                          "run folder")
-    base = config.get("base")
-    base_train = _train_section(base) if isinstance(base, dict) else {}
-    trains_base = isinstance(base, dict) and not base.get("checkpoint")
-    base_given = Path(base_train["out_dir"]) if trains_base and base_train.get("out_dir") else None
+    base = config.get("base") if isinstance(config.get("base"), dict) else {}
+    base_dir = None if base.get("checkpoint") else _train_section(base).get("out_dir")
+    base_given = Path(base_dir) if base_dir else None  # else <folder>/base (hwsim.pipeline)
 
     if main_process:  # check every folder before creating any
         if explicit is not None:
@@ -128,9 +126,6 @@ def prepare_run(config: dict, config_path: str, command: str, *, name: str | Non
         _claim(base_given, overwrite, main_process)
 
     config = {**config, "train": {**_train_section(config), "out_dir": str(folder)}}
-    if trains_base:
-        base_dir = base_given or folder / BASE_FOLDER
-        config["base"] = {**base, "train": {**base_train, "out_dir": str(base_dir)}}
     if main_process:
         _write_run_file(folder, command, config_path, resume)
     return Run(config, folder, new, explicit is not None)

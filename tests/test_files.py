@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -146,6 +147,27 @@ def test_run_out_lands_as_one_set_with_the_version(tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "notes.txt" in err[0] and (out / "notes.txt").exists()
+
+
+def test_kill_during_a_write_leaves_no_temp_files(tmp_path, monkeypatch):
+    """``kill`` (SIGTERM) while ``hwsim run --out`` writes: unwinding removes the temp folder."""
+    real = checkpoint_module._write_new_file
+
+    def write_then_killed(path, data, mode=0o666):
+        real(path, data, mode)
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            raise AssertionError("the CLI installed no SIGTERM handler")  # do not kill pytest
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(checkpoint_module, "_write_new_file", write_then_killed)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as in a fresh process
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            main(["run", "--model", "resnet20", "--set", "model.width=0.25", "--accel", "none",
+                  "--out", str(tmp_path / "out")])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert stopped.value.code == 128 + signal.SIGTERM and list(tmp_path.iterdir()) == []
 
 
 def test_version_is_the_projects_and_the_commit_is_heads():

@@ -8,6 +8,7 @@ import yaml
 
 from hwsim import runs
 from hwsim.cli import main
+from hwsim.pipeline import base_config
 from models.checkpoint import file_digest, load_checkpoint
 from models.provenance import git_commit, hwsim_version
 
@@ -110,3 +111,11 @@ def test_explicit_out_dir_is_a_named_run(config, tmp_path, capsys):
     code, _, err = _run(capsys, "train", str(config), "--set", f"train.out_dir={out}")
     assert code == 2 and f"train.out_dir: {out} already holds a run" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_resrep_base_trains_inside_its_run_folder(tmp_path):
+    base = {"model": {"name": "resnet20"}, "train": {"epochs": 1}}
+    config = {**TINY, "train": {**TINY["train"], "out_dir": str(tmp_path / "run")}, "base": base}
+    assert base_config(config)["train"] == {"epochs": 1, "out_dir": str(tmp_path / "run" / "base")}
+    own = {**base, "train": {"out_dir": str(tmp_path / "elsewhere")}}
+    assert base_config({**config, "base": own})["train"]["out_dir"] == str(tmp_path / "elsewhere")
