@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="dotted override, e.g. optimizer.lr=0.05 (repeatable)")
         cmd.add_argument("--name", help="run folder name under --runs-dir (default: the config "
                                         "file's name and the UTC time, a fresh folder per run)")
-        cmd.add_argument("--runs-dir", default=RUNS_DIR,
+        cmd.add_argument("--runs-dir", default=RUNS_DIR, metavar="DIR",
                          help=f"folder the run folders go in (default {RUNS_DIR})")
         cmd.add_argument("--resume", action="store_true",
                          help="continue the run --name NAME from its last checkpoint")
