@@ -239,10 +239,16 @@ def gate_sparsity_metric(model: nn.Module):
     evaluation just run (the seeds' ``100 − Σ num_full / Σ num_out · 100``, as a fraction).
 
     Reads the eval-mode counts and clears them; under torchrun the ranks' counts are summed.
+    The counts are cleared here too: eval-mode passes before training (the loop's one-image
+    check that the model runs on the data) are not an evaluation.
     """
     layers = gated_layers(model)
     if not layers:
         raise ValueError("gate_sparsity: the model has no gated layers (use a pg_* / cg_* model)")
+
+    def reset() -> None:
+        for layer in layers:
+            layer.reset_hw_stats()
 
     def metric() -> dict:
         counts = torch.tensor([c for layer in layers for c in layer.gate_counts()],
@@ -250,8 +256,9 @@ def gate_sparsity_metric(model: nn.Module):
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(counts)
         on, total = counts[0::2].sum().item(), counts[1::2].sum().item()
-        for layer in layers:
-            layer.reset_hw_stats()
+        reset()
         return {"gate_sparsity": 1 - on / total if total else None}
+
+    reset()
 
     return metric

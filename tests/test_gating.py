@@ -169,7 +169,7 @@ def test_training_loop_sparsity_equals_the_traced_density(trained_pg):
     graph = trace(model, (1, 16, 16), calib=[x for x, _ in test_set.batches(16)])
     assert 0 < metrics["gate_sparsity"] < 1
     assert measured_densities(graph)["gate_sparsity"] == pytest.approx(
-        metrics["gate_sparsity"], abs=1e-3)  # FIXME(lead): 6e-5 apart after the harden merge
+        metrics["gate_sparsity"], abs=1e-12)
     assert "gate_sparsity" in (out / "metrics.csv").read_text().splitlines()[0]
 
 
