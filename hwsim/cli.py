@@ -604,18 +604,27 @@ def _timeline(args, cfg: dict, accel):
 
 def cmd_list(args) -> int:
     """The zoo from ``hwsim.catalog`` (no torch import), the accelerator presets."""
-    from .accel import list_accelerators, load_accelerator
+    import textwrap
 
+    from .accel import list_accelerators, load_accelerator
+    from .report import terminal_width, wrap_parts
+
+    width, indent = max(terminal_width(), 40), " " * 23
     if args.what in (None, "models"):
-        print("models (hwsim run --model NAME; --set model.KEY=VALUE changes an argument):")
+        print(textwrap.fill("models (hwsim run --model NAME; --set model.KEY=VALUE changes an "
+                            "argument):", width))
         for name, entry in catalog.MODELS.items():
-            shown = ", ".join([*(f"{k}={v!r}" for k, v in entry["arguments"].items()),
-                               *(f"{ns}.*" for ns in entry["namespaces"])])
-            print(f"  {name:<20} {entry['summary']}\n  {'':<20} {shown}")
+            print(textwrap.fill(entry["summary"], width, initial_indent=f"  {name:<20} ",
+                                subsequent_indent=indent))
+            shown = [*(f"{k}={v!r}" for k, v in entry["arguments"].items()),
+                     *(f"{ns}.*" for ns in entry["namespaces"])]
+            print("\n".join(wrap_parts([indent + shown[0], *shown[1:]], width, indent)))
     if args.what in (None, "accelerators"):
-        print("accelerators (hwsim run --accel NAME, or a YAML file of your own):")
+        print(textwrap.fill("accelerators (hwsim run --accel NAME, or a YAML file of your "
+                            "own):", width))
         for name in list_accelerators():
-            print(f"  {name:<20} {load_accelerator(name).description}")
+            print(textwrap.fill(load_accelerator(name).description, width,
+                                initial_indent=f"  {name:<20} ", subsequent_indent=indent))
     return 0
 
 

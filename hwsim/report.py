@@ -165,8 +165,8 @@ def _wrap(text: str, width: int, indent: str = "    ") -> list[str]:
     return textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
 
 
-def describe_accelerator(accel: dict) -> str:
-    """One line: array, precision, clock, buffers, DRAM, weight generator."""
+def describe_accelerator(accel: dict) -> list[str]:
+    """The spec in parts: array, precision, clock, buffers, DRAM, weight generator, energies."""
     array = accel["array"]
     parts = [f"{array['rows']}x{array['cols']} {array['dataflow']} array",
              f"{array['mac_bits']}-bit MACs"
@@ -180,7 +180,19 @@ def describe_accelerator(accel: dict) -> str:
     parts.append(f"DRAM {dram:g} B/cycle ({si(dram * accel['clock_mhz'] * 1e6, 'B')}/s)")
     if accel.get("weight_gen"):
         parts.append(f"weight generator {accel['weight_gen']['macs_per_cycle']:g} MAC/cycle")
-    return ", ".join(parts) + f"; energies {accel['tech']['name']}"
+    return [*parts, f"energies {accel['tech']['name']}"]
+
+
+def wrap_parts(parts: list[str], width: int, indent: str = "    ") -> list[str]:
+    """``parts`` joined by commas into lines of at most ``width``, never breaking a part."""
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if len(lines[-1]) + 2 + len(part) + 1 <= width:
+            lines[-1] += f", {part}"
+        else:
+            lines[-1] += ","
+            lines.append(indent + part)
+    return lines
 
 
 def _context(record: dict, width: int) -> list[str]:
@@ -191,12 +203,12 @@ def _context(record: dict, width: int) -> list[str]:
     if accel is None:
         return _wrap(head + ", workload only (no accelerator)", width)
     lines = _wrap(f"{head}, objective {record['objective']}", width)
-    lines += _wrap(f"on {accel['name']}: {describe_accelerator(accel)}", width)
+    parts = describe_accelerator(accel)
+    lines += wrap_parts([f"on {accel['name']}: {parts[0]}", *parts[1:]], width)
     changes = record.get("accelerator_changes") or {}
     if changes:
-        text = ", ".join(f"{k} {_plain(old)} -> {_plain(new)}" for k, (old, new) in
-                         changes.items())
-        lines += _wrap(f"  changed by --set: {text}", width)
+        parts = [f"{k} {_plain(old)} -> {_plain(new)}" for k, (old, new) in changes.items()]
+        lines += wrap_parts([f"  changed by --set: {parts[0]}", *parts[1:]], width)
     else:
         lines += ["  (preset as shipped: no --set accel.* changes)"]
     return lines
