@@ -629,14 +629,15 @@ def cmd_list(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from models.checkpoint import atomic_write_bytes
-
-    from .export import scalesim_files
-
     cfg = apply_overrides({}, args.set)
     _check_namespaces(cfg)
     kwargs = model_kwargs(args.model, cfg)
     accel = _load_accel(args.accel, cfg)
+
+    from models.checkpoint import atomic_write_bytes
+
+    from .export import scalesim_files
+
     files, skipped = scalesim_files(_graph_for(args.model, kwargs, cfg, args), accel)
     paths = [Path(args.out) / name for name in files]
     for path, text in zip(paths, files.values()):
@@ -741,21 +742,21 @@ def _where(table, items: list[str]):
 
 
 def cmd_plot(args) -> int:
-    from . import plot
-    from .sweep import default_objective
+    if args.kind == "tradeoff" and not (args.table and args.x and args.y):
+        raise UsageError("hwsim plot tradeoff: give TABLE --x COLUMN --y COLUMN")
+    if args.kind != "tradeoff" and (args.table or not args.model):
+        raise UsageError(f"hwsim plot {args.kind}: give --model NAME (and --accel)")
 
-    args.objective = args.objective or default_objective()
+    from . import plot
+
+    args.objective = args.objective or DEFAULT_OBJECTIVE
     if args.kind == "tradeoff":
         from .results import read_table
 
-        if not (args.table and args.x and args.y):
-            raise UsageError("hwsim plot tradeoff: give TABLE --x COLUMN --y COLUMN")
         table = _where(read_table(args.table), args.where)
         fig = plot.tradeoff(table, args.x, args.y, color=args.color, marker=args.marker,
                             title=args.title, maximize=tuple(args.maximize))
     else:
-        if args.table or not args.model:
-            raise UsageError(f"hwsim plot {args.kind}: give --model NAME (and --accel)")
         cfg = apply_overrides({}, args.set)
         _check_namespaces(cfg)
         accel = _load_accel(args.accel, cfg)
