@@ -6,7 +6,9 @@ The console shows a headline first: what ran (model, input, the accelerator with
 baseline's figures and the ratios. ``format_layers`` is the per-layer table (``--layers``),
 ``format_compare`` sets several records side by side (``hwsim compare``). Every view fits the
 width it is given, columns dropped or folded, never wrapped mid-row. JSON and CSV carry the
-record's exact numbers.
+record's exact numbers. Rows of quantities that need a definition are labelled with the
+record's own key (``stored_bytes``, ``stored_params``, ``folded_params``, ``test_acc``), so the
+console, JSON, CSV and README share one name per quantity.
 """
 
 import json
@@ -105,15 +107,15 @@ HARDWARE_ROWS = [
 MODEL_ROWS = [
     ("MACs", "totals", "macs", "count"),
     ("  weight generation MACs", "totals", "gen_macs", "count", "nonzero"),
-    ("stored weights", "storage", "stored_bytes", "bytes"),
+    ("stored_bytes", "storage", "stored_bytes", "bytes"),
     ("stored_params", "storage", "stored_params", "count"),
     ("folded_params", "totals", "folded_params", "count"),
     ("test_acc", "totals", "test_acc", "accuracy"),
 ]
 WORKLOAD_ROWS = [
-    ("weights (as traced)", "totals", "weight_bytes", "bytes"),
-    ("inputs read", "totals", "input_bytes", "bytes"),
-    ("outputs written", "totals", "output_bytes", "bytes"),
+    ("weight_bytes", "totals", "weight_bytes", "bytes"),
+    ("input_bytes", "totals", "input_bytes", "bytes"),
+    ("output_bytes", "totals", "output_bytes", "bytes"),
 ]
 
 
@@ -314,7 +316,7 @@ COMPARE_ROWS = [
     ("  weights", "totals", "weight_dram_bytes", "bytes"),
     ("MACs", "totals", "macs", "count"),
     ("  weight generation MACs", "totals", "gen_macs", "count", "nonzero"),
-    ("stored weights", "storage", "stored_bytes", "bytes"),
+    ("stored_bytes", "storage", "stored_bytes", "bytes"),
     ("stored_params", "storage", "stored_params", "count"),
     ("test_acc", "totals", "test_acc", "accuracy"),
 ]
