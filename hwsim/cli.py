@@ -416,8 +416,9 @@ def _baseline_for(name: str, kwargs: dict, graph, cfg: dict, args):
 def cmd_run(args) -> int:
     cfg = apply_overrides({}, args.set)
     _check_namespaces(cfg)
-    if args.data and not args.checkpoint:
-        raise UsageError("--data needs --checkpoint (accuracy of a trained model)")
+    if args.data and not (args.checkpoint or args.baseline_checkpoint):
+        raise UsageError("--data needs --checkpoint or --baseline-checkpoint (accuracy of a "
+                         "trained model)")
     if args.baseline_checkpoint and args.baseline not in ("auto", "none"):
         raise UsageError("--baseline-checkpoint and --baseline NAME: give one baseline")
     if args.baseline not in ("auto", "none"):
@@ -453,7 +454,8 @@ def cmd_run(args) -> int:
         calib_set = calibration_set(model, args.data or meta.get("data"), args.data_root)
         calib = calibration_batches(calib_set, args.calib) if calib_set is not None else None
     graph = _graph_for(name, kwargs, cfg, args, model, shape, calib)
-    test_acc = evaluate_accuracy(model, args.data, args.data_root) if args.data else None
+    test_acc = (evaluate_accuracy(model, args.data, args.data_root)
+                if args.data and args.checkpoint else None)
     report = evaluate_record(graph, accel, args.objective,
                              baseline=_baseline_for(name, kwargs, graph, cfg, args),
                              test_acc=test_acc, accel_changes=_accel_changes(args.accel, accel))
@@ -672,21 +674,26 @@ def cmd_train(args) -> int:
     return 0
 
 
-PIPELINE_SUMMARY = ("model", "stage", "accelerator", "data", "test_acc", "macs", "flops_ratio",
-                    "seed_flops", "memory_ratio", "dram_bytes", "latency_ms", "energy_pj",
-                    "utilization", "gate_sparsity", "ideal_speedup", "realized_speedup",
-                    "energy_saving")
+PIPELINE_SUMMARY = [  # (column, header, kind of hwsim.report.human), dropped from the right
+    ("model", "model", None), ("stage", "stage", None), ("accelerator", "accelerator", None),
+    ("test_acc", "test_acc", "accuracy"), ("latency_ms", "latency", "ms"),
+    ("energy_pj", "energy", "energy_pj"), ("dram_bytes", "DRAM", "bytes"),
+    ("utilization", "util", "fraction"), ("stored_bytes", "stored_bytes", "bytes"),
+    ("dram_bytes_ratio", "DRAM vs dense", "ratio"), ("flops_ratio", "flops_ratio", "ratio"),
+    ("macs", "MACs", "count"), ("seed_flops", "seed_flops", "count"),
+    ("memory_ratio", "memory_ratio", "ratio"), ("gate_sparsity", "gate_sparsity", None),
+    ("ideal_speedup", "ideal", "ratio"), ("realized_speedup", "realized", "ratio"),
+    ("energy_saving", "energy_saving", "ratio"), ("data", "data", None)]
 
 
 def cmd_pipeline(args) -> int:
     from .pipeline import hardware_section, run_pipeline
-    from .report import figure
+    from .report import format_rows
 
     config = _train_config(args)
     rows = run_pipeline(config, progress=not args.no_progress, resume=args.resume)
     if _is_main_process():
-        shown = [c for c in PIPELINE_SUMMARY if c in rows.columns]
-        print(rows[shown].to_string(index=False, float_format=figure))
+        print(format_rows(rows.to_dict(orient="records"), PIPELINE_SUMMARY), end="")
         print(f"appended {len(rows)} row(s) to {hardware_section(config)['results']}")
     return 0
 

@@ -52,7 +52,7 @@ def binary_bytes(size: int) -> str:
 
 
 def human(value, kind: str, clock_mhz: float | None = None) -> str:
-    """A total as the console shows it; ``kind`` is bytes, energy_pj, cycles (as time),
+    """A total as the console shows it; ``kind`` is bytes, energy_pj, cycles (as time), ms,
     count, fraction (as %), accuracy (as %) or ratio."""
     if value is None:
         return "-"
@@ -62,6 +62,8 @@ def human(value, kind: str, clock_mhz: float | None = None) -> str:
         return si(value * 1e-12, "J")
     if kind == "cycles":
         return si(value / (clock_mhz * 1e6), "s") if clock_mhz else si(value, "cycles")
+    if kind == "ms":
+        return si(value * 1e-3, "s")
     if kind == "count":
         return si(value, "")
     if kind in ("fraction", "accuracy"):
@@ -286,19 +288,27 @@ NAME_WIDTH = 24
 def format_layers(record: dict, width: int | None = None, columns: list | None = None) -> str:
     """One line per layer with as many of ``columns`` (default: by accelerator or not) as fit
     ``width``; times in human units at the accelerator's clock. Every column is in the CSV."""
-    width = width or terminal_width()
     accel = record["accelerator"]
-    clock = accel["clock_mhz"] if accel else None
     columns = columns or (HARDWARE_LAYER_COLUMNS if accel else WORKLOAD_LAYER_COLUMNS)
-    columns = [c for c in columns if any(c[0] in layer for layer in record["layers"])]
+    return format_rows(record["layers"], columns, width, accel["clock_mhz"] if accel else None)
+
+
+def format_rows(records: list[dict], columns: list, width: int | None = None,
+                clock_mhz: float | None = None) -> str:
+    """One line per record with as many of ``columns`` ((key, header, kind), see ``human``)
+    as fit ``width``, in their order; columns no record has are left out."""
+    width = width or terminal_width()
+    columns = [c for c in columns if any(c[0] in record for record in records)]
     rows = []
-    for layer in record["layers"]:
+    for layer in records:
         row = []
         for key, _, kind in columns:
             value = layer.get(key)
+            if isinstance(value, float) and math.isnan(value):
+                value = None
             if key == "name" and len(value) > NAME_WIDTH:  # keep the end: the distinct part
                 value = "…" + value[-(NAME_WIDTH - 1):]
-            row.append(human(value, kind, clock) if kind and value is not None else
+            row.append(human(value, kind, clock_mhz) if kind and value is not None else
                        "-" if value is None else str(value))
         rows.append(row)
     header = [header for _, header, _ in columns]

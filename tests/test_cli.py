@@ -156,6 +156,13 @@ def test_train_then_run_checkpoint_with_accuracy(tmp_path, capsys):
     acc = next(line for line in out.splitlines() if line.startswith("test_acc"))
     value = f"{100 * compared['totals']['test_acc']:.2f}"
     assert acc.split() == ["test_acc", value, "%", value, "%"]
+    code, out, err = _run(capsys, "run", "--model", "resnet20", "--set", "model.width=0.25",
+                          "--set", "model.in_channels=1", "--input", "1x16x16", "--data",
+                          "digits", "--baseline-checkpoint", str(checkpoint), "--format", "json")
+    assert code == 0, err  # an untrained model beside a trained dense one: one accuracy
+    untrained = json.loads(out)
+    assert "test_acc" not in untrained["totals"]
+    assert untrained["baseline"]["totals"]["test_acc"] == compared["totals"]["test_acc"]
     code, _, err = _run(capsys, "train", str(config), "--set", "optimizer.lrr=0.05")
     assert code == 2 and "lrr" in err and len(err.strip().splitlines()) == 1
     checkpoint.write_bytes(b"not a checkpoint")
