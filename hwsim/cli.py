@@ -511,14 +511,20 @@ def cmd_compare(args) -> int:
     _check_namespaces(cfg)
     for name in args.model:
         catalog.check_model(name)
-    taken = {ns for name in args.model for ns in catalog.MODELS[name]["namespaces"]}
+    entries = [catalog.MODELS[name] for name in args.model]
     for ns in METHOD_NAMESPACES:
-        if ns in cfg and ns not in taken:
+        if ns in cfg and not any(ns in e["namespaces"] for e in entries):
             raise UsageError(f"--set {ns}.*: none of the models has {ns} settings")
-    kwargs = {name: model_kwargs(name, {k: v for k, v in cfg.items() if k not in
-                                        METHOD_NAMESPACES or k in
-                                        catalog.MODELS[name]["namespaces"]})
-              for name in args.model}
+    for key in cfg.get("model", {}):
+        if not any(key in e["arguments"] for e in entries):
+            raise UsageError(f"--set model.{key}: none of the models takes it")
+    kwargs = {}  # each model gets the --set keys it takes
+    for name, entry in zip(args.model, entries):
+        own = {k: v for k, v in cfg.items() if k not in METHOD_NAMESPACES
+               or k in entry["namespaces"]}
+        own["model"] = {k: v for k, v in cfg.get("model", {}).items()
+                        if k in entry["arguments"]}
+        kwargs[name] = model_kwargs(name, own)
     accels = [(spec, _load_accel(spec, cfg)) for spec in args.accel]
 
     from .record import evaluate_record, record_row

@@ -277,9 +277,13 @@ def test_compare_sets_models_and_accelerators_side_by_side(capsys, monkeypatch):
     assert records[3]["totals"] == json.loads(one)["totals"]  # the same record as run's
     code, csv, _ = _run(capsys, *argv, "--format", "csv")
     assert len(csv.strip().splitlines()) == 1 + 4 and "dram_bytes" in csv.splitlines()[0]
-    code, out, _ = _run(capsys, "compare", "--model", "resnet20", "--accel", "systolic_32",
-                        "--set", "mlg.base_in=2")
-    assert code == 2
+    code, out, err = _run(capsys, "compare", "--model", "resnet20", "--accel", "systolic_32",
+                          "--set", "mlg.base_in=2")
+    assert code == 2 and "none of the models has mlg settings" in err
+    code, js, err = _run(capsys, "compare", "--model", "resnet20", "mlg_resnet18", "--set",
+                         "model.width=0.25", "--set", "mlg.base_in=2", "--format", "json")
+    assert code == 0, err  # each model takes the --set keys it has
+    assert [r["model"] for r in json.loads(js)] == ["resnet20", "mlg_resnet18"]
     monkeypatch.setenv("COLUMNS", "50")  # too narrow for four columns: further blocks
     code, out, _ = _run(capsys, *argv)
     assert code == 0 and _widest(out) <= 50
@@ -339,3 +343,15 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out == f"hwsim {version('hwsim')}\n"
+
+
+def test_lazy_package_keeps_the_trace_function():
+    import hwsim.pipeline  # noqa: F401  (imports the hwsim.trace submodule)
+    from hwsim import evaluate_record, trace
+
+    assert callable(trace) and trace.__module__ == "hwsim.trace"
+    assert evaluate_record.__module__ == "hwsim.record"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        import hwsim
+
+        hwsim.nope  # noqa: B018
