@@ -39,7 +39,8 @@ def table() -> pd.DataFrame:
         mlg = dict(zip(KEYS, (int(v) for v in setting.split("-"))))
         storage = trace(create_model(name, num_classes=classes, mlg=mlg), (3, 32, 32)).storage
         rows.append({"model": name, "setting": setting, "classes": classes,
-                     "stored_params": storage["params"], "dense_params": storage["dense_params"],
+                     "stored_params": storage["stored_params"],
+                     "dense_params": storage["dense_params"],
                      "param_ratio": round(storage["param_ratio"], 4),
                      "memory_ratio": round(storage["memory_ratio"], 4),
                      "paper_param_ratio": paper_param, "paper_memory_ratio": paper_memory})

@@ -1,13 +1,13 @@
-"""``hwsim`` command line: run, list, export, train, pipeline.
+"""hwsim command line: run, compare, list, export, train, pipeline, sweep, plot.
 
 A thin layer over the library: it parses arguments, resolves one config dict (the same dotted
 ``--set`` keys for every command), calls the library and prints. Bad input is one line on stderr
 and exit code 2 (an internal error: one line, exit 1); ``HWSIM_DEBUG=1`` shows the traceback
-instead.
+instead. Help, ``list`` and argument errors answer before torch, pandas or numpy are imported
+(``hwsim.catalog``); each command imports what it needs.
 """
 
 import argparse
-import json
 import os
 import re
 import signal
@@ -15,39 +15,15 @@ import sys
 import threading
 from pathlib import Path
 
-import yaml
-
-import models
-from models.checkpoint import write_file_set
-from models.provenance import provenance
-from models.train import CHECKPOINT_NAME, resolve_config
-
-from .accel import list_accelerators, load_accelerator
+from . import catalog
 from .config import METHOD_NAMESPACES, apply_overrides, dump_yaml, load_yaml
-from .cost import DEFAULT_OBJECTIVE, OBJECTIVES, evaluate
-from .export import scalesim_files
-from .gating import format_summary, gating_summary, is_gated
-from .pipeline import (
-    HARDWARE,
-    PIPELINE_SECTIONS,
-    calibration_batches,
-    calibration_set,
-    evaluate_accuracy,
-    hardware_section,
-    load_checkpoint_model,
-    run_pipeline,
-    train_from_config,
-)
-from .report import build_report, figure, format_table, layers_frame, to_json
-from .runs import RUNS_DIR, Run, discard_if_unused, prepare_run
-from .trace import trace
 
 RUN_NAMESPACES = ("model", "accel", "trace", *METHOD_NAMESPACES)
 TRACE_KEYS = {"weight_bits": int, "act_bits": int}
 FORMATS = ("table", "csv", "json")
 SIMS = ("analytic", "event")
 DEFAULT_ACCEL = "systolic_32"
-COMPRESSED_PREFIXES = tuple(f"{ns}_" for ns in (*METHOD_NAMESPACES, "resrep"))
+OBJECTIVES, DEFAULT_OBJECTIVE = catalog.OBJECTIVES, catalog.DEFAULT_OBJECTIVE
 
 
 class UsageError(ValueError):
@@ -101,131 +77,250 @@ def _seed_style_sets(extra: list[str]) -> list[str]:
     return items
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="hwsim", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+class _Version(argparse.Action):
+    """``--version``: the installed package version, looked up only when asked."""
 
-    run = sub.add_parser("run", help="trace a model and evaluate it on an accelerator")
-    run.add_argument("--model", help="registered model name (see `hwsim list`)")
-    run.add_argument("--checkpoint", help="trained checkpoint; the model is rebuilt from it")
-    run.add_argument("--data", help="dataset to report the checkpoint's test accuracy on")
-    run.add_argument("--data-root", help="folder with the dataset files")
-    run.add_argument("--accel", default=DEFAULT_ACCEL,
-                     help=f"accelerator preset name or YAML file (default {DEFAULT_ACCEL}); "
-                          "'none' for the workload only")
-    run.add_argument("--batch", type=_positive_int, default=1, help="batch size (default 1)")
-    run.add_argument("--input", type=_input_shape, help="input shape CxHxW (default: the model's)")
-    run.add_argument("--objective", choices=OBJECTIVES, default=DEFAULT_OBJECTIVE,
-                     help=f"what the mapper minimizes (default {DEFAULT_OBJECTIVE})")
-    run.add_argument("--calib", type=_non_negative_int, default=HARDWARE["calib_batches"][0],
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import hwsim
+
+        print(f"hwsim {hwsim.__version__}")
+        parser.exit()
+
+
+EXAMPLES = """examples:
+  hwsim list
+  hwsim run --model mlg_resnet18 --accel mlg_gen
+  hwsim run --model resnet20 --set accel.array.rows=16 --layers
+  hwsim compare --model resnet18 mlg_resnet18 --accel systolic_32 mlg_gen
+  hwsim pipeline experiments/configs/default.yaml
+
+hwsim COMMAND --help shows a command's options."""
+
+
+def _command(sub, name: str, text: str, *examples: str) -> argparse.ArgumentParser:
+    """A subcommand whose help ends with its examples."""
+    lines = "\n".join(f"  {example}" for example in examples)
+    return sub.add_parser(name, help=text, description=f"{text}.\n\nexamples:\n{lines}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hwsim", description=__doc__.splitlines()[0], epilog=EXAMPLES,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=_Version, help="print the hwsim version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                metavar="COMMAND")
+
+    run = _command(sub, "run", "trace a model and evaluate it on an accelerator",
+                   "hwsim run --model mlg_resnet18 --accel mlg_gen",
+                   "hwsim run --model resnet20 --set accel.array.rows=16 --layers",
+                   "hwsim run --checkpoint runs/default/last.pt --data digits --format json")
+    _model_options(run)
+    run.add_argument("--checkpoint", metavar="FILE",
+                     help="trained checkpoint; the model is rebuilt from it, e.g. "
+                          "runs/default/last.pt")
+    run.add_argument("--data", metavar="NAME",
+                     help="dataset to measure the checkpoints' test_acc on, e.g. digits")
+    run.add_argument("--data-root", metavar="DIR",
+                     help="folder with the dataset files, e.g. ~/data/cifar10")
+    run.add_argument("--accel", default=DEFAULT_ACCEL, metavar="NAME|FILE",
+                     help=f"accelerator preset or YAML file, e.g. mlg_gen or my_accel.yaml "
+                          f"(default {DEFAULT_ACCEL}); none: the workload only")
+    run.add_argument("--calib", type=_non_negative_int, default=catalog.CALIB_BATCHES,
+                     metavar="N",
                      help="calibration batches of 64 training images run through a "
-                          "checkpoint's gated layers before tracing (default "
-                          f"{HARDWARE['calib_batches'][0]}; 0: none, densities 1.0)")
-    run.add_argument("--baseline", default="auto",
-                     help="dense model to compare with: a model name, 'auto' (the dense "
-                          "counterpart of a compressed model) or 'none'")
+                          "checkpoint's gated layers before tracing, e.g. --calib 4 (default "
+                          f"{catalog.CALIB_BATCHES}; 0: none, densities 1.0)")
+    run.add_argument("--baseline", default="auto", metavar="auto|none|NAME",
+                     help="dense model to compare with: auto (the dense counterpart of a "
+                          "compressed model, e.g. resnet18 for mlg_resnet18), none, or a "
+                          "model name, e.g. --baseline resnet20")
+    run.add_argument("--baseline-checkpoint", metavar="FILE",
+                     help="trained dense model to compare with, its test_acc beside the "
+                          "compressed one's (needs --data), e.g. runs/resnet18/last.pt")
     run.add_argument("--sim", choices=SIMS, default="analytic",
-                     help="'event' also replays the tiles in the event-driven simulator and "
-                          "adds its columns (default analytic)")
+                     help="event: also replay the tiles in the event-driven simulator and add "
+                          "its columns, e.g. --sim event (default analytic)")
+    run.add_argument("--layers", action="store_true",
+                     help="also print the per-layer table (as wide as the terminal; every "
+                          "column is in --format csv), e.g. --layers")
     _common(run)
 
-    lst = sub.add_parser("list", help="list models and accelerators")
-    lst.add_argument("what", nargs="?", choices=("models", "accelerators"), default=None)
+    compare = _command(sub, "compare", "several models and/or accelerators side by side",
+                       "hwsim compare --model resnet18 mlg_resnet18 --accel systolic_32 "
+                       "mlg_gen",
+                       "hwsim compare --model resnet20 --accel systolic_32 bitserial_32 "
+                       "bitfusion_16 --format csv")
+    compare.add_argument("--model", nargs="+", required=True, metavar="NAME",
+                         help="registered models, e.g. --model resnet18 mlg_resnet18")
+    compare.add_argument("--accel", nargs="+", default=[DEFAULT_ACCEL], metavar="NAME|FILE",
+                         help="accelerators, each model runs on each, e.g. --accel "
+                              f"systolic_32 mlg_gen (default {DEFAULT_ACCEL})")
+    _shape_options(compare)
+    _set_option(compare, "model.*, accel.*, trace.*, mlg.* ... applied to every column "
+                         "that takes them, e.g. --set accel.dram.bw_bytes_per_cycle=8")
+    compare.add_argument("--format", choices=FORMATS, default="table",
+                         help="table (default), csv (one results row per column) or json "
+                              "(the records without per-layer rows), e.g. --format csv")
 
-    export = sub.add_parser("export", help="write the workload for a peer tool")
-    export.add_argument("--model", required=True)
-    export.add_argument("--accel", default=DEFAULT_ACCEL)
-    export.add_argument("--format", choices=("scalesim",), default="scalesim")
-    export.add_argument("--batch", type=_positive_int, default=1)
-    export.add_argument("--input", type=_input_shape)
-    export.add_argument("--out", required=True, help="output folder")
-    export.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    lst = _command(sub, "list", "list models and accelerators", "hwsim list",
+                   "hwsim list accelerators")
+    lst.add_argument("what", nargs="?", choices=("models", "accelerators"), default=None,
+                     help="only models or only accelerators, e.g. hwsim list models")
 
-    for name, text in (("train", "train a model from a YAML config"),
-                       ("pipeline", "train, measure accuracy, trace, simulate, append results")):
-        cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("config", help="YAML config (see experiments/configs/)")
+    export = _command(sub, "export", "write the workload for a peer tool",
+                      "hwsim export --model resnet18 --format scalesim --out scalesim_in")
+    export.add_argument("--model", required=True, metavar="NAME",
+                        help="registered model name, e.g. resnet18")
+    export.add_argument("--accel", default=DEFAULT_ACCEL, metavar="NAME|FILE",
+                        help=f"accelerator whose array the config describes, e.g. "
+                             f"bitserial_32 (default {DEFAULT_ACCEL})")
+    export.add_argument("--format", choices=("scalesim",), default="scalesim",
+                        help="peer tool's format, e.g. --format scalesim (the default)")
+    export.add_argument("--batch", type=_positive_int, default=1, metavar="N",
+                        help="batch size, e.g. --batch 4 (default 1)")
+    export.add_argument("--input", type=_input_shape, metavar="CxHxW",
+                        help="input shape, e.g. 3x64x64 (default: the model's)")
+    export.add_argument("--out", required=True, metavar="DIR",
+                        help="output folder, e.g. scalesim_in")
+    _set_option(export, "model.*, accel.*, trace.* overrides, e.g. model.width=0.5")
+
+    for name, text, example in (
+            ("train", "train a model from a YAML config",
+             "hwsim train experiments/configs/default.yaml --set optimizer.lr=0.05"),
+            ("pipeline", "train, measure accuracy, trace, simulate, append results",
+             "hwsim pipeline experiments/configs/default.yaml")):
+        cmd = _command(sub, name, text, example)
+        cmd.add_argument("config", help="YAML config, e.g. experiments/configs/default.yaml")
         cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="dotted override, e.g. optimizer.lr=0.05 (repeatable)")
-        cmd.add_argument("--name", help="run folder name under --runs-dir (default: the config "
-                                        "file's name and the UTC time, a fresh folder per run)")
-        cmd.add_argument("--runs-dir", default=RUNS_DIR, metavar="DIR",
-                         help=f"folder the run folders go in (default {RUNS_DIR})")
+        cmd.add_argument("--name", metavar="NAME",
+                         help="run folder name under --runs-dir, e.g. resnet20-lr05 (default: "
+                              "the config file's name and the UTC time, a fresh folder per run)")
+        cmd.add_argument("--runs-dir", metavar="DIR",
+                         help="folder the run folders go in, e.g. /scratch/runs (default: runs)")
         cmd.add_argument("--resume", action="store_true",
-                         help="continue the run --name NAME from its last checkpoint")
+                         help="continue the run --name NAME from its last checkpoint, e.g. "
+                              "after an interruption")
         cmd.add_argument("--overwrite", action="store_true",
-                         help="delete the run --name NAME and start it again")
-        cmd.add_argument("--no-progress", action="store_true", help="hide progress bars")
+                         help="delete the run --name NAME and start it again, e.g. after "
+                              "fixing its config")
+        cmd.add_argument("--no-progress", action="store_true",
+                         help="hide progress bars, e.g. in batch jobs")
     _sweep_parsers(sub)
     return parser
 
 
 def _sweep_parsers(sub) -> None:
-    """``hwsim sweep`` and ``hwsim plot tradeoff|breakdown|roofline``."""
-    sweep = sub.add_parser("sweep", help="run a grid of design points into one results table")
-    sweep.add_argument("config", help="sweep YAML (see experiments/sweeps/)")
+    """``hwsim sweep`` and ``hwsim plot tradeoff|breakdown|roofline|timeline``."""
+    sweep = _command(sub, "sweep", "run a grid of design points into one results table",
+                     "hwsim sweep experiments/sweeps/buffer_bandwidth.yaml --workers 2",
+                     "hwsim sweep experiments/sweeps/mlg_tradeoff.yaml --dry-run")
+    sweep.add_argument("config", help="sweep YAML, e.g. experiments/sweeps/mlg_tradeoff.yaml")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a key of the sweep config, e.g. results=out.csv")
     sweep.add_argument("--executor", choices=("local", "dask"), default="local",
-                       help="local process pool (default) or Dask distributed")
+                       help="local process pool (default) or Dask distributed, e.g. "
+                            "--executor dask")
     sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                       help="address of a running Dask scheduler (implies --executor dask)")
-    sweep.add_argument("--workers", type=_positive_int,
-                       help="pool / local Dask cluster size (default: one per core)")
+                       help="address of a running Dask scheduler (implies --executor dask), "
+                            "e.g. tcp://10.0.0.5:8786")
+    sweep.add_argument("--workers", type=_positive_int, metavar="N",
+                       help="pool / local Dask cluster size, e.g. --workers 4 (default: one "
+                            "per core)")
     sweep.add_argument("--train-resource", default="GPU", metavar="NAME",
-                       help="Dask worker resource a training point needs (default GPU; "
-                            "'none' for any worker)")
+                       help="Dask worker resource a training point needs, e.g. GPU (the "
+                            "default); none: any worker")
     sweep.add_argument("--retry-errors", action="store_true",
                        help="run the points whose row is an error again (the new row replaces "
-                            "it)")
+                            "it), e.g. after fixing a config")
     sweep.add_argument("--dry-run", action="store_true",
-                       help="print the points and how many are still to run; run nothing")
-    sweep.add_argument("--no-progress", action="store_true", help="hide progress bars")
+                       help="print the points and how many are still to run; run nothing, "
+                            "e.g. to check a grid")
+    sweep.add_argument("--no-progress", action="store_true",
+                       help="hide progress bars, e.g. in batch jobs")
 
-    plot = sub.add_parser("plot", help="draw a figure: tradeoff, breakdown, roofline or "
-                                       "timeline")
+    plot = _command(sub, "plot", "draw a figure: tradeoff, breakdown, roofline or timeline",
+                    "hwsim plot tradeoff results.csv --x dram_bytes --y test_acc --out front",
+                    "hwsim plot breakdown --model resnet18 --out breakdown.png",
+                    "hwsim plot timeline --model mlg_resnet18 --accel mlg_gen --out tl.png")
     plot.add_argument("kind", choices=("tradeoff", "breakdown", "roofline", "timeline"),
-                      help="timeline: Gantt chart of the event-driven simulation")
-    plot.add_argument("table", nargs="?", help="tradeoff: results table (.csv or .parquet)")
+                      help="tradeoff: a results table's columns against each other with the "
+                           "Pareto front; breakdown / roofline: per layer; timeline: Gantt "
+                           "chart of the event-driven simulation; e.g. tradeoff")
+    plot.add_argument("table", nargs="?",
+                      help="tradeoff: results table (.csv or .parquet), e.g. results.csv")
     plot.add_argument("--x", help="tradeoff: column on the x axis, e.g. dram_bytes")
     plot.add_argument("--y", help="tradeoff: column on the y axis, e.g. test_acc")
-    plot.add_argument("--color", default="method", help="tradeoff: column for colours")
-    plot.add_argument("--marker", default="accelerator", help="tradeoff: column for markers")
+    plot.add_argument("--color", default="method",
+                      help="tradeoff: column for colours, e.g. model (default method)")
+    plot.add_argument("--marker", default="accelerator",
+                      help="tradeoff: column for markers, e.g. batch (default accelerator)")
     plot.add_argument("--maximize", action="append", default=[], metavar="COLUMN",
-                      help="tradeoff: treat COLUMN as higher-is-better for the Pareto front")
+                      help="tradeoff: treat COLUMN as higher-is-better for the Pareto front, "
+                           "e.g. --maximize throughput")
     plot.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
-                      help="tradeoff: keep only rows where COLUMN equals VALUE (repeatable)")
-    plot.add_argument("--title", help="figure title")
-    plot.add_argument("--model", help="breakdown/roofline/timeline: registered model name")
+                      help="tradeoff: keep only rows where COLUMN equals VALUE (repeatable), "
+                           "e.g. --where accelerator=mlg_gen")
+    plot.add_argument("--title", help="figure title, e.g. --title 'MLG on mlg_gen'")
+    plot.add_argument("--model", metavar="NAME",
+                      help="breakdown/roofline/timeline: registered model, e.g. resnet18")
     plot.add_argument("--zoom", metavar="FIRST[:LAST]",
-                      help="timeline: layers of the zoomed panel, by name or index (default: "
-                           "the three consecutive layers where the array waits longest)")
-    plot.add_argument("--accel", default=DEFAULT_ACCEL,
-                      help=f"breakdown/roofline: accelerator (default {DEFAULT_ACCEL})")
-    plot.add_argument("--batch", type=_positive_int, default=1)
-    plot.add_argument("--input", type=_input_shape, help="input shape CxHxW")
-    plot.add_argument("--objective", choices=OBJECTIVES,
-                      help="what the mapper minimizes (default: the cost model's)")
+                      help="timeline: layers of the zoomed panel, by name or index, e.g. "
+                           "conv1:layers.0.0.add (default: the three consecutive layers where "
+                           "the array waits longest)")
+    plot.add_argument("--accel", default=DEFAULT_ACCEL, metavar="NAME|FILE",
+                      help=f"breakdown/roofline/timeline: accelerator, e.g. mlg_gen (default "
+                           f"{DEFAULT_ACCEL})")
+    _shape_options(plot, objective_default=None)
     plot.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                      help="breakdown/roofline: model.*, accel.*, trace.*, mlg.* ... overrides")
-    plot.add_argument("--out", required=True,
-                      help="figure file: .png or .svg, or no suffix for both")
+                      help="breakdown/roofline/timeline: model.*, accel.*, trace.*, mlg.* ... "
+                           "overrides, e.g. accel.array.rows=16")
+    plot.add_argument("--out", required=True, metavar="FILE",
+                      help="figure file: .png or .svg, or no suffix for both, e.g. front.png")
+
+
+def _model_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--model", metavar="NAME",
+                     help="registered model name, e.g. mlg_resnet18 (hwsim list shows them)")
+    _shape_options(cmd)
+
+
+def _shape_options(cmd: argparse.ArgumentParser, objective_default=DEFAULT_OBJECTIVE) -> None:
+    cmd.add_argument("--batch", type=_positive_int, default=1, metavar="N",
+                     help="batch size, e.g. --batch 4 (default 1)")
+    cmd.add_argument("--input", type=_input_shape, metavar="CxHxW",
+                     help="input shape, e.g. 3x64x64 (default: the model's)")
+    cmd.add_argument("--objective", choices=OBJECTIVES, default=objective_default,
+                     help=f"what the mapper minimizes, e.g. --objective dram_bytes (default "
+                          f"{DEFAULT_OBJECTIVE})")
+
+
+def _set_option(cmd: argparse.ArgumentParser, text: str) -> None:
+    cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help=f"override (repeatable): {text}")
 
 
 def _common(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override, namespaced: model.*, accel.*, trace.*, mlg.*, resrep.*, "
-                          "pg.*, cg.* (repeatable)")
-    cmd.add_argument("--format", choices=FORMATS, default="table")
-    cmd.add_argument("--out", help="folder for layers.csv, summary.json, run.yaml")
+    _set_option(cmd, "model.*, accel.*, trace.*, mlg.*, resrep.*, pg.*, cg.*, e.g. "
+                     "accel.array.rows=16 or mlg.base_in=2")
+    cmd.add_argument("--format", choices=FORMATS, default="table",
+                     help="table (default: the headline; --layers adds the layer table), csv "
+                          "(one row per layer, exact numbers) or json (the whole record), "
+                          "e.g. --format json")
+    cmd.add_argument("--out", metavar="DIR",
+                     help="folder for layers.csv, summary.json, run.yaml, e.g. results/r50")
 
 
 # --- config resolution ------------------------------------------------------------------------
 def model_kwargs(name: str, cfg: dict) -> dict:
-    """Builder kwargs for ``name`` from the ``model`` section and method namespaces of ``cfg``."""
-    allowed = models.model_arguments(name)
-    settable = {k for k, v in allowed.items()
-                if v is None or isinstance(v, (bool, int, float, str))}
+    """Builder kwargs for ``name`` from the ``model`` section and method namespaces of ``cfg``
+    (checked against ``hwsim.catalog``, before torch is imported)."""
+    entry = catalog.MODELS[catalog.check_model(name)]
+    settable = entry["arguments"]
     kwargs = {}
     for key, value in cfg.get("model", {}).items():
         if key == "name":
@@ -238,8 +333,8 @@ def model_kwargs(name: str, cfg: dict) -> dict:
         kwargs[key] = value
     for ns in METHOD_NAMESPACES:
         if ns in cfg:
-            if ns not in allowed:
-                takers = [m for m in models.list_models() if ns in models.model_arguments(m)]
+            if ns not in entry["namespaces"]:
+                takers = [m for m, e in catalog.MODELS.items() if ns in e["namespaces"]]
                 raise UsageError(f"--set {ns}.*: model {name} has no {ns} settings; models that "
                                  f"do: {', '.join(takers) or 'none yet'}")
             kwargs[ns] = cfg[ns]
@@ -260,24 +355,9 @@ def _check_namespaces(cfg: dict) -> None:
             raise UsageError(f"--set trace.{key}: expected an integer in 1..32, got {value!r}")
 
 
-def dense_counterpart(name: str) -> str | None:
-    """``resnet18`` for ``mlg_resnet18``: the dense model a compressed one is measured against."""
-    for prefix in COMPRESSED_PREFIXES:
-        if name.startswith(prefix) and name[len(prefix):] in models.list_models():
-            return name[len(prefix):]
-    return None
-
-
-def baseline_kwargs(name: str, base_name: str, kwargs: dict) -> dict:
-    """Arguments of the dense ``base_name`` for comparison with ``name(**kwargs)``: the ones the
-    two builders share, at ``name``'s values (its defaults where they differ: ResRep's ResNets
-    default to projection shortcuts); method settings and channel plans are not shared."""
-    own, base = models.model_arguments(name), models.model_arguments(base_name)
-    return {k: kwargs.get(k, own[k]) for k in base
-            if k in own and k not in METHOD_NAMESPACES and (k in kwargs or own[k] != base[k])}
-
-
 def _load_accel(spec: str, cfg: dict):
+    from .accel import load_accelerator
+
     if spec == "none":
         if cfg.get("accel"):
             raise UsageError("--set accel.*: no accelerator (--accel none)")
@@ -285,40 +365,31 @@ def _load_accel(spec: str, cfg: dict):
     return load_accelerator(spec, cfg.get("accel") or None)
 
 
+def _accel_changes(spec: str, accel) -> dict:
+    """What ``--set accel.*`` changed in the preset (``hwsim.record.accelerator_changes``)."""
+    from .accel import load_accelerator
+    from .record import accelerator_changes
+
+    return {} if accel is None else accelerator_changes(load_accelerator(spec), accel)
+
+
 def _graph_for(name: str, kwargs: dict, cfg: dict, args, model=None, shape=None, calib=None):
     """Trace ``model`` (default: built from ``name``, ``kwargs``) at ``--input``, ``shape`` or
     the model's own input size, after the ``calib`` batches."""
+    import models
+
+    from .trace import trace
+
     model = model if model is not None else models.create_model(name, **kwargs)
     shape = args.input or shape or models.default_input_shape(name, kwargs.get("in_channels"))
     return trace(model, shape, calib=calib, batch=args.batch, name=name, **cfg.get("trace", {}))
 
 
-def _report_for(name: str, kwargs: dict, cfg: dict, args, accel, model=None, shape=None,
-                calib=None):
-    return _graph_report(_graph_for(name, kwargs, cfg, args, model, shape, calib), args, accel)
+def _report_for(name: str, kwargs: dict, cfg: dict, args, accel):
+    """The record of the registered model ``name`` (``plot breakdown / roofline``)."""
+    from .record import evaluate_record
 
-
-def _graph_report(graph, args, accel) -> dict:
-    report = build_report(graph, accel, objective=args.objective)
-    if accel is not None and any(is_gated(layer) for layer in graph.layers):
-        report["gating"] = gating_summary(graph, accel, evaluate(graph, accel, args.objective))
-    return report
-
-
-BASELINE_KEYS = ("macs", "weight_bytes", "gen_macs", "weight_dram_bytes", "dram_bytes",
-                 "dram_transactions", "compute_cycles", "latency_cycles", "energy_pj",
-                 "gen_energy_pj", "dram_energy_pj")
-
-
-def _baseline(report: dict, base: dict) -> dict:
-    ratios = {}
-    for key in BASELINE_KEYS:
-        a, b = report["totals"].get(key), base["totals"].get(key)
-        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b:
-            ratios[f"{key}_ratio"] = a / b
-    ratios["memory_ratio"] = report["storage"]["memory_ratio"] / base["storage"]["memory_ratio"]
-    return {"model": base["model"], "totals": base["totals"], "storage": base["storage"],
-            "ratios": ratios}
+    return evaluate_record(_graph_for(name, kwargs, cfg, args), accel, args.objective)
 
 
 RUN_FILES = ("layers.csv", "summary.json", "run.yaml", "timeline.csv")
@@ -328,18 +399,65 @@ def save_run(out_dir: str, report: dict, config: dict, timeline=None) -> list[Pa
     """Write layers.csv, summary.json (the report without layers), run.yaml (``config`` and
     the hwsim version) and, after ``--sim event``, timeline.csv into ``out_dir`` as one set:
     all of them or, on failure, none (``models.checkpoint.write_file_set``)."""
+    from models.checkpoint import write_file_set
+    from models.provenance import provenance
+
+    from .report import layers_frame, to_json
+
     summary = {k: v for k, v in report.items() if k != "layers"}
     files = {"layers.csv": layers_frame(report).to_csv(index=False).encode(),
-             "summary.json": json.dumps(summary, indent=2).encode(),
+             "summary.json": to_json(summary).encode(),
              "run.yaml": dump_yaml({**config, **provenance()}).encode()}
     if timeline is not None:
         files["timeline.csv"] = timeline.to_csv(index=False).encode()
     return write_file_set(out_dir, files, replaceable=RUN_FILES)
 
 
+def _baseline_for(name: str, kwargs: dict, graph, cfg: dict, args):
+    """The dense model ``--baseline`` / ``--baseline-checkpoint`` names, traced like ``graph``
+    (``hwsim.record`` holds the policy), or None."""
+    import models
+
+    from .pipeline import evaluate_accuracy, load_checkpoint_model
+    from .record import baseline_name, trace_baseline
+
+    if args.baseline_checkpoint:
+        model, meta = load_checkpoint_model(args.baseline_checkpoint)
+        test_acc = evaluate_accuracy(model, args.data, args.data_root) if args.data else None
+        return trace_baseline(name, kwargs, graph, cfg.get("trace", {}), meta["model"], model,
+                              test_acc)
+    base = baseline_name(name, args.baseline, models.list_models())
+    if base is None:
+        return None
+    return trace_baseline(name, kwargs, graph, cfg.get("trace", {}), base)
+
+
 def cmd_run(args) -> int:
     cfg = apply_overrides({}, args.set)
     _check_namespaces(cfg)
+    if args.data and not (args.checkpoint or args.baseline_checkpoint):
+        raise UsageError("--data needs --checkpoint or --baseline-checkpoint (accuracy of a "
+                         "trained model)")
+    if args.baseline_checkpoint and args.baseline not in ("auto", "none"):
+        raise UsageError("--baseline-checkpoint and --baseline NAME: give one baseline")
+    if args.baseline not in ("auto", "none"):
+        catalog.check_model(args.baseline)
+    if args.checkpoint is None:
+        if not args.model:
+            raise UsageError("hwsim run: give --model NAME or --checkpoint FILE")
+        kwargs = model_kwargs(args.model, cfg)  # checked before torch is imported
+    accel = _load_accel(args.accel, cfg)
+    if args.sim == "event" and accel is None:
+        raise UsageError("--sim event needs an accelerator (not --accel none)")
+
+    from .pipeline import (
+        calibration_batches,
+        calibration_set,
+        evaluate_accuracy,
+        load_checkpoint_model,
+    )
+    from .record import evaluate_record
+
     model = shape = None
     if args.checkpoint:
         model, meta = load_checkpoint_model(args.checkpoint)
@@ -348,59 +466,103 @@ def cmd_run(args) -> int:
             raise UsageError(f"--model {args.model} disagrees with the checkpoint's model {name}")
         kwargs = dict(meta.get("model_kwargs", {}))
         shape = tuple(meta["input_shape"])
-    elif args.model:
-        name = args.model
-        kwargs = model_kwargs(name, cfg)
     else:
-        raise UsageError("hwsim run: give --model NAME or --checkpoint FILE")
-    if args.data and not args.checkpoint:
-        raise UsageError("--data needs --checkpoint (accuracy of a trained model)")
-    accel = _load_accel(args.accel, cfg)
-    if args.sim == "event" and accel is None:
-        raise UsageError("--sim event needs an accelerator (not --accel none)")
+        name = args.model
     calib = None
     if args.checkpoint and args.calib:  # gate densities are measured, not assumed
         calib_set = calibration_set(model, args.data or meta.get("data"), args.data_root)
         calib = calibration_batches(calib_set, args.calib) if calib_set is not None else None
     graph = _graph_for(name, kwargs, cfg, args, model, shape, calib)
-    report = _graph_report(graph, args, accel)
+    test_acc = (evaluate_accuracy(model, args.data, args.data_root)
+                if args.data and args.checkpoint else None)
+    report = evaluate_record(graph, accel, args.objective,
+                             baseline=_baseline_for(name, kwargs, graph, cfg, args),
+                             test_acc=test_acc, accel_changes=_accel_changes(args.accel, accel))
     sim = _simulate(graph, accel, args.objective) if args.sim == "event" else None
     if sim is not None:
         _add_simulation(report, sim, accel)
-    if args.data:
-        report["totals"]["test_accuracy"] = evaluate_accuracy(model, args.data, args.data_root)
-    base_name = dense_counterpart(name) if args.baseline == "auto" else (
-        None if args.baseline == "none" else args.baseline)
-    if base_name:
-        base_kwargs = baseline_kwargs(name, base_name, kwargs)
-        report["baseline"] = _baseline(report, _report_for(base_name, base_kwargs, cfg, args,
-                                                           accel, shape=shape))
     if args.out:
         resolved = {"command": "run", "model": {"name": name, **kwargs},
                     "accel": args.accel, "accel_overrides": cfg.get("accel", {}),
                     "trace": cfg.get("trace", {}), "batch": args.batch,
                     "input": list(report["input_shape"][1:]), "objective": args.objective,
-                    "checkpoint": args.checkpoint, "sim": args.sim}
+                    "checkpoint": args.checkpoint, "sim": args.sim,
+                    "baseline": args.baseline, "baseline_checkpoint": args.baseline_checkpoint}
         save_run(args.out, report, resolved, sim.timeline if sim is not None else None)
-    if args.format == "json":
+    _print_record(report, args.format, args.layers, sim is not None)
+    return 0
+
+
+def _print_record(report: dict, fmt: str, layers: bool, simulated: bool) -> None:
+    from .report import (
+        DES_LAYER_COLUMNS,
+        format_headline,
+        format_layers,
+        layers_frame,
+        terminal_width,
+        to_json,
+    )
+
+    if fmt == "json":
         print(to_json(report))
-    elif args.format == "csv":
+    elif fmt == "csv":
         print(layers_frame(report).to_csv(index=False), end="")
     else:
-        print(format_table(report), end="")
-        if sim is not None:
-            print(_simulation_table(report), end="")
-        if "gating" in report:
-            print(format_summary(report["gating"]))
+        width = terminal_width()
+        print(format_headline(report, width), end="")
+        if layers:
+            print("\nper layer (every column: --format csv):")
+            print(format_layers(report, width), end="")
+            if simulated:
+                print("\nevent-driven simulation per layer (busy fractions over each layer's "
+                      "span):")
+                print(format_layers(report, width, DES_LAYER_COLUMNS), end="")
+
+
+def cmd_compare(args) -> int:
+    """Every ``--model`` on every ``--accel``, one column each."""
+    cfg = apply_overrides({}, args.set)
+    _check_namespaces(cfg)
+    for name in args.model:
+        catalog.check_model(name)
+    entries = [catalog.MODELS[name] for name in args.model]
+    for ns in METHOD_NAMESPACES:
+        if ns in cfg and not any(ns in e["namespaces"] for e in entries):
+            raise UsageError(f"--set {ns}.*: none of the models has {ns} settings")
+    for key in cfg.get("model", {}):
+        if not any(key in e["arguments"] for e in entries):
+            raise UsageError(f"--set model.{key}: none of the models takes it")
+    kwargs = {}  # each model gets the --set keys it takes
+    for name, entry in zip(args.model, entries):
+        own = {k: v for k, v in cfg.items() if k not in METHOD_NAMESPACES
+               or k in entry["namespaces"]}
+        own["model"] = {k: v for k, v in cfg.get("model", {}).items()
+                        if k in entry["arguments"]}
+        kwargs[name] = model_kwargs(name, own)
+    accels = [(spec, _load_accel(spec, cfg)) for spec in args.accel]
+
+    from .record import evaluate_record, record_row
+    from .report import format_compare, to_json
+
+    records = []
+    for name in args.model:
+        graph = _graph_for(name, kwargs[name], cfg, args)
+        for spec, accel in accels:
+            record = evaluate_record(graph, accel, args.objective,
+                                     accel_changes=_accel_changes(spec, accel))
+            records.append({k: v for k, v in record.items() if k != "layers"})
+    if args.format == "json":
+        print(to_json(records))
+    elif args.format == "csv":
+        import pandas as pd
+
+        print(pd.DataFrame([record_row(r) for r in records]).to_csv(index=False), end="")
+    else:
+        print(format_compare(records), end="")
     return 0
 
 
 # --- event-driven simulation (hwsim.des) --------------------------------------------------------
-DES_TABLE = ("name", "op", "compute_cycles", "latency_cycles", "latency_cycles_des",
-             "array_wait_data_cycles", "dma_wait_space_cycles", "dram_busy_fraction",
-             "gen_busy_fraction", "array_busy_fraction")
-
-
 def _simulate(graph, accel, objective: str):
     from .cost import search_mappings
     from .des import simulate
@@ -410,8 +572,10 @@ def _simulate(graph, accel, objective: str):
 
 def _add_simulation(report: dict, sim, accel) -> None:
     """The DES columns into every layer record, its totals beside the analytical ones."""
+    from .record import plain
+
     for record in report["layers"]:
-        record.update({k: float(v) for k, v in sim.layers.loc[record["name"]].items()})
+        record.update({k: plain(k, float(v)) for k, v in sim.layers.loc[record["name"]].items()})
     totals = report["totals"]
     totals.update({
         "latency_cycles_des": sim.latency_cycles,
@@ -420,12 +584,8 @@ def _add_simulation(report: dict, sim, accel) -> None:
         "array_wait_data_cycles": float(sim.layers["array_wait_data_cycles"].sum()),
         "dma_wait_space_cycles": float(sim.layers["dma_wait_space_cycles"].sum()),
         "des_events": sim.events})
-
-
-def _simulation_table(report: dict) -> str:
-    frame = layers_frame(report)
-    return ("event-driven simulation (cycles; busy fractions over each layer's span):\n"
-            + frame[list(DES_TABLE)].to_string(index=False, float_format=figure) + "\n")
+    for key in ("latency_cycles_des", "array_wait_data_cycles", "dma_wait_space_cycles"):
+        totals[key] = plain(key, totals[key])
 
 
 def _zoom(text: str | None, names: list[str]) -> tuple[int, int] | None:
@@ -465,18 +625,28 @@ def _timeline(args, cfg: dict, accel):
 
 
 def cmd_list(args) -> int:
+    """The zoo from ``hwsim.catalog`` (no torch import), the accelerator presets."""
+    import textwrap
+
+    from .accel import list_accelerators, load_accelerator
+    from .report import terminal_width, wrap_parts
+
+    width, indent = max(terminal_width(), 40), " " * 23
     if args.what in (None, "models"):
-        print("models:")
-        for name in models.list_models():
-            arguments = models.model_arguments(name)
-            shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items()
-                              if v is None or isinstance(v, (bool, int, float, str)))
-            summary = (models.model_builder(name).__doc__ or "").strip().splitlines()
-            print(f"  {name:<20} {summary[0] if summary else ''}\n  {'':<20} {shown}")
+        print(textwrap.fill("models (hwsim run --model NAME; --set model.KEY=VALUE changes an "
+                            "argument):", width))
+        for name, entry in catalog.MODELS.items():
+            print(textwrap.fill(entry["summary"], width, initial_indent=f"  {name:<20} ",
+                                subsequent_indent=indent))
+            shown = [*(f"{k}={v!r}" for k, v in entry["arguments"].items()),
+                     *(f"{ns}.*" for ns in entry["namespaces"])]
+            print("\n".join(wrap_parts([indent + shown[0], *shown[1:]], width, indent)))
     if args.what in (None, "accelerators"):
-        print("accelerators:")
+        print(textwrap.fill("accelerators (hwsim run --accel NAME, or a YAML file of your "
+                            "own):", width))
         for name in list_accelerators():
-            print(f"  {name:<20} {load_accelerator(name).description}")
+            print(textwrap.fill(load_accelerator(name).description, width,
+                                initial_indent=f"  {name:<20} ", subsequent_indent=indent))
     return 0
 
 
@@ -485,6 +655,11 @@ def cmd_export(args) -> int:
     _check_namespaces(cfg)
     kwargs = model_kwargs(args.model, cfg)
     accel = _load_accel(args.accel, cfg)
+
+    from models.checkpoint import write_file_set
+
+    from .export import scalesim_files
+
     files, skipped = scalesim_files(_graph_for(args.model, kwargs, cfg, args), accel)
     paths = write_file_set(args.out, {name: text.encode() for name, text in files.items()},
                            replaceable=("*.csv", "*.cfg"))  # an earlier export's files
@@ -498,20 +673,28 @@ def cmd_export(args) -> int:
     return 0
 
 
-def _prepare_run(args) -> Run:
-    """The config with ``--set`` applied, checked, and its run folder (``hwsim.runs``)."""
+def _prepare_run(args):
+    """The config with ``--set`` applied, checked, and its run folder (``hwsim.runs.Run``)."""
+    from models.train import resolve_config
+
+    from .pipeline import PIPELINE_SECTIONS, hardware_section
+    from .runs import RUNS_DIR, prepare_run
+
     config = apply_overrides(load_yaml(args.config), args.set)
     hardware_section(config)  # a bad config fails here, before a run folder exists
     resolve_config(config, PIPELINE_SECTIONS)
     return prepare_run(config, args.config, args.command, name=args.name,
-                       runs_dir=args.runs_dir, resume=args.resume, overwrite=args.overwrite,
+                       runs_dir=args.runs_dir or RUNS_DIR, resume=args.resume,
+                       overwrite=args.overwrite,
                        main_process=_is_main_process(),
                        distributed=os.environ.get("WORLD_SIZE", "1") != "1")
 
 
-def _in_run(run: Run, work):
+def _in_run(run, work):
     """``work()``, removing ``run``'s folder if it fails before any checkpoint is written;
     Ctrl-C after one says how to continue."""
+    from .runs import discard_if_unused
+
     try:
         return work()
     except BaseException as exc:
@@ -530,6 +713,12 @@ def _is_main_process() -> bool:
 
 
 def cmd_train(args) -> int:
+    import yaml
+
+    from models.train import CHECKPOINT_NAME
+
+    from .pipeline import train_from_config
+
     run = _prepare_run(args)
     resume = args.resume and (run.folder / CHECKPOINT_NAME).is_file()  # stopped before an epoch
     metrics = _in_run(run, lambda: train_from_config(
@@ -539,19 +728,27 @@ def cmd_train(args) -> int:
     return 0
 
 
-PIPELINE_SUMMARY = ("model", "stage", "accelerator", "data", "test_acc", "macs", "flops_ratio",
-                    "seed_flops", "memory_ratio", "dram_bytes", "latency_ms", "energy_pj",
-                    "utilization", "gate_sparsity", "ideal_speedup", "realized_speedup",
-                    "energy_saving")
+PIPELINE_SUMMARY = [  # (column, header, kind of hwsim.report.human), dropped from the right
+    ("model", "model", None), ("stage", "stage", None), ("accelerator", "accelerator", None),
+    ("test_acc", "test_acc", "accuracy"), ("latency_ms", "latency", "ms"),
+    ("energy_pj", "energy", "energy_pj"), ("dram_bytes", "DRAM", "bytes"),
+    ("utilization", "util", "fraction"), ("stored_bytes", "stored_bytes", "bytes"),
+    ("dram_bytes_ratio", "DRAM vs dense", "ratio"), ("flops_ratio", "flops_ratio", "ratio"),
+    ("macs", "MACs", "count"), ("seed_flops", "seed_flops", "count"),
+    ("memory_ratio", "memory_ratio", "ratio"), ("gate_sparsity", "gate_sparsity", None),
+    ("ideal_speedup", "ideal", "ratio"), ("realized_speedup", "realized", "ratio"),
+    ("energy_saving", "energy_saving", "ratio"), ("data", "data", None)]
 
 
 def cmd_pipeline(args) -> int:
+    from .pipeline import hardware_section, run_pipeline
+    from .report import format_rows
+
     run = _prepare_run(args)
     rows = _in_run(run, lambda: run_pipeline(run.config, progress=not args.no_progress,
                                              resume=args.resume))
     if _is_main_process():
-        shown = [c for c in PIPELINE_SUMMARY if c in rows.columns]
-        print(rows[shown].to_string(index=False, float_format=figure))
+        print(format_rows(rows.to_dict(orient="records"), PIPELINE_SUMMARY), end="")
         print(f"appended {len(rows)} row(s) to {hardware_section(run.config)['results']}; "
               f"run folder {run.folder}")
     return 0
@@ -608,21 +805,21 @@ def _where(table, items: list[str]):
 
 
 def cmd_plot(args) -> int:
-    from . import plot
-    from .sweep import default_objective
+    if args.kind == "tradeoff" and not (args.table and args.x and args.y):
+        raise UsageError("hwsim plot tradeoff: give TABLE --x COLUMN --y COLUMN")
+    if args.kind != "tradeoff" and (args.table or not args.model):
+        raise UsageError(f"hwsim plot {args.kind}: give --model NAME (and --accel)")
 
-    args.objective = args.objective or default_objective()
+    from . import plot
+
+    args.objective = args.objective or DEFAULT_OBJECTIVE
     if args.kind == "tradeoff":
         from .results import read_table
 
-        if not (args.table and args.x and args.y):
-            raise UsageError("hwsim plot tradeoff: give TABLE --x COLUMN --y COLUMN")
         table = _where(read_table(args.table), args.where)
         fig = plot.tradeoff(table, args.x, args.y, color=args.color, marker=args.marker,
                             title=args.title, maximize=tuple(args.maximize))
     else:
-        if args.table or not args.model:
-            raise UsageError(f"hwsim plot {args.kind}: give --model NAME (and --accel)")
         cfg = apply_overrides({}, args.set)
         _check_namespaces(cfg)
         accel = _load_accel(args.accel, cfg)
@@ -633,6 +830,8 @@ def cmd_plot(args) -> int:
             for path in plot.save(fig, args.out, dpi=120):
                 print(f"wrote {path}")
             return 0
+        from .report import layers_frame
+
         report = _report_for(args.model, model_kwargs(args.model, cfg), cfg, args, accel)
         layers = layers_frame(report)
         title = args.title or (f"{args.model}, batch {args.batch}, on {accel.name} "
@@ -648,8 +847,8 @@ def cmd_plot(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "export": cmd_export, "train": cmd_train,
-            "pipeline": cmd_pipeline, "sweep": cmd_sweep, "plot": cmd_plot}
+COMMANDS = {"run": cmd_run, "compare": cmd_compare, "list": cmd_list, "export": cmd_export,
+            "train": cmd_train, "pipeline": cmd_pipeline, "sweep": cmd_sweep, "plot": cmd_plot}
 
 
 def _exit_on_sigterm() -> None:

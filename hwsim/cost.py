@@ -824,21 +824,23 @@ _SUMMED = ("macs", "executed_macs", "vector_ops", "weight_dram_bytes", "ifmap_dr
 def hardware_totals(df: pd.DataFrame, graph: LayerGraph, accel: Accelerator) -> dict:
     """Whole-model totals from the rows, beside the physical limits and the tech citation.
 
-    ``roofline_latency_cycles`` = max(sum of executed MACs x cycles per MAC / PEs, compulsory
-    bytes / DRAM bandwidth); layers run one after another, nothing stays on chip between them.
+    ``roofline_latency_cycles`` = max(``compute_bound_cycles``: sum of executed MACs x cycles
+    per MAC / PEs, ``memory_bound_cycles``: compulsory bytes / DRAM bandwidth); layers run one
+    after another, nothing stays on chip between them.
     """
     sums = df[list(_SUMMED)].to_numpy(dtype=float).sum(axis=0)
     totals = {key: float(v) for key, v in zip(_SUMMED, sums, strict=True)}
     peak_work = float((df["executed_macs"].to_numpy() * df["cycles_per_mac"].to_numpy()).sum()
                       / accel.array.num_pes)
-    compulsory = totals["compulsory_dram_bytes"]
-    roofline = max(peak_work, compulsory / accel.dram.bw_bytes_per_cycle)
+    memory_bound = totals["compulsory_dram_bytes"] / accel.dram.bw_bytes_per_cycle
+    roofline = max(peak_work, memory_bound)
     table = get_tech(accel.tech)
     cycles_per_ms = accel.clock_mhz * 1e3
     totals.update({
         "model": graph.model, "accelerator": accel.name, "layers": len(graph.layers),
         "latency_ms": totals["latency_cycles"] / cycles_per_ms,
         "utilization": peak_work / max(totals["latency_cycles"], 1),
+        "compute_bound_cycles": peak_work, "memory_bound_cycles": memory_bound,
         "roofline_latency_cycles": roofline, "roofline_latency_ms": roofline / cycles_per_ms,
         "tech": table.name, "tech_citation": table.citation,
     })

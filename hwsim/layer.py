@@ -246,7 +246,7 @@ class LayerGraph:
         return sum(layer.macs for layer in self.layers)
 
     @property
-    def params(self) -> int:
+    def folded_params(self) -> int:
         """Weights and biases of the traced conv / linear layers (BN folded)."""
         return sum(layer.weight_count + layer.bias_count for layer in self.layers)
 

@@ -6,10 +6,10 @@ flow). A pipeline config is a training config (``models.train.SCHEMA``) plus two
 - ``checkpoint``: a trained checkpoint to use instead of training (optional);
 - ``hardware``: what to measure it on, keys and defaults in ``HARDWARE`` below.
 
-Each (model, accelerator) pair appends one row to ``hardware.results``: accuracy, the hardware
-totals of ``hwsim.cost.hardware_totals`` (gated models add ``hwsim.gating.gating_summary``:
-measured densities, ideal vs realized speed-up and energy), the trace's storage accounting,
-the resolved config as a JSON string, the checkpoint's SHA-256 and the hwsim version and git
+Each (model, accelerator) pair appends one row to ``hardware.results``: the result record of
+``hwsim.record.evaluate_record`` flattened (``record_row``: accuracy, hardware totals, storage,
+for a compressed model its dense baseline's ratios, for a gated one the gating summary), the
+resolved config as a JSON string, the checkpoint's SHA-256 and the hwsim version and git
 commit that made the row. Appends hold a file lock and
 replace the table atomically, so concurrent jobs of a sweep can share one table.
 
@@ -36,14 +36,13 @@ from torch import nn
 from models.checkpoint import build_model, file_digest, load_checkpoint
 from models.data import ImageSet, load_dataset, sample
 from models.provenance import provenance
-from models.registry import create_model
+from models.registry import create_model, list_models
 from models.resrep import convert_checkpoint, has_compactors, seed_flops, unpruned_kwargs
 from models.train import CHECKPOINT_NAME, check_section, evaluate, resolve_config, train
 
 from .accel import load_accelerator
-from .cost import OBJECTIVES, hardware_totals
-from .cost import evaluate as evaluate_cost
-from .gating import gating_summary, is_gated
+from .cost import OBJECTIVES
+from .record import Baseline, baseline_name, evaluate_record, record_row, trace_baseline
 from .results import append_table
 from .trace import MAX_BATCH, MAX_BITS, trace
 
@@ -188,8 +187,14 @@ def _with_base(config: dict, base_checkpoint: str) -> dict:
 
 def _stage_rows(stage: str, checkpoint_path: str, test_acc: float | None, extra: dict,
                 resolved: dict, hw: dict, accelerators: list, train_set: ImageSet,
-                test_set: ImageSet, resrep_columns: bool) -> list[dict]:
-    """One results row per accelerator for the checkpoint of one pipeline stage."""
+                test_set: ImageSet, resrep_columns: bool,
+                baseline: Baseline | None = None) -> tuple[list[dict], Baseline]:
+    """One results row per accelerator for the checkpoint of one pipeline stage (the record
+    of ``hwsim.record.evaluate_record``, flattened), and the stage as a baseline for the next.
+
+    The baseline is ``baseline`` (the trained base stage) or else the policy's dense
+    counterpart of a compressed model, traced like this stage's graph.
+    """
     data_cfg = resolved["data"]
     model, meta = load_checkpoint_model(checkpoint_path)
     if test_acc is None:
@@ -199,9 +204,10 @@ def _stage_rows(stage: str, checkpoint_path: str, test_acc: float | None, extra:
     shape = (hw["batch"], *meta["input_shape"])
     bits = {"weight_bits": hw["weight_bits"], "act_bits": hw["act_bits"]}
     graph = trace(model, shape, calib=calib, name=meta["model"], **bits)
-    gated = any(is_gated(layer) for layer in graph.layers)
-    storage = {key: value for key, value in graph.storage.items()
-               if isinstance(value, (int, float))}
+    if baseline is None:
+        base = baseline_name(meta["model"], "auto", list_models())
+        if base is not None:
+            baseline = trace_baseline(meta["model"], meta["model_kwargs"], graph, bits, base)
     if resrep_columns:
         full = create_model(meta["model"], **unpruned_kwargs(meta["model_kwargs"]))
         extra = {"stage": stage,
@@ -209,20 +215,16 @@ def _stage_rows(stage: str, checkpoint_path: str, test_acc: float | None, extra:
                  "seed_flops": seed_flops(model, meta["input_shape"]), **extra}
     rows = []
     for accel in accelerators:
-        costs = evaluate_cost(graph, accel, objective=hw["objective"])
-        totals = hardware_totals(costs, graph, accel)
-        if gated:  # measured densities, ideal vs realized speed-up and energy
-            totals.update(gating_summary(graph, accel, costs))
+        record = evaluate_record(graph, accel, hw["objective"], baseline=baseline,
+                                 test_acc=test_acc)
         rows.append({
             "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "model": meta["model"], "accelerator": accel.name, "data": data_cfg["name"],
-            "test_acc": test_acc, "batch": hw["batch"], **provenance(), **extra,
-            **{k: v for k, v in totals.items() if k not in ("model", "accelerator")},
-            **storage,
+            "data": data_cfg["name"], "batch": hw["batch"], **provenance(), **extra,
+            **record_row(record),
             "model_kwargs": json.dumps(meta["model_kwargs"], sort_keys=True),
             "config": json.dumps(resolved, sort_keys=True),
             "checkpoint": checkpoint_path, "checkpoint_sha256": meta["sha256"]})
-    return rows
+    return rows, Baseline(graph, test_acc)
 
 
 def _resumes(config: dict, resume: bool) -> bool:
@@ -271,9 +273,12 @@ def run_pipeline(config: dict, progress: bool = True, resume: bool = False) -> p
     train_set, test_set = load_dataset(data_cfg["name"], data_cfg["root"], data_cfg["download"],
                                        data_cfg["split"])
     resrep_columns = base is not None or stage == "pruned"
-    frame = pd.DataFrame([row for stage, path, acc, extra in stages
-                          for row in _stage_rows(stage, path, acc, extra, resolved, hw,
-                                                 accelerators, train_set, test_set,
-                                                 resrep_columns)])
+    rows, baseline = [], None
+    for stage, path, acc, extra in stages:  # the trained base is the later stages' baseline
+        stage_rows, done = _stage_rows(stage, path, acc, extra, resolved, hw, accelerators,
+                                       train_set, test_set, resrep_columns, baseline)
+        rows += stage_rows
+        baseline = done if stage == "base" else baseline
+    frame = pd.DataFrame(rows)
     append_rows(hw["results"], frame)
     return frame

@@ -1,117 +1,76 @@
-"""Reports: the per-layer table, totals, the JSON object of ``hwsim run`` and atomic saving.
+"""Console views of result records (``hwsim.record``), and their JSON and CSV forms.
 
-The JSON object has stable keys (documented in README.md): ``model``, ``accelerator``,
-``totals``, ``layers``, ``storage``, ``notes`` and, for compressed models, ``baseline``.
+The console shows a headline first: what ran (model, input, the accelerator with what
+``--set`` changed, objective), then the totals in human units beside the physical limits
+(roofline, compute and memory bound, compulsory DRAM) and, for a compressed model, its dense
+baseline's figures and the ratios. ``format_layers`` is the per-layer table (``--layers``),
+``format_compare`` sets several records side by side (``hwsim compare``). Every view fits the
+width it is given, columns dropped or folded, never wrapped mid-row. JSON and CSV carry the
+record's exact numbers. Rows of quantities that need a definition are labelled with the
+record's own key (``stored_bytes``, ``stored_params``, ``folded_params``, ``test_acc``), so the
+console, JSON, CSV and README share one name per quantity.
 """
 
-import io
 import json
 import math
+import shutil
+import textwrap
 
-import pandas as pd
-
-from .accel import accelerator_dict
-from .cost import DEFAULT_OBJECTIVE, evaluate, hardware_totals
-from .layer import LayerGraph
-
-WORKLOAD_COLUMNS = ["name", "op", "batch", "in_channels", "out_channels", "in_hw", "out_hw",
-                    "kernel_size", "stride", "groups", "weight_bits", "act_bits", "macs",
-                    "params", "weight_bytes", "input_bytes", "output_bytes", "gen_macs",
-                    "mac_density", "lsb_density"]
-WORKLOAD_TOTALS = ["macs", "params", "weight_bytes", "input_bytes", "output_bytes", "gen_macs"]
-# Console views; every column is in layers.csv / the JSON.
-WORKLOAD_TABLE = ["name", "op", "in_channels", "out_channels", "out_hw", "kernel_size", "stride",
-                  "groups", "macs", "params", "weight_bytes", "input_bytes", "output_bytes"]
-HARDWARE_TABLE = ["name", "op", "out_channels", "out_hw", "kernel_size", "macs", "gen_macs",
-                  "compute_cycles", "stall_cycles", "latency_cycles", "utilization", "dram_bytes",
-                  "dram_transactions", "sram_reads_bytes", "sram_writes_bytes", "mac_energy_pj",
-                  "sram_energy_pj", "dram_energy_pj", "gen_energy_pj", "energy_pj"]
+DEFAULT_WIDTH = 100
 
 
-def workload_frame(graph: LayerGraph) -> pd.DataFrame:
-    """One row per layer with the shapes and counts the tracer read."""
-    rows = []
-    for layer in graph.layers:
-        rows.append({
-            "name": layer.name, "op": layer.op, "batch": layer.batch,
-            "in_channels": layer.in_channels, "out_channels": layer.out_channels,
-            "in_hw": "x".join(map(str, layer.in_hw)), "out_hw": "x".join(map(str, layer.out_hw)),
-            "kernel_size": "x".join(map(str, layer.kernel_size)),
-            "stride": "x".join(map(str, layer.stride)), "groups": layer.groups,
-            "weight_bits": layer.weight_bits, "act_bits": layer.act_bits, "macs": layer.macs,
-            "params": layer.weight_count + layer.bias_count, "weight_bytes": layer.weight_bytes,
-            "input_bytes": layer.input_bytes, "output_bytes": layer.output_bytes,
-            "gen_macs": layer.gen_macs, "mac_density": layer.mac_density,
-            "lsb_density": layer.lsb_density,
-        })
-    return pd.DataFrame(rows, columns=WORKLOAD_COLUMNS)
+def terminal_width() -> int:
+    """Columns of the terminal (``COLUMNS`` when set), ``DEFAULT_WIDTH`` when unknown."""
+    return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
 
 
-def _plain(value):
-    """JSON-safe Python scalar (numpy types, NaN → None)."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+# --- human units ------------------------------------------------------------------------------
+PREFIXES = {-12: "p", -9: "n", -6: "µ", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T"}
 
 
-def frame_records(frame: pd.DataFrame) -> list[dict]:
-    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+def si(value: float, unit: str) -> str:
+    """``value`` (in ``unit``) to 3 significant digits with an SI prefix: 2.71 MB, 555 M."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    exponent = max(-12, min(12, 3 * math.floor(math.log10(abs(value)) / 3)))
+    if unit in ("B", "") and exponent < 0:  # no millibytes or milli-MACs
+        exponent = 0
+    text = f"{value / 10 ** exponent:#.3g}".rstrip(".")
+    if abs(float(text)) >= 1000 and exponent < 12:  # 999.7 rounds up to the next prefix
+        exponent += 3
+        text = f"{value / 10 ** exponent:#.3g}".rstrip(".")
+    return f"{text} {PREFIXES[exponent]}{unit}".rstrip()
 
 
-def build_report(graph: LayerGraph, accel=None, objective: str = DEFAULT_OBJECTIVE) -> dict:
-    """The ``hwsim run`` object for ``graph``, with hardware columns when ``accel`` is given."""
-    layers = workload_frame(graph)
-    totals = {key: _plain(layers[key].sum()) for key in WORKLOAD_TOTALS}
-    totals["layers"] = len(graph.layers)
-    accel_info = None
-    if accel is not None:
-        costs = evaluate(graph, accel, objective=objective).drop(columns=["op", "mapping"])
-        # The cost model's figures win where names overlap: e.g. its gen_macs counts every
-        # regeneration pass, the workload's one generation.
-        keep = [c for c in layers.columns if c not in costs.columns]
-        layers = layers[keep].merge(costs, left_on="name", right_index=True, how="left")
-        totals.update({k: _plain(v) for k, v in hardware_totals(costs, graph, accel).items()})
-        accel_info = accelerator_dict(accel)
-    return {"model": graph.model, "input_shape": list(graph.input_shape),
-            "accelerator": accel_info, "totals": totals, "layers": frame_records(layers),
-            "storage": {k: _plain(v) for k, v in graph.storage.items()},
-            "notes": list(graph.notes)}
+def binary_bytes(size: int) -> str:
+    """A buffer size as hardware people write it: 16 KiB, 1.5 MiB."""
+    units = ("B", "KiB", "MiB", "GiB")
+    power = 0
+    while size >= 1024 and power < len(units) - 1:
+        size, power = size / 1024, power + 1
+    return f"{size:g} {units[power]}"
 
 
-def layers_frame(report: dict) -> pd.DataFrame:
-    return pd.DataFrame(report["layers"])
-
-
-def format_table(report: dict) -> str:
-    """Console view: per-layer table, then totals and storage, one figure per line."""
-    frame = layers_frame(report)
-    accel = report["accelerator"]
-    columns = [c for c in (HARDWARE_TABLE if accel else WORKLOAD_TABLE) if c in frame.columns]
-    out = io.StringIO()
-    title = f"model {report['model']}  input {'x'.join(map(str, report['input_shape']))}"
-    if accel:
-        title += f"  accelerator {accel['name']}"
-    out.write(title + "\n")
-    out.write(frame[columns].to_string(index=False, float_format=figure) + "\n\n")
-    out.write(_block("totals", report["totals"]))
-    out.write(_block("storage", report["storage"]))
-    if report.get("baseline"):
-        out.write(_block(f"compared with {report['baseline']['model']} (ratio = this / baseline)",
-                         report["baseline"]["ratios"]))
-    for note in report["notes"]:
-        out.write(f"note: {note}\n")
-    return out.getvalue()
-
-
-def _block(title: str, values: dict) -> str:
-    lines = [f"{title}:"]
-    for key, value in values.items():
-        if isinstance(value, dict):
-            continue
-        lines.append(f"  {key:<28} {figure(value)}")
-    return "\n".join(lines) + "\n\n"
+def human(value, kind: str, clock_mhz: float | None = None) -> str:
+    """A total as the console shows it; ``kind`` is bytes, energy_pj, cycles (as time), ms,
+    count, fraction (as %), accuracy (as %) or ratio."""
+    if value is None:
+        return "-"
+    if kind == "bytes":
+        return si(value, "B")
+    if kind == "energy_pj":
+        return si(value * 1e-12, "J")
+    if kind == "cycles":
+        return si(value / (clock_mhz * 1e6), "s") if clock_mhz else si(value, "cycles")
+    if kind == "ms":
+        return si(value * 1e-3, "s")
+    if kind == "count":
+        return si(value, "")
+    if kind in ("fraction", "accuracy"):
+        return f"{100 * value:.{1 if kind == 'fraction' else 2}f} %"
+    if kind == "ratio":
+        return f"{value:#.3g}".rstrip(".") + "x"
+    return figure(value)
 
 
 def figure(value) -> str:
@@ -123,5 +82,293 @@ def figure(value) -> str:
     return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
-def to_json(report: dict) -> str:
-    return json.dumps(report, indent=2)
+# --- headline -----------------------------------------------------------------------------------
+# (label, section, key, kind); a row whose values are all missing is left out, a row marked
+# "nonzero" also when every value is 0. Indented rows are the parts or the limits of the row
+# above them.
+HARDWARE_ROWS = [
+    ("latency", "totals", "latency_cycles", "cycles"),
+    ("  event-driven (--sim event)", "totals", "latency_cycles_des", "cycles"),
+    ("  limit: roofline", "totals", "roofline_latency_cycles", "cycles"),
+    ("  limit: compute bound", "totals", "compute_bound_cycles", "cycles"),
+    ("  limit: memory bound", "totals", "memory_bound_cycles", "cycles"),
+    ("  stalls", "totals", "stall_cycles", "cycles"),
+    ("utilization", "totals", "utilization", "fraction"),
+    ("energy", "totals", "energy_pj", "energy_pj"),
+    ("  MACs", "totals", "mac_energy_pj", "energy_pj"),
+    ("  SRAM", "totals", "sram_energy_pj", "energy_pj"),
+    ("  DRAM", "totals", "dram_energy_pj", "energy_pj"),
+    ("  weight generation", "totals", "gen_energy_pj", "energy_pj", "nonzero"),
+    ("DRAM traffic", "totals", "dram_bytes", "bytes"),
+    ("  limit: compulsory", "totals", "compulsory_dram_bytes", "bytes"),
+    ("  weights", "totals", "weight_dram_bytes", "bytes"),
+    ("  inputs", "totals", "ifmap_dram_bytes", "bytes"),
+    ("  outputs", "totals", "ofmap_dram_bytes", "bytes"),
+    ("DRAM transactions", "totals", "dram_transactions", "count"),
+]
+MODEL_ROWS = [
+    ("MACs", "totals", "macs", "count"),
+    ("  weight generation MACs", "totals", "gen_macs", "count", "nonzero"),
+    ("stored_bytes", "storage", "stored_bytes", "bytes"),
+    ("stored_params", "storage", "stored_params", "count"),
+    ("folded_params", "totals", "folded_params", "count"),
+    ("test_acc", "totals", "test_acc", "accuracy"),
+]
+WORKLOAD_ROWS = [
+    ("weight_bytes", "totals", "weight_bytes", "bytes"),
+    ("input_bytes", "totals", "input_bytes", "bytes"),
+    ("output_bytes", "totals", "output_bytes", "bytes"),
+]
+
+
+def _value(column: dict, section: str, key: str):
+    value = column.get(section, {}).get(key)
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _rows(columns: list[dict], rows: list[tuple], clock_mhz: float | None,
+          ratios: dict | None = None) -> list[list[str]]:
+    out = []
+    for label, section, key, kind, *flags in rows:
+        values = [_value(c, section, key) for c in columns]
+        if all(v is None for v in values) or ("nonzero" in flags and not any(values)):
+            continue
+        cells = [label, *(human(v, kind, clock_mhz) for v in values)]
+        if ratios is not None:
+            ratio = ratios.get(f"{key}_ratio")
+            cells.append(human(ratio, "ratio") if ratio is not None else "")
+        out.append(cells)
+    return out
+
+
+def _widths(header: list[str], rows: list[list[str]]) -> list[int]:
+    return [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+
+def _fitting(widths: list[int], width: int) -> int:
+    """How many columns from the left fit ``width`` (two spaces between columns)."""
+    keep = 1
+    while keep < len(widths) and sum(widths[:keep + 1]) + 2 * keep <= width:
+        keep += 1
+    return keep
+
+
+def _table(header: list[str], rows: list[list[str]], width: int) -> list[str]:
+    """Left-aligned first column, right-aligned others; columns that do not fit are dropped
+    from the right."""
+    widths = _widths(header, rows)
+    keep = _fitting(widths, width)
+    lines = []
+    for row in [header, *rows]:
+        cells = [row[0].ljust(widths[0])] + [row[i].rjust(widths[i]) for i in range(1, keep)]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def _wrap(text: str, width: int, indent: str = "    ") -> list[str]:
+    return textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
+
+
+def describe_accelerator(accel: dict) -> list[str]:
+    """The spec in parts: array, precision, clock, buffers, DRAM, weight generator, energies."""
+    array = accel["array"]
+    parts = [f"{array['rows']}x{array['cols']} {array['dataflow']} array",
+             f"{array['mac_bits']}-bit MACs"
+             + ("" if array["precision_mode"] == "bit_parallel" else
+                f" {array['precision_mode']}"),
+             f"{accel['clock_mhz']:g} MHz"]
+    buffers = accel["buffers"]
+    parts.append("buffers " + " / ".join(f"{name} {binary_bytes(spec['size_bytes'])}"
+                                         for name, spec in buffers.items()))
+    dram = accel["dram"]["bw_bytes_per_cycle"]
+    parts.append(f"DRAM {dram:g} B/cycle ({si(dram * accel['clock_mhz'] * 1e6, 'B')}/s)")
+    if accel.get("weight_gen"):
+        parts.append(f"weight generator {accel['weight_gen']['macs_per_cycle']:g} MAC/cycle")
+    return [*parts, f"energies {accel['tech']['name']}"]
+
+
+def wrap_parts(parts: list[str], width: int, indent: str = "    ") -> list[str]:
+    """``parts`` joined by commas into lines of at most ``width``, never breaking a part."""
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if len(lines[-1]) + 2 + len(part) + 1 <= width:
+            lines[-1] += f", {part}"
+        else:
+            lines[-1] += ","
+            lines.append(indent + part)
+    return lines
+
+
+def _context(record: dict, width: int) -> list[str]:
+    """What ran: model, input, objective, accelerator with the changed fields."""
+    shape = "x".join(map(str, record["input_shape"]))
+    head = f"{record['model']}, input {shape} (NxCxHxW)"
+    accel = record["accelerator"]
+    if accel is None:
+        return _wrap(head + ", workload only (no accelerator)", width)
+    lines = _wrap(f"{head}, objective {record['objective']}", width)
+    parts = describe_accelerator(accel)
+    lines += wrap_parts([f"on {accel['name']}: {parts[0]}", *parts[1:]], width)
+    changes = record.get("accelerator_changes") or {}
+    if changes:
+        parts = [f"{k} {_plain(old)} -> {_plain(new)}" for k, (old, new) in changes.items()]
+        lines += wrap_parts([f"  changed by --set: {parts[0]}", *parts[1:]], width)
+    else:
+        lines += ["  (preset as shipped: no --set accel.* changes)"]
+    return lines
+
+
+def _plain(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def format_headline(record: dict, width: int | None = None) -> str:
+    """The default ``hwsim run`` view: what ran, then the totals beside the physical limits
+    and, for a compressed model, the dense baseline's figures and the ratios."""
+    width = width or terminal_width()
+    accel = record["accelerator"]
+    clock = accel["clock_mhz"] if accel else None
+    base = record.get("baseline")
+    columns = [record] + ([base] if base else [])
+    header = ["", record["model"]] + ([f"{base['model']} (dense)", "ratio"] if base else [])
+    rows = (HARDWARE_ROWS if accel else WORKLOAD_ROWS) + MODEL_ROWS
+    cells = _rows(columns, rows, clock, base["ratios"] if base else None)
+    lines = _context(record, width)
+    if base:
+        lines += _wrap(f"compared with {base['model']}, its dense counterpart, on the same "
+                       f"accelerator (ratio = this / dense)", width)
+    if base and _fitting(_widths(header, cells), width) < len(header):
+        header = ["", "this", "dense", "ratio"]  # the names are in the lines above
+    lines += [""] + _table(header, cells, width)
+    if record.get("gating"):
+        lines += [""] + format_gating(record["gating"], width)
+    lines += [""] + [line for note in record["notes"] for line in _wrap(f"note: {note}", width)]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def format_gating(summary: dict, width: int) -> list[str]:
+    from .gating import format_summary
+
+    return [line for text in format_summary(summary).splitlines()
+            for line in _wrap(text, width, " " * (len(text) - len(text.lstrip()) + 4))]
+
+
+# --- per-layer table ------------------------------------------------------------------------------
+# (column, header, kind) in the order they are dropped last to first when the width is short.
+HARDWARE_LAYER_COLUMNS = [
+    ("name", "layer", None), ("op", "op", None), ("latency_cycles", "latency", "cycles"),
+    ("utilization", "util", "fraction"), ("energy_pj", "energy", "energy_pj"),
+    ("dram_bytes", "DRAM", "bytes"), ("macs", "MACs", "count"),
+    ("out_channels", "out_ch", None), ("out_hw", "out_hw", None), ("kernel_size", "kernel", None),
+    ("compute_cycles", "compute", "cycles"), ("stall_cycles", "stall", "cycles"),
+    ("weight_dram_bytes", "w DRAM", "bytes"), ("ifmap_dram_bytes", "in DRAM", "bytes"),
+    ("ofmap_dram_bytes", "out DRAM", "bytes"), ("gen_macs", "gen MACs", "count"),
+    ("sram_reads_bytes", "SRAM rd", "bytes"), ("sram_writes_bytes", "SRAM wr", "bytes"),
+    ("dram_energy_pj", "DRAM E", "energy_pj"), ("loop_order", "loops", None),
+]
+WORKLOAD_LAYER_COLUMNS = [
+    ("name", "layer", None), ("op", "op", None), ("macs", "MACs", "count"),
+    ("out_channels", "out_ch", None), ("out_hw", "out_hw", None), ("kernel_size", "kernel", None),
+    ("folded_params", "folded_params", "count"), ("weight_bytes", "weights", "bytes"),
+    ("input_bytes", "inputs", "bytes"), ("output_bytes", "outputs", "bytes"),
+    ("stride", "stride", None), ("groups", "groups", None),
+]
+DES_LAYER_COLUMNS = [
+    ("name", "layer", None), ("latency_cycles", "analytic", "cycles"),
+    ("latency_cycles_des", "event-driven", "cycles"),
+    ("array_wait_data_cycles", "array waits", "cycles"),
+    ("dma_wait_space_cycles", "DMA waits", "cycles"),
+    ("array_busy_fraction", "array busy", "fraction"),
+    ("dram_busy_fraction", "DRAM busy", "fraction"),
+    ("gen_busy_fraction", "gen busy", "fraction"),
+]
+NAME_WIDTH = 24
+
+
+def format_layers(record: dict, width: int | None = None, columns: list | None = None) -> str:
+    """One line per layer with as many of ``columns`` (default: by accelerator or not) as fit
+    ``width``; times in human units at the accelerator's clock. Every column is in the CSV."""
+    accel = record["accelerator"]
+    columns = columns or (HARDWARE_LAYER_COLUMNS if accel else WORKLOAD_LAYER_COLUMNS)
+    return format_rows(record["layers"], columns, width, accel["clock_mhz"] if accel else None)
+
+
+def format_rows(records: list[dict], columns: list, width: int | None = None,
+                clock_mhz: float | None = None) -> str:
+    """One line per record with as many of ``columns`` ((key, header, kind), see ``human``)
+    as fit ``width``, in their order; columns no record has are left out."""
+    width = width or terminal_width()
+    columns = [c for c in columns if any(c[0] in record for record in records)]
+    rows = []
+    for layer in records:
+        row = []
+        for key, _, kind in columns:
+            value = layer.get(key)
+            if isinstance(value, float) and math.isnan(value):
+                value = None
+            if key == "name" and len(value) > NAME_WIDTH:  # keep the end: the distinct part
+                value = "…" + value[-(NAME_WIDTH - 1):]
+            row.append(human(value, kind, clock_mhz) if kind and value is not None else
+                       "-" if value is None else str(value))
+        rows.append(row)
+    header = [header for _, header, _ in columns]
+    return "\n".join(_table(header, rows, width)) + "\n"
+
+
+# --- compare ------------------------------------------------------------------------------------
+COMPARE_ROWS = [
+    ("latency", "totals", "latency_cycles", "cycles"),
+    ("  limit: roofline", "totals", "roofline_latency_cycles", "cycles"),
+    ("utilization", "totals", "utilization", "fraction"),
+    ("energy", "totals", "energy_pj", "energy_pj"),
+    ("DRAM traffic", "totals", "dram_bytes", "bytes"),
+    ("  limit: compulsory", "totals", "compulsory_dram_bytes", "bytes"),
+    ("  weights", "totals", "weight_dram_bytes", "bytes"),
+    ("MACs", "totals", "macs", "count"),
+    ("  weight generation MACs", "totals", "gen_macs", "count", "nonzero"),
+    ("stored_bytes", "storage", "stored_bytes", "bytes"),
+    ("stored_params", "storage", "stored_params", "count"),
+    ("test_acc", "totals", "test_acc", "accuracy"),
+]
+
+
+def format_compare(records: list[dict], width: int | None = None) -> str:
+    """Records side by side, one column each (model over accelerator); times at each
+    accelerator's clock. Columns that do not fit ``width`` continue in a further block."""
+    width = width or terminal_width()
+    clocks = [r["accelerator"]["clock_mhz"] if r["accelerator"] else None for r in records]
+    rows = [["", *(r["model"] for r in records)],
+            ["", *(r["accelerator"]["name"] if r["accelerator"] else "no accelerator"
+                   for r in records)]]
+    for label, section, key, kind, *flags in COMPARE_ROWS:
+        values = [_value(r, section, key) for r in records]
+        if all(v is None for v in values) or ("nonzero" in flags and not any(values)):
+            continue
+        rows.append([label, *(human(v, kind, c) for v, c in zip(values, clocks))])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    blocks, block = [], []
+    for i in range(1, len(widths)):
+        if block and widths[0] + sum(widths[j] + 2 for j in [*block, i]) > width:
+            blocks.append(block)
+            block = []
+        block.append(i)
+    blocks.append(block)
+    lines = []
+    for block in blocks:
+        for row in rows:
+            lines.append("  ".join([row[0].ljust(widths[0]),
+                                    *(row[j].rjust(widths[j]) for j in block)]).rstrip())
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# --- machine-readable forms -------------------------------------------------------------------
+def layers_frame(record: dict):
+    """The per-layer records as a DataFrame (the rows of layers.csv)."""
+    import pandas as pd
+
+    return pd.DataFrame(record["layers"])
+
+
+def to_json(record) -> str:
+    return json.dumps(record, indent=2, ensure_ascii=False)

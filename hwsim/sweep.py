@@ -299,19 +299,14 @@ def _now() -> str:
 
 def _hardware_row(point: Point, graph, extra: dict | None = None) -> dict:
     from .accel import load_accelerator
-    from .cost import evaluate, hardware_totals
+    from .record import evaluate_record, record_row
 
     c = point.config
     accel = load_accelerator(c["accel"]["name"], c["accel"]["overrides"] or None)
-    df = evaluate(graph, accel, objective=c["objective"])
-    totals = hardware_totals(df, graph, accel)
-    storage = {k: v for k, v in graph.storage.items() if isinstance(v, (int, float))}
+    record = evaluate_record(graph, accel, c["objective"])
     row = _base_row(point)
-    row.update({k: v for k, v in totals.items()
-                if k not in ("model", "accelerator", "tech_citation")})
-    row.update(storage)
-    # What the accelerator stores and reads per weight pass, at the precision it runs.
-    row["weight_bytes"] = float(sum(layer.weight_bytes for layer in graph.layers))
+    row.update({k: v for k, v in record_row(record).items()
+                if k not in ("model", "accelerator", "objective", "tech_citation")})
     row.update(extra or {})
     row.update({"time_utc": _now(), "config": json.dumps(c, sort_keys=True)})
     return row

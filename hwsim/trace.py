@@ -249,7 +249,7 @@ def _storage(model: nn.Module, layers_by_module: dict[str, Layer]) -> dict:
             params += own
             stored_bits += 32 * own
     fp32_bits = 32 * dense_params
-    return {"params": params, "dense_params": dense_params, "stored_bits": stored_bits,
+    return {"stored_params": params, "dense_params": dense_params, "stored_bits": stored_bits,
             "stored_bytes": stored_bits / 8, "fp32_bytes": fp32_bits / 8,
             "param_ratio": params / dense_params if dense_params else 1.0,
             "memory_ratio": stored_bits / fp32_bits if fp32_bits else 1.0,

@@ -279,9 +279,11 @@ def test_cli_run_event_adds_columns(tmp_path, capsys):
         sum(r["latency_cycles_des"] for r in layers))
     assert "latency_cycles_des" in (tmp_path / "layers.csv").read_text().splitlines()[0]
     assert (tmp_path / "timeline.csv").read_text().startswith("start,end,resource,layer")
-    code = main(["run", "--model", "resnet20", "--set", "model.width=0.25", "--sim", "event"])
+    code = main(["run", "--model", "resnet20", "--set", "model.width=0.25", "--sim", "event",
+                 "--layers"])
     out, _ = capsys.readouterr()
-    assert code == 0 and "event-driven simulation" in out and "dma_wait_space_cycles" in out
+    assert code == 0 and "event-driven (--sim event)" in out  # the headline's row
+    assert "event-driven simulation per layer" in out and "DMA waits" in out
     code = main(["run", "--model", "resnet20", "--accel", "none", "--sim", "event"])
     _, err = capsys.readouterr()
     assert code == 2 and err.startswith("hwsim: error: --sim event needs an accelerator")

@@ -266,7 +266,7 @@ def test_tracer_storage_block_reproduces_table2():
     storage = trace(create_model("mlg_resnet18"), (3, 32, 32)).storage
     assert round(storage["param_ratio"], 4) == 0.0497
     assert round(storage["memory_ratio"], 4) == 0.0080
-    assert storage["params"] == 555_520 + 10
+    assert storage["stored_params"] == 555_520 + 10
 
 
 # --- regularizer (docs/methods.md, MLG: training) -------------------------------------------------

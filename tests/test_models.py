@@ -69,7 +69,7 @@ def test_reference_networks_exact(name, shape, macs, params):
     model = models.create_model(name)
     graph = trace(model, shape)
     assert graph.macs == macs
-    assert graph.storage["params"] == params == sum(p.numel() for p in model.parameters())
+    assert graph.storage["stored_params"] == params == sum(p.numel() for p in model.parameters())
     assert graph.storage["memory_ratio"] == 1.0
 
 
@@ -103,7 +103,7 @@ def test_folded_params_equal_module_count():
                       if isinstance(m, torch.nn.BatchNorm2d))
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     # every BN follows a conv here, so BN (γ, β) → one bias per output channel
-    assert graph.params == sum(p.numel() for p in model.parameters()) - bn_channels
+    assert graph.folded_params == sum(p.numel() for p in model.parameters()) - bn_channels
     assert sum(1 for layer in graph.layers if layer.op == "conv") == len(convs)
 
 

@@ -47,6 +47,24 @@ def test_pipeline_trains_costs_and_appends_one_row_per_accelerator(tmp_path):
     assert again["energy_pj"].tolist() == pytest.approx(rows["energy_pj"].tolist())
 
 
+def test_pipeline_row_is_the_record_hwsim_run_emits(tmp_path, capsys):
+    """One record, two emitters: the row equals ``hwsim run``'s JSON record, flattened."""
+    from hwsim.cli import main
+    from hwsim.record import record_row
+
+    cfg = tiny(tmp_path)
+    cfg["hardware"]["accelerators"] = ["mlg_gen"]
+    row = run_pipeline(cfg, progress=False).iloc[0]
+    assert main(["run", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--accel", "mlg_gen",
+                 "--objective", "dram_bytes", "--format", "json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    expected = record_row(record)
+    assert set(expected) - {"test_acc"} <= set(row.index)
+    for key, value in expected.items():
+        if key != "test_acc":  # the pipeline measures it on the config's test subset
+            assert row[key] == (pytest.approx(value) if isinstance(value, float) else value), key
+
+
 def test_checkpoint_model_and_accuracy_for_hwsim_run(tmp_path):
     run_pipeline(tiny(tmp_path), progress=False)
     model, meta = load_checkpoint_model(tmp_path / "run" / "last.pt")

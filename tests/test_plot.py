@@ -11,7 +11,8 @@ import models
 from hwsim import plot
 from hwsim.accel import load_accelerator
 from hwsim.cli import main
-from hwsim.report import build_report, layers_frame
+from hwsim.record import evaluate_record
+from hwsim.report import layers_frame
 from hwsim.trace import trace
 
 
@@ -93,7 +94,7 @@ def layers():
     torch.manual_seed(0)
     graph = trace(models.create_model("resnet20", width=0.25), (3, 16, 16), name="resnet20")
     accel = load_accelerator("mlg_gen")
-    return layers_frame(build_report(graph, accel)), accel
+    return layers_frame(evaluate_record(graph, accel)), accel
 
 
 def test_breakdown_stacks_add_up_to_layer_totals(layers):

@@ -85,7 +85,7 @@ def test_compressed_storage_counts_hw_stats():
     model = nn.Sequential(Compressed(2, 4, 3, bias=False), nn.Conv2d(4, 4, 1, bias=False))
     graph = trace(model, (2, 6, 6))
     dense = 4 * 2 * 9 + 4 * 4
-    assert graph.storage["params"] == 25 + 16 and graph.storage["dense_params"] == dense
+    assert graph.storage["stored_params"] == 25 + 16 and graph.storage["dense_params"] == dense
     assert graph.storage["memory_ratio"] == pytest.approx((100 + 32 * 16) / (32 * dense))
     assert graph["0"].weight_bytes == 100 / 8
     assert graph["1"].weight_bytes == 16  # dense, 8-bit default
