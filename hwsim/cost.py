@@ -302,8 +302,9 @@ def tile_costs(mapping: mp.Mapping, accel: Accelerator) -> TileCosts:
 # --- closed forms over candidates --------------------------------------------------------------
 def tile_sum(n, t, f) -> np.ndarray:
     """Sum of ``f(size)`` over the tiles of a dimension of size ``n`` cut into tiles of ``t``."""
-    edge = n % t
-    return n // t * f(t) + np.where(edge > 0, f(edge), 0)
+    full = np.floor(n / t)  # exact for integer sizes, and much faster than float // and %
+    edge = n - full * t
+    return full * f(t) + np.where(edge > 0, f(edge), 0)
 
 
 def _edge(n, t):
@@ -321,7 +322,7 @@ def fold_sums(q, c: mp.Candidates, accel: Accelerator, trips, order_runs,
     every fold's fill on every tile. Channel-gated layers (``gates``) stream ``gated_stream``.
     """
     array = accel.array
-    packing = mp.group_packing(q, array)
+    packing = q.per_layer(lambda layers: mp.group_packing(layers, array))
     dims = {"G": (q.groups, c.tile_groups), "K": (q.filters, c.tile_filters),
             "C": (q.channels, c.tile_channels), "P": (q.out_h, c.tile_rows)}
 
@@ -330,16 +331,28 @@ def fold_sums(q, c: mp.Candidates, accel: Accelerator, trips, order_runs,
         total = tile_sum(n, t, fn)
         return total * q.batch if dim == "P" else total
 
-    def factor(dim):
-        return lambda s: mp.fold_factor(q, array, dim, s * q.out_w if dim == "P" else s, packing)
+    def fold_and_single_sums(dim):
+        """Folds of ``dim`` summed over its tiles, and its tiles of one fold (one
+        ``fold_factor`` call per tile size, not one per sum)."""
+        n, t = dims[dim]
+        full = np.floor(n / t)
+        edge = n - full * t
+        out_w = q.out_w if dim == "P" else 1
+        at_full = mp.fold_factor(q, array, dim, t * out_w, packing)
+        at_edge = mp.fold_factor(q, array, dim, edge * out_w, packing)
+        has_edge = edge > 0
+        folds = full * at_full + np.where(has_edge, at_edge, 0)
+        single = full * (at_full == 1) + np.where(has_edge, at_edge == 1, 0)
+        return (folds * q.batch, single * q.batch) if dim == "P" else (folds, single)
 
     stationary = ("G", *mp.STATIONARY[array.dataflow])
     stream_dim = next(d for d in "KCP" if d not in stationary)
-    sums = {d: dim_sum(d, factor(d)) for d in stationary}
+    both = {d: fold_and_single_sums(d) for d in stationary}
+    sums = {d: both[d][0] for d in stationary}
     sums[stream_dim] = trips[stream_dim]
     stream = dim_sum(stream_dim, lambda s: stream_cycles(q, accel, s, s, s * q.out_w))
     folds_per_pass = sums["G"] * sums[stationary[1]] * sums[stationary[2]]
-    single = np.prod([dim_sum(d, lambda s, d=d: factor(d)(s) == 1) for d in stationary], axis=0)
+    single = np.prod([both[d][1] for d in stationary], axis=0)
     run_length = trips[stream_dim] / order_runs
     fills = order_runs * (single + run_length * (folds_per_pass - single))
     streamed = stream * folds_per_pass
@@ -471,7 +484,7 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates, full: bool = True,
                   * q.input_rows_read)
     work = np.where(vector, vector_cycles, executed * scale / array.num_pes)
     counts = action_counts(accel, q, executed * scale, gen_ops, reads, writes, dram)
-    energy = energy_breakdown(counts, action_energies(accel, q))
+    energy = energy_breakdown(counts, q.per_layer(lambda layers: action_energies(accel, layers)))
     out.update({
         "macs": q.macs, "executed_macs": executed, "vector_ops": q.vector_ops,
         "dram_bytes": dram,
@@ -483,7 +496,7 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates, full: bool = True,
         "cycles_per_mac": np.where(vector, 0.0, scale), "gating_mode": gating,
         "flop_reduction": 1 / np.maximum(q.mac_density, 1e-12),
         "ideal_speedup": np.where(vector, 1.0, ideal_speedup(q)),
-        "group_packing": mp.group_packing(q, array),
+        "group_packing": q.per_layer(lambda layers: mp.group_packing(layers, array)),
         "utilization": work / np.maximum(latency, 1),
         "compute_utilization": work / np.maximum(compute, 1),
         "fold_cycles": fold, "trips": trips, "fetch": fetch, "counts": counts, **energy,
@@ -533,6 +546,15 @@ class ActionEnergies:
     output_sram_read_bytes: float
     output_sram_write_bytes: float
     dram_bits: float
+
+    def take(self, index: np.ndarray) -> "ActionEnergies":
+        """The per-layer energies at ``index`` (one entry per candidate)."""
+        return ActionEnergies(**{f.name: _take_array(getattr(self, f.name), index)
+                                 for f in fields(self)})
+
+
+def _take_array(value, index):
+    return value[index] if isinstance(value, np.ndarray) else value
 
 
 ENERGY_PARTS = {"mac_energy_pj": ("pe_mults", "pe_adds", "vector_ops"),
