@@ -114,7 +114,7 @@ def balance_bound(graph: LayerGraph, accel) -> float:
                                       accel.array.dataflow)
     cand = space.take(mp.fits(tiles, accel))
     costs = candidate_costs(accel, arrays.view(cand.layer), cand, full=False,
-                            gates=channel_gates(first, cand, accel))
+                            gates=channel_gates(first, cand, accel.array))
     weight = np.bincount(inverse, minlength=len(first))
     starts = mp.layer_starts(cand.layer)
     latency = costs["latency_cycles"] / float(

@@ -15,13 +15,15 @@ weights generated) + epilogue (last outputs stored) + the slowest of compute, SR
 DRAM and the rest of generation; without double buffering (any buffer single) the parts add up.
 """
 
+import dataclasses
+import functools
 from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
 
 from . import mapping as mp
-from .accel import Accelerator
+from .accel import Accelerator, PEArray
 from .layer import LayerGraph
 from .tech import add_energy_pj, get_tech, mac_energy_pj, mult_energy_pj, sram_pj_per_byte
 
@@ -126,7 +128,7 @@ def fold_maxima(density: np.ndarray, tile_filters: int, cols: int) -> tuple[np.n
             np.bincount(tile, density > 0))
 
 
-def channel_gates(layers, c: mp.Candidates, accel: Accelerator) -> ChannelGates | None:
+def channel_gates(layers, c: mp.Candidates, array: PEArray) -> ChannelGates | None:
     """``ChannelGates`` of every candidate (``c.layer`` indexes ``layers``); None when no layer
     is channel gated. One numpy pass per (gated layer, filter tile size), not per tile."""
     if not any(layer.channel_gated for layer in layers):
@@ -142,13 +144,13 @@ def channel_gates(layers, c: mp.Candidates, accel: Accelerator) -> ChannelGates 
         mine = c.layer == i
         for tile_filters in np.unique(c.tile_filters[mine]):
             chosen = mine & (c.tile_filters == tile_filters)
-            sums = fold_maxima(density, int(tile_filters), accel.array.cols)
+            sums = fold_maxima(density, int(tile_filters), array.cols)
             for key, value in zip(("busiest", "busy_folds", "on_filters"), sums, strict=True):
                 out[key][chosen] = value.sum()
     return ChannelGates(**out)
 
 
-def gated_stream(q, accel: Accelerator, folds: dict, base_rows, channels, filters, pixels,
+def gated_stream(q, array: PEArray, folds: dict, base_rows, channels, filters, pixels,
                  busiest, busy_folds, on_filters) -> np.ndarray:
     """Stream cycles of a channel-gated layer's folds (fills apart), for one tile or summed
     over tiles (``folds``: the dense fold factors or their sums per dimension).
@@ -161,7 +163,7 @@ def gated_stream(q, accel: Accelerator, folds: dict, base_rows, channels, filter
     the filter stream. Fills are paid as in the dense pass.
     """
     rest_rows = folds["C"] - base_rows
-    flow = accel.array.dataflow
+    flow = array.dataflow
     if flow == "ws":
         return folds["G"] * pixels * (folds["K"] * base_rows + rest_rows * busiest)
     if flow == "os":  # base_rows: the base channels (OS streams the reduction, no row folds)
@@ -182,21 +184,21 @@ def channel_gated_tile_cycles(q, accel: Accelerator, m: mp.Mapping, t: dict, pix
     base_in_tile = np.clip(base - t["channel"] * m.tile_channels, 0, t["channels"])
     base_rows = base_in_tile if accel.array.dataflow == "os" else np.ceil(
         base_in_tile * q.kernel / accel.array.rows)
-    stream = gated_stream(q, accel, f, base_rows, t["channels"], t["filters"], pixels, busiest,
-                          busy_folds, on_filters)
-    return f["G"] * f["K"] * f["C"] * f["P"] * fill_cycles(accel) * changed + stream
+    stream = gated_stream(q, accel.array, f, base_rows, t["channels"], t["filters"], pixels,
+                          busiest, busy_folds, on_filters)
+    return f["G"] * f["K"] * f["C"] * f["P"] * fill_cycles(accel.array) * changed + stream
 
 
 # --- per-tile functions ----------------------------------------------------------------------
-def fill_cycles(accel: Accelerator) -> int:
+def fill_cycles(array: PEArray) -> int:
     """Cycles one fold spends filling (and draining) the array beyond its stream."""
-    rows, cols = accel.array.rows, accel.array.cols
-    return (rows if accel.array.dataflow == "os" else 2 * rows) + cols - 2
+    rows, cols = array.rows, array.cols
+    return (rows if array.dataflow == "os" else 2 * rows) + cols - 2
 
 
-def stream_cycles(q, accel: Accelerator, filters, channels, pixels) -> np.ndarray:
+def stream_cycles(q, array: PEArray, filters, channels, pixels) -> np.ndarray:
     """Cycles one fold streams: pixels on WS, the reduction Sr on OS, filters on IS."""
-    flow = accel.array.dataflow
+    flow = array.dataflow
     if flow == "ws":
         return pixels * np.ones_like(np.asarray(filters, float))
     if flow == "os":
@@ -209,8 +211,8 @@ def tile_fold_cycles(q, accel, groups, filters, channels, pixels, changed) -> np
     every fold pays the fill when the stationary block changed."""
     f = mp.fold_factors(q, accel.array, groups, filters, channels, pixels)
     folds = f["G"] * f["K"] * f["C"] * f["P"]
-    return folds * (fill_cycles(accel) * changed
-                    + stream_cycles(q, accel, filters, channels, pixels))
+    return folds * (fill_cycles(accel.array) * changed
+                    + stream_cycles(q, accel.array, filters, channels, pixels))
 
 
 def tile_vector_cycles(q, accel, groups, pixels) -> np.ndarray:
@@ -312,7 +314,7 @@ def _edge(n, t):
     return n - (np.ceil(n / t) - 1) * t
 
 
-def fold_sums(q, c: mp.Candidates, accel: Accelerator, trips, order_runs,
+def fold_sums(q, c: mp.Candidates, array: PEArray, trips, order_runs,
               gates: ChannelGates | None = None):
     """Fold-model cycles summed over all tiles, and the fills counted.
 
@@ -321,7 +323,6 @@ def fold_sums(q, c: mp.Candidates, accel: Accelerator, trips, order_runs,
     one fold pays its fill once per run of tiles that reuse it; a block of several folds pays
     every fold's fill on every tile. Channel-gated layers (``gates``) stream ``gated_stream``.
     """
-    array = accel.array
     packing = q.per_layer(lambda layers: mp.group_packing(layers, array))
     dims = {"G": (q.groups, c.tile_groups), "K": (q.filters, c.tile_filters),
             "C": (q.channels, c.tile_channels), "P": (q.out_h, c.tile_rows)}
@@ -350,7 +351,7 @@ def fold_sums(q, c: mp.Candidates, accel: Accelerator, trips, order_runs,
     both = {d: fold_and_single_sums(d) for d in stationary}
     sums = {d: both[d][0] for d in stationary}
     sums[stream_dim] = trips[stream_dim]
-    stream = dim_sum(stream_dim, lambda s: stream_cycles(q, accel, s, s, s * q.out_w))
+    stream = dim_sum(stream_dim, lambda s: stream_cycles(q, array, s, s, s * q.out_w))
     folds_per_pass = sums["G"] * sums[stationary[1]] * sums[stationary[2]]
     single = np.prod([both[d][1] for d in stationary], axis=0)
     run_length = trips[stream_dim] / order_runs
@@ -361,9 +362,9 @@ def fold_sums(q, c: mp.Candidates, accel: Accelerator, trips, order_runs,
         base_rows = gates.base_channels if os else tile_sum(
             gates.base_channels, c.tile_channels, lambda s: np.ceil(s * q.kernel / array.rows))
         streamed = np.where(gates.gated, gated_stream(
-            q, accel, sums, base_rows, q.channels, q.filters, q.batch * q.out_h * q.out_w,
+            q, array, sums, base_rows, q.channels, q.filters, q.batch * q.out_h * q.out_w,
             gates.busiest, gates.busy_folds, gates.on_filters), streamed)
-    return fill_cycles(accel) * fills + streamed, fills, folds_per_pass, sums
+    return fill_cycles(array) * fills + streamed, fills, folds_per_pass, sums
 
 
 def dram_transactions(q, c: mp.Candidates, accel: Accelerator, trips, fetch, w_pass):
@@ -386,22 +387,49 @@ def dram_transactions(q, c: mp.Candidates, accel: Accelerator, trips, fetch, w_p
                         + spill * np.ceil(pixels * q.accum_bits / 8 / txn)))
 
 
-def candidate_costs(accel: Accelerator, q, c: mp.Candidates, full: bool = True,
-                    gates: ChannelGates | None = None) -> dict[str, np.ndarray]:
-    """Every cost column but ``gating_speedup`` for each candidate (``q``: the layer numbers
-    per candidate); ``evaluate`` adds that one for the chosen candidates only. ``full=False``
-    (the search) leaves out ``dram_transactions``, which no objective reads."""
-    array = accel.array
-    vector = q.is_vector > 0
+def candidate_geometry(q, c: mp.Candidates, array: PEArray,
+                       gates: ChannelGates | None = None) -> dict:
+    """What each candidate costs that depends on its layer and the array's shape alone: loop
+    trips, block fetches, fold-model cycles and fills, the input rows its tiles read and the
+    first and last blocks (computed once per candidate space, shared by every accelerator with
+    that array; ``candidate_costs`` adds the rest)."""
     trips = c.trips(q)
     order = c.order.astype(int)
     fetch = {t: mp.runs(order, trips, mp.USES[t]) for t in TENSORS}
+    stationary_tensor = {"ws": "weight", "os": "output", "is": "input"}[array.dataflow]
+    fold, fills, folds_per_pass, sums = fold_sums(q, c, array, trips, fetch[stationary_tensor],
+                                                  gates)
+    first = {d: np.minimum(getattr(c, f"tile_{name}"), n) for d, name, n in (
+        ("G", "groups", q.groups), ("K", "filters", q.filters), ("C", "channels", q.channels),
+        ("P", "rows", q.out_h))}
+    return {
+        "trips": trips, "fetch": fetch, "fold_cycles": fold, "fills": fills,
+        "folds_per_pass": folds_per_pass, "sums": sums, "first": first,
+        "input_rows": mp.input_rows_per_image(q, c.tile_rows),
+        "first_input_bytes": mp.input_block_bytes(q, first["G"], first["C"], 0, first["P"]),
+        "last_output_bytes": mp.output_block_bytes(
+            q, _edge(q.groups, c.tile_groups), _edge(q.filters, c.tile_filters),
+            _edge(q.out_h, c.tile_rows), q.out_bits)}
+
+
+def candidate_costs(accel: Accelerator, q, c: mp.Candidates, full: bool = True,
+                    gates: ChannelGates | None = None,
+                    geometry: dict | None = None) -> dict[str, np.ndarray]:
+    """Every cost column but ``gating_speedup`` for each candidate (``q``: the layer numbers
+    per candidate); ``evaluate`` adds that one for the chosen candidates only. ``full=False``
+    (the search) leaves out ``dram_transactions``, which no objective reads. ``geometry``:
+    ``candidate_geometry`` of these candidates on this array, when already known."""
+    array = accel.array
+    vector = q.is_vector > 0
+    geo = candidate_geometry(q, c, array, gates) if geometry is None else geometry
+    trips, fetch, sums, first = geo["trips"], geo["fetch"], geo["sums"], geo["first"]
+    fold, fills, folds_per_pass = geo["fold_cycles"], geo["fills"], geo["folds_per_pass"]
     held = factors_held(q, accel)
 
     # DRAM traffic: per-block bytes summed over blocks, times how often each block comes in.
     w_pass = mp.weight_pass_bytes(q, trips, held)
     plane = q.num_inputs * q.input_cols_read * q.act_bits / 8
-    i_pass = q.batch * q.groups * q.channels * plane * mp.input_rows_per_image(q, c.tile_rows)
+    i_pass = q.batch * q.groups * q.channels * plane * geo["input_rows"]
     psum_bytes = q.output_elements * q.accum_bits / 8
     spill = 2 * (fetch["output"] - 1)
     out = {"weight_dram_bytes": w_pass * fetch["weight"],
@@ -411,9 +439,6 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates, full: bool = True,
 
     # Compute: fold model over the tiles, precision-scaled, plus generation on the array.
     scale, gating = cycles_per_mac(accel, q.weight_bits, q.act_bits, q.pred_bits, q.lsb_density)
-    stationary_tensor = {"ws": "weight", "os": "output", "is": "input"}[array.dataflow]
-    fold, fills, folds_per_pass, sums = fold_sums(q, c, accel, trips, fetch[stationary_tensor],
-                                                  gates)
     if gates is not None:
         gating = np.where(gates.gated, "channel", gating)
     gen_macs = (q.gen_macs + q.gen_in_macs * (trips["K"] - 1)) * fetch["weight"]
@@ -460,16 +485,9 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates, full: bool = True,
     # after it ends; in between the slowest resource sets the pace.
     bw = accel.dram.bw_bytes_per_cycle
     memory = np.ceil(dram / bw)
-    first = {d: np.minimum(getattr(c, f"tile_{name}"), n) for d, name, n in (
-        ("G", "groups", q.groups), ("K", "filters", q.filters), ("C", "channels", q.channels),
-        ("P", "rows", q.out_h))}
     first_w = mp.weight_block_bytes(q, trips, first["G"], first["K"], first["C"], held)
-    first_i = mp.input_block_bytes(q, first["G"], first["C"], 0, first["P"])
-    last_o = mp.output_block_bytes(q, _edge(q.groups, c.tile_groups),
-                                   _edge(q.filters, c.tile_filters),
-                                   _edge(q.out_h, c.tile_rows), q.out_bits)
-    prologue = (np.where(vector, 0, first_w) + first_i) / bw
-    epilogue = last_o / bw
+    prologue = (np.where(vector, 0, first_w) + geo["first_input_bytes"]) / bw
+    epilogue = geo["last_output_bytes"] / bw
     gen_first = generation(accel, q, block_gen_macs(q, first["G"], first["K"], first["C"]))[0]
     gen_first = np.where(gen_unit > 0, gen_first, 0)
     if all(b.double_buffered for b in accel.buffers):
@@ -712,12 +730,26 @@ def select(layer: np.ndarray, costs: dict, objective: str,
                                   costs["energy_pj"]], all_starts)
 
 
+@functools.lru_cache(maxsize=16)
+def search_space(layers: tuple, rows: int, cols: int, dataflow: str):
+    """The candidate space of a graph's distinct layers on an array of that shape
+    (``hwsim.mapping.candidate_space``: candidates and tile footprints), their channel gates
+    and ``candidate_geometry`` (cached per graph and array shape: what is left per
+    accelerator is the fit test and the costs that depend on the rest of it)."""
+    first, _, arrays = mp.unique_layers(layers)
+    space, tiles = mp.candidate_space(layers, rows, cols, dataflow)
+    array = PEArray(rows, cols, dataflow)
+    gates = channel_gates(first, space, array)
+    return space, tiles, gates, candidate_geometry(arrays.view(space.layer), space, array,
+                                                   gates)
+
+
 def _search(graph: LayerGraph, accel: Accelerator, objective: str):
     """Search the distinct layer shapes; the chosen candidates and their layer numbers."""
     _check_objective(objective)
     first, inverse, arrays = mp.unique_layers(graph.layers)
-    space, tiles = mp.candidate_space(graph.layers, accel.array.rows, accel.array.cols,
-                                      accel.array.dataflow)
+    space, tiles, gates, geometry = search_space(graph.layers, accel.array.rows,
+                                                 accel.array.cols, accel.array.dataflow)
     ok = mp.fits(tiles, accel)
     fitting = np.bincount(space.layer[ok], minlength=len(first))
     if not fitting.all():
@@ -731,23 +763,19 @@ def _search(graph: LayerGraph, accel: Accelerator, objective: str):
             f"{space.tile_rows[j]} output rows)"))
     cand = space.take(ok)
     costs = candidate_costs(accel, arrays.view(cand.layer), cand, full=False,
-                            gates=channel_gates(first, cand, accel))
+                            gates=None if gates is None else _take(gates, ok),
+                            geometry=_take(geometry, ok))
     best = select(cand.layer, costs, objective, np.bincount(inverse, minlength=len(first)))
     return first, inverse, arrays, cand.take(best), _take(costs, best)
 
 
-def _take(costs: dict, index: np.ndarray) -> dict:
-    """The entries at ``index`` of every array in a ``candidate_costs`` result."""
-    out = {}
-    for key, value in costs.items():
-        if isinstance(value, dict):
-            out[key] = _take(value, index)
-        elif isinstance(value, ActionCounts):
-            out[key] = ActionCounts(**{f.name: getattr(value, f.name)[index]
-                                       for f in fields(ActionCounts)})
-        else:
-            out[key] = value[index]
-    return out
+def _take(costs, index: np.ndarray):
+    """The entries at ``index`` of every array in a ``candidate_costs`` result (a dict of
+    arrays, dicts of arrays and records of arrays), or in one record."""
+    if dataclasses.is_dataclass(costs):
+        return type(costs)(**{f.name: getattr(costs, f.name)[index] for f in fields(costs)})
+    return {key: _take(value, index) if isinstance(value, dict) or dataclasses.is_dataclass(
+        value) else value[index] for key, value in costs.items()}
 
 
 def _mappings(layers, cand: mp.Candidates, accel: Accelerator) -> list[mp.Mapping]:
@@ -811,12 +839,12 @@ def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = DEFAULT_OBJ
             raise ValueError(mp.misfit_message(
                 graph.layers[i], {t: float(v[i]) for t, v in tiles.items()}, accel,
                 "the given mapping's tile"))
-        c = candidate_costs(accel, q, cand, gates=channel_gates(graph.layers, cand, accel))
+        c = candidate_costs(accel, q, cand, gates=channel_gates(graph.layers, cand, accel.array))
     # Realized cycle reduction: the same tiles with every gate on, at the ungated precision
     # (only the chosen mappings need it, so not the search).
     dense = q.replace(mac_density=np.ones_like(q.mac_density),
                       filter_density=np.ones_like(q.mac_density))
-    ungated = fold_sums(dense, cand, accel, c["trips"], c["fetch"][
+    ungated = fold_sums(dense, cand, accel.array, c["trips"], c["fetch"][
         {"ws": "weight", "os": "output", "is": "input"}[accel.array.dataflow]])[0]
     dense_scale, _ = cycles_per_mac(accel, q.weight_bits, q.act_bits, 0, 1.0)
     c["gating_speedup"] = np.where(q.is_vector > 0, 1.0, ungated * dense_scale / np.maximum(
