@@ -761,10 +761,11 @@ def _search(graph: LayerGraph, accel: Accelerator, objective: str):
             f"the smallest tile that fills the array ({space.tile_groups[j]} groups, "
             f"{space.tile_filters[j]} filters, {space.tile_channels[j]} channels, "
             f"{space.tile_rows[j]} output rows)"))
-    cand = space.take(ok)
+    keep = np.flatnonzero(ok)  # one index for many gathers (a mask recounts every time)
+    cand = space.take(keep)
     costs = candidate_costs(accel, arrays.view(cand.layer), cand, full=False,
-                            gates=None if gates is None else _take(gates, ok),
-                            geometry=_take(geometry, ok))
+                            gates=None if gates is None else _take(gates, keep),
+                            geometry=_take(geometry, keep))
     best = select(cand.layer, costs, objective, np.bincount(inverse, minlength=len(first)))
     return first, inverse, arrays, cand.take(best), _take(costs, best)
 

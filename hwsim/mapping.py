@@ -19,6 +19,7 @@ tests check one against the other.
 import dataclasses
 import functools
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -448,20 +449,21 @@ def output_block_bytes(q, groups, filters, rows, bits) -> np.ndarray:
 
 
 # --- candidates --------------------------------------------------------------------------------
-def tile_sizes(n: int) -> np.ndarray:
-    """Powers of two and n / 2^i rounded up: the plain candidates of a dimension of size n."""
-    powers = 2 ** np.arange(int(np.log2(n)) + 1)
-    return np.unique(np.concatenate([powers, -(-n // powers)]))
+def tile_sizes(n: int) -> list[int]:
+    """Powers of two and n / 2^i rounded up: the plain candidates of a dimension of size n
+    (plain Python: the lists are short, and numpy's per-call overhead would dominate)."""
+    powers = [1 << i for i in range(n.bit_length())]
+    return sorted(set(powers) | {-(-n // p) for p in powers})
 
 
-def aligned_sizes(n: int, per_fold: float) -> np.ndarray:
+def aligned_sizes(n: int, per_fold: float) -> list[int]:
     """Tile sizes that fill whole folds of an array side: the most items that fit in F folds
     of ``per_fold`` items each, for F over ``tile_sizes`` of the folds the whole dimension
     needs (1 item per ``1 / per_fold`` folds when one item overflows a fold)."""
     if per_fold < 1:
-        return np.array([], dtype=int)
-    folds = tile_sizes(int(np.ceil(n / per_fold)))
-    return np.unique(np.clip(np.floor(folds * per_fold).astype(int), 1, n))
+        return []
+    folds = tile_sizes(math.ceil(n / per_fold))
+    return sorted({min(max(math.floor(f * per_fold), 1), n) for f in folds})
 
 
 @dataclass(frozen=True)
@@ -518,24 +520,33 @@ def candidate_space(layers: tuple[Layer, ...], rows: int, cols: int,
     pixels fill whole folds) and always the whole dimension; weight layers try all six loop
     orders.
     """
-    first, _, _ = unique_layers(layers)
-    parts = []
-    for i, layer in enumerate(first):
-        m = Mapping(layer, 1, 1, 1, 1)
-        g, k, c, h = m.dims
+    first, _, arrays = unique_layers(layers)
+    pixel_side = {"os": rows, "is": cols}.get(dataflow, 0)
+    sizes = []  # per layer: the sizes of G, K, C, P and the loop orders
+    for layer in first:
+        g, k, c, h = Mapping(layer, 1, 1, 1, 1).dims
         kernel = layer.kernel_size[0] * layer.kernel_size[1]
-        pixel_side = {"os": rows, "is": cols}.get(dataflow, 0)
-        dims = [tile_sizes(g),
-                np.union1d(tile_sizes(k), aligned_sizes(k, cols if layer.has_weights else 0)),
-                np.union1d(tile_sizes(c), aligned_sizes(c, rows / kernel)),
-                np.union1d(tile_sizes(h), aligned_sizes(h, pixel_side / layer.out_hw[1]))]
-        orders = np.arange(len(LOOP_ORDERS) if layer.has_weights else 1)
-        grid = [a.ravel() for a in np.meshgrid(*dims, orders, indexing="ij")]
-        parts.append(np.stack(grid + [np.full(len(grid[0]), i)]))
-    stacked = np.concatenate(parts, axis=1).astype(np.int64)
-    space = Candidates(layer=stacked[5], tile_groups=stacked[0], tile_filters=stacked[1],
-                       tile_channels=stacked[2], tile_rows=stacked[3], order=stacked[4])
-    arrays = unique_layers(layers)[2]
+        sizes.append((
+            tile_sizes(g),
+            sorted(set(tile_sizes(k)) | set(aligned_sizes(k, cols if layer.has_weights else 0))),
+            sorted(set(tile_sizes(c)) | set(aligned_sizes(c, rows / kernel))),
+            sorted(set(tile_sizes(h)) | set(aligned_sizes(h, pixel_side / layer.out_hw[1]))),
+            list(range(len(LOOP_ORDERS) if layer.has_weights else 1))))
+    # Every layer's grid of (G, K, C, P, order) at once, in meshgrid "ij" order (the order
+    # fastest): candidate j of a layer is a mixed-radix number whose digits pick the sizes.
+    counts = np.array([[len(d) for d in dims] for dims in sizes])
+    total = counts.prod(axis=1)
+    layer = np.repeat(np.arange(len(first)), total)
+    rest = np.arange(int(total.sum())) - np.repeat(np.cumsum(total) - total, total)
+    columns = [None] * 5
+    for d in reversed(range(5)):
+        rest, digit = np.divmod(rest, counts[layer, d])
+        flat = np.array([v for dims in sizes for v in dims[d]], dtype=np.int64)
+        start = np.concatenate([[0], np.cumsum(counts[:, d])[:-1]])
+        columns[d] = flat[start[layer] + digit]
+    space = Candidates(layer=layer.astype(np.int64), tile_groups=columns[0],
+                       tile_filters=columns[1], tile_channels=columns[2],
+                       tile_rows=columns[3], order=columns[4])
     space = space.take(fills_array(arrays.view(space.layer), space, PEArray(rows, cols, dataflow)))
     space = space.take(_distinct_orders(arrays.view(space.layer), space))
     return space, tile_footprint(arrays.view(space.layer), space)
