@@ -24,17 +24,11 @@ import pandas as pd
 
 from . import mapping as mp
 from .accel import Accelerator, PEArray
+from .energy import action_counts, action_energies, check_energy, energy_breakdown
 from .layer import LayerGraph
-from .tech import add_energy_pj, get_tech, mac_energy_pj, mult_energy_pj, sram_pj_per_byte
+from .objective import DEFAULT_OBJECTIVE, OBJECTIVES, check_objective, select
+from .tech import get_tech
 
-DEFAULT_OBJECTIVE = "balanced"
-OBJECTIVES = ("balanced", "dram_bytes", "energy_pj", "latency_cycles")
-# balanced: the DRAM-byte weights lambda tried against latency (README: objectives).
-BALANCE_WEIGHTS = tuple(2.0 ** np.arange(-6, 7))
-BALANCE_SLACK = 0.03
-_TIE_BREAK = {"dram_bytes": ("latency_cycles", "energy_pj"),
-              "energy_pj": ("latency_cycles", "dram_bytes"),
-              "latency_cycles": ("dram_bytes", "energy_pj")}
 COLUMNS = ("macs", "weight_dram_bytes", "ifmap_dram_bytes", "ofmap_dram_bytes", "dram_bytes",
            "dram_transactions", "sram_reads_bytes", "sram_writes_bytes", "gen_macs",
            "compute_cycles", "memory_cycles", "stall_cycles", "latency_cycles", "utilization",
@@ -44,7 +38,6 @@ EXTRA_COLUMNS = ("executed_macs", "vector_ops", "compulsory_dram_bytes", "gen_cy
                  "flop_reduction", "ideal_speedup", "gating_speedup", "group_packing")
 MAPPING_COLUMNS = ("loop_order", "tile_groups", "tile_filters", "tile_channels", "tile_rows",
                    "num_tiles", "weight_fetches", "input_fetches", "output_visits")
-TENSORS = ("weight", "input", "output")
 
 
 # --- precision ---------------------------------------------------------------------------------
@@ -395,7 +388,7 @@ def candidate_geometry(q, c: mp.Candidates, array: PEArray,
     that array; ``candidate_costs`` adds the rest)."""
     trips = c.trips(q)
     order = c.order.astype(int)
-    fetch = {t: mp.runs(order, trips, mp.USES[t]) for t in TENSORS}
+    fetch = {t: mp.runs(order, trips, mp.USES[t]) for t in mp.TENSORS}
     stationary_tensor = {"ws": "weight", "os": "output", "is": "input"}[array.dataflow]
     fold, fills, folds_per_pass, sums = fold_sums(q, c, array, trips, fetch[stationary_tensor],
                                                   gates)
@@ -478,7 +471,7 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates, full: bool = True,
         sram_cycles = (sum(reads.values()) + sum(writes.values())) / shared_bw
     else:
         sram_cycles = np.max([(reads[t] + writes[t]) / accel.buffer(t).bw_bytes_per_cycle
-                              for t in TENSORS], axis=0)
+                              for t in mp.TENSORS], axis=0)
     sram_cycles = np.ceil(sram_cycles)
 
     # Latency: the first tile's blocks come in before compute starts, the last outputs leave
@@ -524,150 +517,6 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates, full: bool = True,
     return out
 
 
-# --- action counts and energy -------------------------------------------------------------------
-@dataclass(frozen=True)
-class ActionCounts:
-    """What each layer does, counted per action (arrays, one entry per layer or candidate).
-
-    ``pe_mults`` / ``pe_adds``: PE-cycles of the array's MACs (executed MACs x cycles per MAC;
-    the multiplies scaled by the activation bits computed under precision gating on a
-    bit-parallel array); ``vector_ops``: pool / add / concat element ops; ``gen_ops``: weight
-    generation operations of the unit that runs them; per buffer the SRAM bytes read and
-    written; ``dram_bits``: bits crossing the DRAM interface.
-    """
-
-    pe_mults: np.ndarray
-    pe_adds: np.ndarray
-    vector_ops: np.ndarray
-    gen_ops: np.ndarray
-    weight_sram_read_bytes: np.ndarray
-    weight_sram_write_bytes: np.ndarray
-    input_sram_read_bytes: np.ndarray
-    input_sram_write_bytes: np.ndarray
-    output_sram_read_bytes: np.ndarray
-    output_sram_write_bytes: np.ndarray
-    dram_bits: np.ndarray
-
-
-@dataclass(frozen=True)
-class ActionEnergies:
-    """Energy of one action of each kind (pJ), field for field with ``ActionCounts``."""
-
-    pe_mults: np.ndarray
-    pe_adds: np.ndarray
-    vector_ops: np.ndarray
-    gen_ops: np.ndarray
-    weight_sram_read_bytes: float
-    weight_sram_write_bytes: float
-    input_sram_read_bytes: float
-    input_sram_write_bytes: float
-    output_sram_read_bytes: float
-    output_sram_write_bytes: float
-    dram_bits: float
-
-    def take(self, index: np.ndarray) -> "ActionEnergies":
-        """The per-layer energies at ``index`` (one entry per candidate)."""
-        return ActionEnergies(**{f.name: _take_array(getattr(self, f.name), index)
-                                 for f in fields(self)})
-
-
-def _take_array(value, index):
-    return value[index] if isinstance(value, np.ndarray) else value
-
-
-ENERGY_PARTS = {"mac_energy_pj": ("pe_mults", "pe_adds", "vector_ops"),
-                "sram_energy_pj": tuple(f"{t}_sram_{a}_bytes" for t in TENSORS
-                                        for a in ("read", "write")),
-                "dram_energy_pj": ("dram_bits",), "gen_energy_pj": ("gen_ops",)}
-
-
-def gated_fraction(accel: Accelerator, q) -> np.ndarray:
-    """Fraction of a MAC's multiply that switches: on a bit-parallel array precision gating
-    computes pred_bits for every output and the LSBs for the lsb_density fraction."""
-    if accel.array.precision_mode != "bit_parallel":
-        return np.ones_like(q.act_bits)
-    a, pred = q.act_bits, q.pred_bits
-    return np.where(pred > 0, (pred + q.lsb_density * (a - pred)) / a, 1.0)
-
-
-def action_counts(accel: Accelerator, q, pe_cycles, gen_ops, reads, writes, dram_bytes):
-    """The action-count record of each layer from its cycles and traffic."""
-    gated = gated_fraction(accel, q)
-    vector = q.is_vector > 0
-    pe = np.where(vector, 0.0, pe_cycles)
-    return ActionCounts(
-        pe_mults=pe * gated, pe_adds=pe, vector_ops=np.where(vector, q.vector_ops, 0.0),
-        gen_ops=gen_ops, **{f"{t}_sram_read_bytes": reads[t] for t in TENSORS},
-        **{f"{t}_sram_write_bytes": writes[t] for t in TENSORS}, dram_bits=dram_bytes * 8)
-
-
-def action_energies(accel: Accelerator, q) -> ActionEnergies:
-    """Per-action energies: the named tech table, with the accelerator's overrides applied.
-
-    A PE-cycle is an m x m multiply (m x bits_per_cycle with bit-serial activations) plus an
-    add at accum_bits; a vector op an add at act_bits; a generator operation a g x g MAC with
-    a 2g-bit add (a PE-cycle with a 2m-bit add when the array generates). SRAM: per byte, by
-    buffer size; DRAM: per bit.
-    """
-    tech = get_tech(accel.tech)
-    array = accel.array
-    act_width = array.bits_per_cycle if array.precision_mode == "bit_serial_act" else array.mac_bits
-    mult = mult_energy_pj(tech, array.mac_bits, act_width)
-    override = accel.energy.mac(array.mac_bits)
-    pe_mult = np.full_like(q.accum_bits, override if override is not None else mult)
-    pe_add = 0.0 * q.accum_bits if override is not None else add_energy_pj(tech, q.accum_bits)
-    if accel.weight_gen is not None:
-        unit = accel.weight_gen.bits
-        gen = accel.energy.mac(unit) or mac_energy_pj(tech, unit, unit, 2 * unit)
-    else:
-        gen = override or mult + add_energy_pj(tech, 2 * array.mac_bits)
-    sram = {}
-    for t in TENSORS:
-        buffer = accel.buffer(t)
-        table = float(sram_pj_per_byte(tech, buffer.size_bytes))
-        sram[f"{t}_sram_read_bytes"] = buffer.read_pj_per_byte or table
-        sram[f"{t}_sram_write_bytes"] = buffer.write_pj_per_byte or table
-    return ActionEnergies(pe_mults=pe_mult, pe_adds=pe_add,
-                          vector_ops=add_energy_pj(tech, q.act_bits),
-                          gen_ops=np.full_like(q.accum_bits, float(gen)), **sram,
-                          dram_bits=accel.dram.pj_per_bit or tech.dram_pj_per_bit)
-
-
-def energy_breakdown(counts: ActionCounts, energies: ActionEnergies) -> dict[str, np.ndarray]:
-    """Energy parts (pJ) = counts x per-action energies, and their total ``energy_pj``."""
-    parts = {name: sum(getattr(counts, f) * getattr(energies, f) for f in actions)
-             for name, actions in ENERGY_PARTS.items()}
-    parts["energy_pj"] = sum(parts.values())
-    return parts
-
-
-def check_energy(c: dict, accel: Accelerator, q) -> None:
-    """Recompute every layer's energy from its reported figures, not from the record's sums:
-    MACs from executed MACs and cycles per MAC, DRAM from the per-tensor bytes, SRAM from the
-    per-buffer bytes (which must add up to the reported reads and writes)."""
-    e = action_energies(accel, q)
-    counts = c["counts"]
-    vector = q.is_vector > 0
-    pe = np.where(vector, 0, c["executed_macs"] * c["cycles_per_mac"])
-    mac = (pe * (gated_fraction(accel, q) * e.pe_mults + e.pe_adds)
-           + np.where(vector, c["vector_ops"], 0) * e.vector_ops)
-    dram = (c["weight_dram_bytes"] + c["ifmap_dram_bytes"] + c["ofmap_dram_bytes"]) * 8
-    reads = [getattr(counts, f"{t}_sram_read_bytes") for t in TENSORS]
-    writes = [getattr(counts, f"{t}_sram_write_bytes") for t in TENSORS]
-    sram = sum(r * getattr(e, f"{t}_sram_read_bytes") + w * getattr(e, f"{t}_sram_write_bytes")
-               for t, r, w in zip(TENSORS, reads, writes, strict=True))
-    total = mac + dram * e.dram_bits + sram + counts.gen_ops * e.gen_ops
-    checks = {"energy_pj": (total, c["energy_pj"]),
-              "sram_reads_bytes": (sum(reads), c["sram_reads_bytes"]),
-              "sram_writes_bytes": (sum(writes), c["sram_writes_bytes"])}
-    for name, (again, reported) in checks.items():
-        close = np.isclose(again, reported, rtol=1e-9, atol=1e-6)
-        if not close.all():
-            bad = int(np.argmin(close))
-            raise AssertionError(f"{name} of layer {bad}: recomputed {again[bad]}, "
-                                 f"reported {reported[bad]}")
-
-
 def _checked(c: dict, accel: Accelerator, q) -> None:
     """Physical limits hold and the energy recomputes; each check can fail on a wrong model."""
     if np.any(c["dram_bytes"] < c["compulsory_dram_bytes"] * (1 - 1e-9)):
@@ -679,57 +528,6 @@ def _checked(c: dict, accel: Accelerator, q) -> None:
 
 
 # --- search and evaluation ------------------------------------------------------------------------
-def _check_objective(objective: str) -> None:
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
-
-
-def select(layer: np.ndarray, costs: dict, objective: str,
-           weight: np.ndarray | None = None) -> np.ndarray:
-    """Index of each layer's best candidate for ``objective`` (candidates grouped by layer).
-
-    ``balanced`` balances the whole network (``weight``: how often each layer occurs): with
-    L0 and D0 the network's latency and DRAM bytes when every layer takes its own optimum of
-    each, every layer minimizes latency / L0 + lambda * DRAM / D0, and lambda is the one of
-    ``BALANCE_WEIGHTS`` whose network totals keep the larger of latency / L0 and DRAM / D0
-    smallest (then their sum). A weighted sum of network totals splits into one term per
-    layer, so the per-layer choices are exact for each lambda; only the (latency, DRAM) Pareto
-    front of each layer is scored. Ties go to the least energy.
-    """
-    if objective != "balanced":
-        keys = [costs[objective]] + [costs[k] for k in _TIE_BREAK[objective]]
-        return mp.choose(layer, keys)
-    all_layers, all_starts = layer, mp.layer_starts(layer)
-    latency, dram, energy = costs["latency_cycles"], costs["dram_bytes"], costs["energy_pj"]
-    front = mp.pareto_front(layer, latency, dram)
-    layer, latency, dram, energy = layer[front], latency[front], dram[front], energy[front]
-    starts = mp.layer_starts(layer)
-    weight = np.ones(len(starts)) if weight is None else weight
-    lat0 = float(weight @ np.minimum.reduceat(latency, starts))
-    dram0 = float(weight @ np.minimum.reduceat(dram, starts))
-    # All lambdas at once: row i holds every candidate's score for BALANCE_WEIGHTS[i].
-    lam = np.array(BALANCE_WEIGHTS)[:, None]
-    counts = np.diff(starts, append=len(layer))
-    score = latency / lat0 + lam * dram / dram0
-    alive = score == np.repeat(np.minimum.reduceat(score, starts, axis=1), counts, axis=1)
-    cost_e = np.where(alive, energy, np.inf)
-    alive &= cost_e == np.repeat(np.minimum.reduceat(cost_e, starts, axis=1), counts, axis=1)
-    chosen = np.minimum.reduceat(np.where(alive, np.arange(len(layer)), len(layer)), starts,
-                                 axis=1)
-    lat_ratio, dram_ratio = latency[chosen] @ weight / lat0, dram[chosen] @ weight / dram0
-    key = np.lexsort((np.round(lat_ratio + dram_ratio, 12),
-                      np.round(np.maximum(lat_ratio, dram_ratio), 12)))
-    best = chosen[key[0]]
-    # Then the fewest array cycles among the layer's candidates with no more DRAM bytes and at
-    # most BALANCE_SLACK more latency: a fill saved is worth more than a sliver of overlap
-    # the latency model credits to smaller first tiles.
-    picked = np.repeat(front[best], np.diff(all_starts, append=len(all_layers)))
-    near = ((costs["latency_cycles"] <= costs["latency_cycles"][picked] * (1 + BALANCE_SLACK))
-            & (costs["dram_bytes"] <= costs["dram_bytes"][picked]))
-    return mp.choose(all_layers, [np.where(near, costs["compute_cycles"], np.inf),
-                                  costs["energy_pj"]], all_starts)
-
-
 @functools.lru_cache(maxsize=16)
 def search_space(layers: tuple, rows: int, cols: int, dataflow: str):
     """The candidate space of a graph's distinct layers on an array of that shape
@@ -746,7 +544,7 @@ def search_space(layers: tuple, rows: int, cols: int, dataflow: str):
 
 def _search(graph: LayerGraph, accel: Accelerator, objective: str):
     """Search the distinct layer shapes; the chosen candidates and their layer numbers."""
-    _check_objective(objective)
+    check_objective(objective)
     first, inverse, arrays = mp.unique_layers(graph.layers)
     space, tiles, gates, geometry = search_space(graph.layers, accel.array.rows,
                                                  accel.array.cols, accel.array.dataflow)
@@ -902,14 +700,9 @@ __all__ = [
     "EXTRA_COLUMNS",
     "MAPPING_COLUMNS",
     "OBJECTIVES",
-    "ActionCounts",
-    "ActionEnergies",
     "TileCosts",
-    "action_counts",
-    "action_energies",
     "candidate_costs",
     "cycles_per_mac",
-    "energy_breakdown",
     "evaluate",
     "hardware_totals",
     "search_mappings",

@@ -301,6 +301,7 @@ def runs(order: np.ndarray, trips: dict[str, np.ndarray], used: tuple[str, str])
 
 STATIONARY = {"ws": ("K", "C"), "os": ("K", "P"), "is": ("C", "P")}
 USES = {"weight": ("K", "C"), "input": ("C", "P"), "output": ("K", "P")}
+TENSORS = tuple(USES)
 
 
 def tile_table(m: Mapping) -> dict[str, np.ndarray]:
@@ -638,55 +639,11 @@ def misfit_message(layer: Layer, tiles: dict[str, float], accel: Accelerator,
             f"has {buffer.size_bytes} B{halved}")
 
 
-# --- search ---------------------------------------------------------------------------------------
-def layer_starts(layer: np.ndarray) -> np.ndarray:
-    """Index of each layer's first candidate (candidates grouped by layer)."""
-    head = np.ones(len(layer), dtype=bool)
-    head[1:] = layer[1:] != layer[:-1]
-    return np.flatnonzero(head)
-
-
-def per_layer_min(layer: np.ndarray, values: np.ndarray, starts=None) -> np.ndarray:
-    """Each candidate's layer minimum of ``values`` (candidates grouped by layer)."""
-    starts = layer_starts(layer) if starts is None else starts
-    return np.repeat(np.minimum.reduceat(values, starts), np.diff(starts, append=len(layer)))
-
-
-def pareto_front(layer: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Indices of each layer's candidates that no other candidate of the layer beats on both
-    ``first`` and ``second`` (with ties on ``first``, possibly a few more), grouped by layer."""
-    order = np.lexsort((first, layer))
-    lay, value = layer[order], second[order]
-    # Running minimum of ``second`` within each layer: offsetting later layers far below lets
-    # one accumulate run over all layers without carrying across them.
-    shifted = value - lay * (2 * np.ptp(value) + 2.0)
-    prev = np.empty_like(shifted)
-    prev[0] = np.inf
-    prev[1:] = np.minimum.accumulate(shifted)[:-1]
-    keep = shifted < prev
-    keep[layer_starts(lay)] = True
-    return np.sort(order[keep])
-
-
-def choose(layer: np.ndarray, keys: list[np.ndarray], starts=None) -> np.ndarray:
-    """Index of the best candidate of each layer: lexicographic over ``keys``, then first.
-
-    Candidates must be grouped by layer; ties on every key go to the earliest candidate, so
-    the choice is deterministic.
-    """
-    starts = layer_starts(layer) if starts is None else starts
-    alive = np.ones(len(layer), dtype=bool)
-    for key in keys:
-        masked = np.where(alive, key, np.inf)
-        alive &= masked == per_layer_min(layer, masked, starts)
-    index = np.arange(len(layer))
-    return np.minimum.reduceat(np.where(alive, index, len(layer)), starts)
-
-
 __all__ = [
     "LOOPS",
     "LOOP_ORDERS",
     "STATIONARY",
+    "TENSORS",
     "USES",
     "Candidates",
     "LayerArrays",
@@ -695,7 +652,6 @@ __all__ = [
     "Tile",
     "aligned_sizes",
     "candidate_space",
-    "choose",
     "clipped_sum",
     "executed_filters",
     "fills_array",
@@ -710,8 +666,6 @@ __all__ = [
     "lines_read",
     "misfit_message",
     "output_block_bytes",
-    "pareto_front",
-    "per_layer_min",
     "runs",
     "tile_footprint",
     "tile_sizes",
