@@ -96,7 +96,15 @@ class LayerArrays:
     def from_layers(cls, layers) -> "LayerArrays":
         rows = [_layer_row(layer) for layer in layers]
         table = np.array(rows, dtype=float).reshape(len(rows), len(_FIELDS))
-        return cls(**{name: table[:, i] for i, name in enumerate(_FIELDS)})
+        fields = {name: table[:, i] for i, name in enumerate(_FIELDS[:-2])}
+        stride_w, pad_w = table[:, -2], table[:, -1]
+        # The input lines the whole output reads, for all layers in one call each.
+        fields["input_cols_read"] = lines_read(0, fields["out_w"], stride_w, fields["kernel_w"],
+                                               pad_w, fields["in_w"])
+        fields["input_rows_read"] = lines_read(0, fields["out_h"], fields["stride_h"],
+                                               fields["kernel_h"], fields["pad_h"],
+                                               fields["in_h"])
+        return cls(**fields)
 
     def view(self, index: np.ndarray) -> "LayerView":
         """The entries at ``index`` (one per candidate), gathered field by field on first use."""
@@ -160,13 +168,13 @@ def lines_read(first_out, outs, stride, kernel, pad, size) -> np.ndarray:
 
 
 def _layer_row(layer: Layer) -> tuple:
+    """The ``LayerArrays`` fields of one layer but the input lines read (``from_layers``
+    computes those for all layers at once), then the column stride and padding they need."""
     vector = not layer.has_weights
     if vector and layer.in_channels != layer.out_channels:
         raise ValueError(f"Layer {layer.name}: {layer.op} must keep the channel count")
     (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
     (ih, iw), (oh, ow) = layer.in_hw, layer.out_hw
-    cols = float(lines_read(0, ow, sw, kw, pw, iw))
-    rows = float(lines_read(0, oh, sh, kh, ph, ih))
     return (layer.out_channels if vector else layer.groups,
             1 if vector else layer.filters_per_group,
             1 if vector else layer.in_channels // layer.groups,
@@ -177,7 +185,7 @@ def _layer_row(layer: Layer) -> tuple:
             layer.vector_ops, layer.mac_density,
             1.0 if layer.channel_gated else layer.mac_density, layer.gen_macs, layer.gen_bits,
             layer.pred_bits, layer.lsb_density, layer.factor_out_bits, layer.factor_in_bits,
-            layer.factor_shared_bits, layer.gen_in_macs, cols, rows)
+            layer.factor_shared_bits, layer.gen_in_macs, sw, pw)
 
 
 # --- one mapping and its tiles ---------------------------------------------------------------
