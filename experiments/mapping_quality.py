@@ -113,7 +113,7 @@ def balance_bound(graph: LayerGraph, accel) -> float:
     space, tiles = mp.candidate_space(graph.layers, accel.array.rows, accel.array.cols,
                                       accel.array.dataflow)
     cand = space.take(mp.fits(tiles, accel))
-    costs = candidate_costs(accel, arrays.view(cand.layer), cand, full=False,
+    costs = candidate_costs(accel, arrays.view(cand.layer), cand,
                             gates=channel_gates(first, cand, accel.array))
     weight = np.bincount(inverse, minlength=len(first))
     starts = mp.layer_starts(cand.layer)

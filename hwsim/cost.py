@@ -405,12 +405,11 @@ def candidate_geometry(q, c: mp.Candidates, array: PEArray,
             _edge(q.out_h, c.tile_rows), q.out_bits)}
 
 
-def candidate_costs(accel: Accelerator, q, c: mp.Candidates, full: bool = True,
+def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
                     gates: ChannelGates | None = None,
                     geometry: dict | None = None) -> dict[str, np.ndarray]:
     """Every cost column but ``gating_speedup`` for each candidate (``q``: the layer numbers
-    per candidate); ``evaluate`` adds that one for the chosen candidates only. ``full=False``
-    (the search) leaves out ``dram_transactions``, which no objective reads. ``geometry``:
+    per candidate); ``evaluate`` adds that one for the chosen candidates only. ``geometry``:
     ``candidate_geometry`` of these candidates on this array, when already known."""
     array = accel.array
     vector = q.is_vector > 0
@@ -512,8 +511,7 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates, full: bool = True,
         "compute_utilization": work / np.maximum(compute, 1),
         "fold_cycles": fold, "trips": trips, "fetch": fetch, "counts": counts, **energy,
     })
-    if full:
-        out["dram_transactions"] = dram_transactions(q, c, accel, trips, fetch, w_pass)
+    out["dram_transactions"] = dram_transactions(q, c, accel, trips, fetch, w_pass)
     return out
 
 
@@ -543,7 +541,8 @@ def search_space(layers: tuple, rows: int, cols: int, dataflow: str):
 
 
 def _search(graph: LayerGraph, accel: Accelerator, objective: str):
-    """Search the distinct layer shapes; the chosen candidates and their layer numbers."""
+    """Search the distinct layer shapes: the shapes, each layer's shape, their arrays, the
+    legal candidates with their costs, and the index of each shape's chosen one."""
     check_objective(objective)
     first, inverse, arrays = mp.unique_layers(graph.layers)
     space, tiles, gates, geometry = search_space(graph.layers, accel.array.rows,
@@ -561,11 +560,11 @@ def _search(graph: LayerGraph, accel: Accelerator, objective: str):
             f"{space.tile_rows[j]} output rows)"))
     keep = np.flatnonzero(ok)  # one index for many gathers (a mask recounts every time)
     cand = space.take(keep)
-    costs = candidate_costs(accel, arrays.view(cand.layer), cand, full=False,
+    costs = candidate_costs(accel, arrays.view(cand.layer), cand,
                             gates=None if gates is None else _take(gates, keep),
                             geometry=_take(geometry, keep))
     best = select(cand.layer, costs, objective, np.bincount(inverse, minlength=len(first)))
-    return first, inverse, arrays, cand.take(best), _take(costs, best)
+    return first, inverse, arrays, cand, costs, best
 
 
 def _take(costs, index: np.ndarray):
@@ -590,7 +589,8 @@ def _mappings(layers, cand: mp.Candidates, accel: Accelerator) -> list[mp.Mappin
 def search_mappings(graph: LayerGraph, accel: Accelerator,
                     objective: str = DEFAULT_OBJECTIVE) -> dict[str, mp.Mapping]:
     """Best mapping of every layer for ``objective`` (one search per distinct layer shape)."""
-    _, inverse, _, chosen, _ = _search(graph, accel, objective)
+    _, inverse, _, cand, _, best = _search(graph, accel, objective)
+    chosen = cand.take(best)
     return {m.layer.name: m for m in _mappings(graph.layers, chosen.take(inverse), accel)}
 
 
@@ -619,14 +619,11 @@ def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = DEFAULT_OBJ
     actually executed (x weight re-fetches).
     """
     if mappings is None:
-        _, inverse, arrays, chosen_shapes, costs = _search(graph, accel, objective)
-        cand = chosen_shapes.take(inverse)
+        _, inverse, arrays, legal, costs, best = _search(graph, accel, objective)
+        cand = legal.take(best[inverse])
         chosen = _mappings(graph.layers, cand, accel)
         q = arrays.view(cand.layer)
-        c = _take(costs, inverse)
-        c["dram_transactions"] = dram_transactions(
-            q, cand, accel, c["trips"], c["fetch"],
-            mp.weight_pass_bytes(q, c["trips"], factors_held(q, accel)))
+        c = _take(costs, best[inverse])
     else:
         chosen = _given(graph, accel, mappings)
         cand = mp.fixed_candidates(chosen)

@@ -78,10 +78,14 @@ def select(layer: np.ndarray, costs: dict, objective: str,
     smallest (then their sum). A weighted sum of network totals splits into one term per
     layer, so the per-layer choices are exact for each lambda; only the (latency, DRAM) Pareto
     front of each layer is scored. Ties go to the least energy.
+
+    Last, every objective breaks ties by the fewest DRAM transactions (``balanced`` first by
+    the least latency): a pool or add split into tiles smaller than a burst moves the same
+    bytes in more bursts.
     """
     if objective != "balanced":
         keys = [costs[objective]] + [costs[k] for k in _TIE_BREAK[objective]]
-        return choose(layer, keys)
+        return choose(layer, keys + [costs["dram_transactions"]])
     all_layers, all_starts = layer, layer_starts(layer)
     latency, dram, energy = costs["latency_cycles"], costs["dram_bytes"], costs["energy_pj"]
     front = pareto_front(layer, latency, dram)
@@ -110,7 +114,8 @@ def select(layer: np.ndarray, costs: dict, objective: str,
     near = ((costs["latency_cycles"] <= costs["latency_cycles"][picked] * (1 + BALANCE_SLACK))
             & (costs["dram_bytes"] <= costs["dram_bytes"][picked]))
     return choose(all_layers, [np.where(near, costs["compute_cycles"], np.inf),
-                                  costs["energy_pj"]], all_starts)
+                               costs["energy_pj"], costs["latency_cycles"],
+                               costs["dram_transactions"]], all_starts)
 
 
 __all__ = [
