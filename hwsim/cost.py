@@ -28,6 +28,7 @@ from .energy import action_counts, action_energies, check_energy, energy_breakdo
 from .layer import LayerGraph
 from .objective import DEFAULT_OBJECTIVE, OBJECTIVES, check_objective, select
 from .tech import get_tech
+from .workload import LayerArrays
 
 COLUMNS = ("macs", "weight_dram_bytes", "ifmap_dram_bytes", "ofmap_dram_bytes", "dram_bytes",
            "dram_transactions", "sram_reads_bytes", "sram_writes_bytes", "gen_macs",
@@ -267,7 +268,7 @@ class TileCosts:
 def tile_costs(mapping: mp.Mapping, accel: Accelerator) -> TileCosts:
     """The per-tile functions applied to every tile of ``mapping`` on ``accel`` (vectorized)."""
     m = mapping.bind(accel)
-    q = mp.LayerArrays.from_layers((m.layer,))
+    q = LayerArrays.from_layers((m.layer,))
     t = mp.tile_table(m)
     pixels = t["rows"] * q.out_w
     if m.layer.has_weights:
@@ -627,7 +628,7 @@ def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = DEFAULT_OBJ
     else:
         chosen = _given(graph, accel, mappings)
         cand = mp.fixed_candidates(chosen)
-        q = mp.LayerArrays.from_layers(graph.layers).view(cand.layer)
+        q = LayerArrays.from_layers(graph.layers).view(cand.layer)
         tiles = mp.tile_footprint(q, cand)
         ok = mp.fits(tiles, accel)
         if not ok.all():

@@ -10,7 +10,8 @@ from hwsim import cost, energy
 from hwsim.accel import load_accelerator
 from hwsim.cost import evaluate
 from hwsim.layer import Layer, LayerGraph
-from hwsim.mapping import LayerArrays, fixed_candidates, untiled
+from hwsim.mapping import fixed_candidates, untiled
+from hwsim.workload import LayerArrays
 
 # 8 channels, 3x3, 10x10 -> 8x8, 16 filters: Sr = 72, Sc = 16, T = 64, on an 8x8 WS array.
 SMALL = Layer("s", "conv", 1, 8, 16, (10, 10), (8, 8), (3, 3))
