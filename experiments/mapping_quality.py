@@ -34,6 +34,7 @@ from hwsim.cost import (
 )
 from hwsim.layer import Layer, LayerGraph
 from hwsim.mapping import untiled
+from hwsim.objective import layer_starts
 from hwsim.trace import trace
 from models import create_model
 
@@ -116,7 +117,7 @@ def balance_bound(graph: LayerGraph, accel) -> float:
     costs = candidate_costs(accel, arrays.view(cand.layer), cand,
                             gates=channel_gates(first, cand, accel.array))
     weight = np.bincount(inverse, minlength=len(first))
-    starts = mp.layer_starts(cand.layer)
+    starts = layer_starts(cand.layer)
     latency = costs["latency_cycles"] / float(
         weight @ np.minimum.reduceat(costs["latency_cycles"], starts))
     dram = costs["dram_bytes"] / float(weight @ np.minimum.reduceat(costs["dram_bytes"], starts))
