@@ -29,7 +29,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch
 from scalesim_golden import golden_layers, run_scalesim
 
-from hwsim import mapping
+from hwsim import cost, mapping
 from hwsim.accel import load_accelerator
 from hwsim.cost import evaluate, hardware_totals
 from hwsim.layer import LayerGraph
@@ -61,6 +61,7 @@ def cold() -> None:
     """Forget every graph's cached candidate space, as for a freshly traced graph."""
     mapping.unique_layers.cache_clear()
     mapping.candidate_space.cache_clear()
+    cost.search_space.cache_clear()
 
 
 def run(graph: LayerGraph, accel, mappings=None):

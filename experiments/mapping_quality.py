@@ -4,10 +4,14 @@ Prints (and writes ``experiments/results/mapping_quality_*.csv``):
 1. SCALE-Sim per layer: the golden layers (tests/golden, SCALE-Sim 3.0.0) searched freely with
    whole-layer buffers and on the default systolic_32, compute cycles against SCALE-Sim's;
 2. CIFAR ResNet-18 against the fold model with whole-layer tiles (SCALE-Sim's view, which the
-   goldens confirm to the cycle): free search with 1 GiB buffers whose bandwidth does not limit
-   (SCALE-Sim's CALC mode) on 32x32 / 16x16 WS / OS / IS, and the presets as they are;
+   goldens confirm to the cycle): free search with 1 GiB buffers whose bandwidth does not limit,
+   with DRAM that does not limit either (SCALE-Sim's CALC mode, no memory stalls) and with the
+   preset's 32 B/cycle DRAM, on 32x32 / 16x16 WS / OS / IS, and the presets as they are;
 3. the objectives' trade-off: whole-network latency, DRAM bytes and energy of each objective
-   over the best any objective reaches, on the presets and systolic_32's three dataflows.
+   over the best any objective reaches, on the presets and systolic_32's three dataflows, and
+   per accelerator the lower bound on max(latency, DRAM) ratio that any choice of one candidate
+   per layer shape can reach (Lagrangian: for every weight w, the network's least
+   latency/L0 + w·DRAM/D0 over (1 + w) bounds the larger ratio from below).
 
     python experiments/mapping_quality.py
 """
@@ -15,12 +19,22 @@ Prints (and writes ``experiments/results/mapping_quality_*.csv``):
 import csv
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from hwsim import mapping as mp
 from hwsim.accel import load_accelerator
-from hwsim.cost import DEFAULT_OBJECTIVE, OBJECTIVES, evaluate, hardware_totals
+from hwsim.cost import (
+    DEFAULT_OBJECTIVE,
+    OBJECTIVES,
+    candidate_costs,
+    channel_gates,
+    evaluate,
+    hardware_totals,
+)
 from hwsim.layer import Layer, LayerGraph
 from hwsim.mapping import untiled
+from hwsim.objective import layer_starts
 from hwsim.trace import trace
 from models import create_model
 
@@ -28,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results"
 WHOLE = {name: {"size_bytes": 1 << 30, "bw_bytes_per_cycle": 1 << 20}
          for name in ("weight", "input", "output")}
+IDEAL_DRAM = {"bw_bytes_per_cycle": 1 << 20}
 
 
 def golden_graph(flow: str) -> tuple[LayerGraph, list[int], tuple[int, int]]:
@@ -43,10 +58,11 @@ def golden_graph(flow: str) -> tuple[LayerGraph, list[int], tuple[int, int]]:
                                                                 int(rows[0]["cols"]))
 
 
-def accel_for(rows: int, cols: int, flow: str, buffers=None):
+def accel_for(rows: int, cols: int, flow: str, buffers=None, dram=None):
     return load_accelerator("systolic_32", {"array": {"rows": rows, "cols": cols,
                                                       "dataflow": flow},
-                                            **({"buffers": buffers} if buffers else {})})
+                                            **({"buffers": buffers} if buffers else {}),
+                                            **({"dram": dram} if dram else {})})
 
 
 def scalesim_per_layer() -> pd.DataFrame:
@@ -75,7 +91,9 @@ def fold_reference(graph: LayerGraph, accel) -> pd.Series:
 
 def network_against_fold_model(graph: LayerGraph) -> pd.DataFrame:
     rows = []
-    cases = [(f"{n}x{n} {flow}, whole-layer buffers", accel_for(n, n, flow, WHOLE))
+    cases = [(f"{n}x{n} {flow}, whole-layer buffers{dram_name}",
+              accel_for(n, n, flow, WHOLE, dram))
+             for dram_name, dram in ((", ideal DRAM", IDEAL_DRAM), (", 32 B/cycle DRAM", None))
              for n in (32, 16) for flow in ("ws", "os", "is")]
     cases += [(f"systolic_32 {flow}", accel_for(32, 32, flow)) for flow in ("ws", "os", "is")]
     for name, accel in cases:
@@ -87,6 +105,25 @@ def network_against_fold_model(graph: LayerGraph) -> pd.DataFrame:
                      "worst_layer_pct": 100 * (mine / ref - 1).abs().max(),
                      "dram_vs_compulsory": t["dram_bytes"] / t["compulsory_dram_bytes"]})
     return pd.DataFrame(rows)
+
+
+def balance_bound(graph: LayerGraph, accel) -> float:
+    """Lower bound on max(latency / L0, DRAM / D0) over every choice of one legal candidate per
+    distinct layer shape (L0, D0: the single-objective optima)."""
+    first, inverse, arrays = mp.unique_layers(graph.layers)
+    space, tiles = mp.candidate_space(graph.layers, accel.array.rows, accel.array.cols,
+                                      accel.array.dataflow)
+    cand = space.take(mp.fits(tiles, accel))
+    costs = candidate_costs(accel, arrays.view(cand.layer), cand,
+                            gates=channel_gates(first, cand, accel.array))
+    weight = np.bincount(inverse, minlength=len(first))
+    starts = layer_starts(cand.layer)
+    latency = costs["latency_cycles"] / float(
+        weight @ np.minimum.reduceat(costs["latency_cycles"], starts))
+    dram = costs["dram_bytes"] / float(weight @ np.minimum.reduceat(costs["dram_bytes"], starts))
+    w = 2.0 ** np.arange(-10, 10, 0.01)[:, None]
+    least = np.minimum.reduceat(latency + w * dram, starts, axis=1) @ weight
+    return float(np.max(least / (1 + w[:, 0])))
 
 
 def tradeoff(graph: LayerGraph) -> pd.DataFrame:
@@ -102,6 +139,8 @@ def tradeoff(graph: LayerGraph) -> pd.DataFrame:
         for obj, t in totals.items():
             rows.append({"accelerator": name, "objective": obj,
                          **{k: t[k] / best[k] for k in best}})
+        rows.append({"accelerator": name, "objective": "bound on max(latency, DRAM)",
+                     "latency_cycles": balance_bound(graph, accel)})
     return pd.DataFrame(rows)
 
 

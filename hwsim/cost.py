@@ -15,24 +15,21 @@ weights generated) + epilogue (last outputs stored) + the slowest of compute, SR
 DRAM and the rest of generation; without double buffering (any buffer single) the parts add up.
 """
 
+import dataclasses
+import functools
 from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
 
 from . import mapping as mp
-from .accel import Accelerator
+from .accel import Accelerator, PEArray
+from .energy import action_counts, action_energies, check_energy, energy_breakdown
 from .layer import LayerGraph
-from .tech import add_energy_pj, get_tech, mac_energy_pj, mult_energy_pj, sram_pj_per_byte
+from .objective import DEFAULT_OBJECTIVE, OBJECTIVES, check_objective, select
+from .tech import get_tech
+from .workload import LayerArrays
 
-DEFAULT_OBJECTIVE = "balanced"
-OBJECTIVES = ("balanced", "dram_bytes", "energy_pj", "latency_cycles")
-# balanced: the DRAM-byte weights lambda tried against latency (README: objectives).
-BALANCE_WEIGHTS = tuple(2.0 ** np.arange(-6, 7))
-BALANCE_SLACK = 0.03
-_TIE_BREAK = {"dram_bytes": ("latency_cycles", "energy_pj"),
-              "energy_pj": ("latency_cycles", "dram_bytes"),
-              "latency_cycles": ("dram_bytes", "energy_pj")}
 COLUMNS = ("macs", "weight_dram_bytes", "ifmap_dram_bytes", "ofmap_dram_bytes", "dram_bytes",
            "dram_transactions", "sram_reads_bytes", "sram_writes_bytes", "gen_macs",
            "compute_cycles", "memory_cycles", "stall_cycles", "latency_cycles", "utilization",
@@ -42,7 +39,6 @@ EXTRA_COLUMNS = ("executed_macs", "vector_ops", "compulsory_dram_bytes", "gen_cy
                  "flop_reduction", "ideal_speedup", "gating_speedup", "group_packing")
 MAPPING_COLUMNS = ("loop_order", "tile_groups", "tile_filters", "tile_channels", "tile_rows",
                    "num_tiles", "weight_fetches", "input_fetches", "output_visits")
-TENSORS = ("weight", "input", "output")
 
 
 # --- precision ---------------------------------------------------------------------------------
@@ -126,7 +122,7 @@ def fold_maxima(density: np.ndarray, tile_filters: int, cols: int) -> tuple[np.n
             np.bincount(tile, density > 0))
 
 
-def channel_gates(layers, c: mp.Candidates, accel: Accelerator) -> ChannelGates | None:
+def channel_gates(layers, c: mp.Candidates, array: PEArray) -> ChannelGates | None:
     """``ChannelGates`` of every candidate (``c.layer`` indexes ``layers``); None when no layer
     is channel gated. One numpy pass per (gated layer, filter tile size), not per tile."""
     if not any(layer.channel_gated for layer in layers):
@@ -142,13 +138,13 @@ def channel_gates(layers, c: mp.Candidates, accel: Accelerator) -> ChannelGates 
         mine = c.layer == i
         for tile_filters in np.unique(c.tile_filters[mine]):
             chosen = mine & (c.tile_filters == tile_filters)
-            sums = fold_maxima(density, int(tile_filters), accel.array.cols)
+            sums = fold_maxima(density, int(tile_filters), array.cols)
             for key, value in zip(("busiest", "busy_folds", "on_filters"), sums, strict=True):
                 out[key][chosen] = value.sum()
     return ChannelGates(**out)
 
 
-def gated_stream(q, accel: Accelerator, folds: dict, base_rows, channels, filters, pixels,
+def gated_stream(q, array: PEArray, folds: dict, base_rows, channels, filters, pixels,
                  busiest, busy_folds, on_filters) -> np.ndarray:
     """Stream cycles of a channel-gated layer's folds (fills apart), for one tile or summed
     over tiles (``folds``: the dense fold factors or their sums per dimension).
@@ -161,7 +157,7 @@ def gated_stream(q, accel: Accelerator, folds: dict, base_rows, channels, filter
     the filter stream. Fills are paid as in the dense pass.
     """
     rest_rows = folds["C"] - base_rows
-    flow = accel.array.dataflow
+    flow = array.dataflow
     if flow == "ws":
         return folds["G"] * pixels * (folds["K"] * base_rows + rest_rows * busiest)
     if flow == "os":  # base_rows: the base channels (OS streams the reduction, no row folds)
@@ -182,21 +178,21 @@ def channel_gated_tile_cycles(q, accel: Accelerator, m: mp.Mapping, t: dict, pix
     base_in_tile = np.clip(base - t["channel"] * m.tile_channels, 0, t["channels"])
     base_rows = base_in_tile if accel.array.dataflow == "os" else np.ceil(
         base_in_tile * q.kernel / accel.array.rows)
-    stream = gated_stream(q, accel, f, base_rows, t["channels"], t["filters"], pixels, busiest,
-                          busy_folds, on_filters)
-    return f["G"] * f["K"] * f["C"] * f["P"] * fill_cycles(accel) * changed + stream
+    stream = gated_stream(q, accel.array, f, base_rows, t["channels"], t["filters"], pixels,
+                          busiest, busy_folds, on_filters)
+    return f["G"] * f["K"] * f["C"] * f["P"] * fill_cycles(accel.array) * changed + stream
 
 
 # --- per-tile functions ----------------------------------------------------------------------
-def fill_cycles(accel: Accelerator) -> int:
+def fill_cycles(array: PEArray) -> int:
     """Cycles one fold spends filling (and draining) the array beyond its stream."""
-    rows, cols = accel.array.rows, accel.array.cols
-    return (rows if accel.array.dataflow == "os" else 2 * rows) + cols - 2
+    rows, cols = array.rows, array.cols
+    return (rows if array.dataflow == "os" else 2 * rows) + cols - 2
 
 
-def stream_cycles(q, accel: Accelerator, filters, channels, pixels) -> np.ndarray:
+def stream_cycles(q, array: PEArray, filters, channels, pixels) -> np.ndarray:
     """Cycles one fold streams: pixels on WS, the reduction Sr on OS, filters on IS."""
-    flow = accel.array.dataflow
+    flow = array.dataflow
     if flow == "ws":
         return pixels * np.ones_like(np.asarray(filters, float))
     if flow == "os":
@@ -209,8 +205,8 @@ def tile_fold_cycles(q, accel, groups, filters, channels, pixels, changed) -> np
     every fold pays the fill when the stationary block changed."""
     f = mp.fold_factors(q, accel.array, groups, filters, channels, pixels)
     folds = f["G"] * f["K"] * f["C"] * f["P"]
-    return folds * (fill_cycles(accel) * changed
-                    + stream_cycles(q, accel, filters, channels, pixels))
+    return folds * (fill_cycles(accel.array) * changed
+                    + stream_cycles(q, accel.array, filters, channels, pixels))
 
 
 def tile_vector_cycles(q, accel, groups, pixels) -> np.ndarray:
@@ -272,7 +268,7 @@ class TileCosts:
 def tile_costs(mapping: mp.Mapping, accel: Accelerator) -> TileCosts:
     """The per-tile functions applied to every tile of ``mapping`` on ``accel`` (vectorized)."""
     m = mapping.bind(accel)
-    q = mp.LayerArrays.from_layers((m.layer,))
+    q = LayerArrays.from_layers((m.layer,))
     t = mp.tile_table(m)
     pixels = t["rows"] * q.out_w
     if m.layer.has_weights:
@@ -302,8 +298,9 @@ def tile_costs(mapping: mp.Mapping, accel: Accelerator) -> TileCosts:
 # --- closed forms over candidates --------------------------------------------------------------
 def tile_sum(n, t, f) -> np.ndarray:
     """Sum of ``f(size)`` over the tiles of a dimension of size ``n`` cut into tiles of ``t``."""
-    edge = n % t
-    return n // t * f(t) + np.where(edge > 0, f(edge), 0)
+    full = np.floor(n / t)  # exact for integer sizes, and much faster than float // and %
+    edge = n - full * t
+    return full * f(t) + np.where(edge > 0, f(edge), 0)
 
 
 def _edge(n, t):
@@ -311,7 +308,7 @@ def _edge(n, t):
     return n - (np.ceil(n / t) - 1) * t
 
 
-def fold_sums(q, c: mp.Candidates, accel: Accelerator, trips, order_runs,
+def fold_sums(q, c: mp.Candidates, array: PEArray, trips, order_runs,
               gates: ChannelGates | None = None):
     """Fold-model cycles summed over all tiles, and the fills counted.
 
@@ -320,8 +317,7 @@ def fold_sums(q, c: mp.Candidates, accel: Accelerator, trips, order_runs,
     one fold pays its fill once per run of tiles that reuse it; a block of several folds pays
     every fold's fill on every tile. Channel-gated layers (``gates``) stream ``gated_stream``.
     """
-    array = accel.array
-    packing = mp.group_packing(q, array)
+    packing = q.per_layer(lambda layers: mp.group_packing(layers, array))
     dims = {"G": (q.groups, c.tile_groups), "K": (q.filters, c.tile_filters),
             "C": (q.channels, c.tile_channels), "P": (q.out_h, c.tile_rows)}
 
@@ -330,16 +326,28 @@ def fold_sums(q, c: mp.Candidates, accel: Accelerator, trips, order_runs,
         total = tile_sum(n, t, fn)
         return total * q.batch if dim == "P" else total
 
-    def factor(dim):
-        return lambda s: mp.fold_factor(q, array, dim, s * q.out_w if dim == "P" else s, packing)
+    def fold_and_single_sums(dim):
+        """Folds of ``dim`` summed over its tiles, and its tiles of one fold (one
+        ``fold_factor`` call per tile size, not one per sum)."""
+        n, t = dims[dim]
+        full = np.floor(n / t)
+        edge = n - full * t
+        out_w = q.out_w if dim == "P" else 1
+        at_full = mp.fold_factor(q, array, dim, t * out_w, packing)
+        at_edge = mp.fold_factor(q, array, dim, edge * out_w, packing)
+        has_edge = edge > 0
+        folds = full * at_full + np.where(has_edge, at_edge, 0)
+        single = full * (at_full == 1) + np.where(has_edge, at_edge == 1, 0)
+        return (folds * q.batch, single * q.batch) if dim == "P" else (folds, single)
 
     stationary = ("G", *mp.STATIONARY[array.dataflow])
     stream_dim = next(d for d in "KCP" if d not in stationary)
-    sums = {d: dim_sum(d, factor(d)) for d in stationary}
+    both = {d: fold_and_single_sums(d) for d in stationary}
+    sums = {d: both[d][0] for d in stationary}
     sums[stream_dim] = trips[stream_dim]
-    stream = dim_sum(stream_dim, lambda s: stream_cycles(q, accel, s, s, s * q.out_w))
+    stream = dim_sum(stream_dim, lambda s: stream_cycles(q, array, s, s, s * q.out_w))
     folds_per_pass = sums["G"] * sums[stationary[1]] * sums[stationary[2]]
-    single = np.prod([dim_sum(d, lambda s, d=d: factor(d)(s) == 1) for d in stationary], axis=0)
+    single = np.prod([both[d][1] for d in stationary], axis=0)
     run_length = trips[stream_dim] / order_runs
     fills = order_runs * (single + run_length * (folds_per_pass - single))
     streamed = stream * folds_per_pass
@@ -348,9 +356,9 @@ def fold_sums(q, c: mp.Candidates, accel: Accelerator, trips, order_runs,
         base_rows = gates.base_channels if os else tile_sum(
             gates.base_channels, c.tile_channels, lambda s: np.ceil(s * q.kernel / array.rows))
         streamed = np.where(gates.gated, gated_stream(
-            q, accel, sums, base_rows, q.channels, q.filters, q.batch * q.out_h * q.out_w,
+            q, array, sums, base_rows, q.channels, q.filters, q.batch * q.out_h * q.out_w,
             gates.busiest, gates.busy_folds, gates.on_filters), streamed)
-    return fill_cycles(accel) * fills + streamed, fills, folds_per_pass, sums
+    return fill_cycles(array) * fills + streamed, fills, folds_per_pass, sums
 
 
 def dram_transactions(q, c: mp.Candidates, accel: Accelerator, trips, fetch, w_pass):
@@ -373,22 +381,48 @@ def dram_transactions(q, c: mp.Candidates, accel: Accelerator, trips, fetch, w_p
                         + spill * np.ceil(pixels * q.accum_bits / 8 / txn)))
 
 
-def candidate_costs(accel: Accelerator, q, c: mp.Candidates, full: bool = True,
-                    gates: ChannelGates | None = None) -> dict[str, np.ndarray]:
-    """Every cost column but ``gating_speedup`` for each candidate (``q``: the layer numbers
-    per candidate); ``evaluate`` adds that one for the chosen candidates only. ``full=False``
-    (the search) leaves out ``dram_transactions``, which no objective reads."""
-    array = accel.array
-    vector = q.is_vector > 0
+def candidate_geometry(q, c: mp.Candidates, array: PEArray,
+                       gates: ChannelGates | None = None) -> dict:
+    """What each candidate costs that depends on its layer and the array's shape alone: loop
+    trips, block fetches, fold-model cycles and fills, the input rows its tiles read and the
+    first and last blocks (computed once per candidate space, shared by every accelerator with
+    that array; ``candidate_costs`` adds the rest)."""
     trips = c.trips(q)
     order = c.order.astype(int)
-    fetch = {t: mp.runs(order, trips, mp.USES[t]) for t in TENSORS}
+    fetch = {t: mp.runs(order, trips, mp.USES[t]) for t in mp.TENSORS}
+    stationary_tensor = {"ws": "weight", "os": "output", "is": "input"}[array.dataflow]
+    fold, fills, folds_per_pass, sums = fold_sums(q, c, array, trips, fetch[stationary_tensor],
+                                                  gates)
+    first = {d: np.minimum(getattr(c, f"tile_{name}"), n) for d, name, n in (
+        ("G", "groups", q.groups), ("K", "filters", q.filters), ("C", "channels", q.channels),
+        ("P", "rows", q.out_h))}
+    return {
+        "trips": trips, "fetch": fetch, "fold_cycles": fold, "fills": fills,
+        "folds_per_pass": folds_per_pass, "sums": sums, "first": first,
+        "input_rows": mp.input_rows_per_image(q, c.tile_rows),
+        "first_input_bytes": mp.input_block_bytes(q, first["G"], first["C"], 0, first["P"]),
+        "last_output_bytes": mp.output_block_bytes(
+            q, _edge(q.groups, c.tile_groups), _edge(q.filters, c.tile_filters),
+            _edge(q.out_h, c.tile_rows), q.out_bits)}
+
+
+def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
+                    gates: ChannelGates | None = None,
+                    geometry: dict | None = None) -> dict[str, np.ndarray]:
+    """Every cost column but ``gating_speedup`` for each candidate (``q``: the layer numbers
+    per candidate); ``evaluate`` adds that one for the chosen candidates only. ``geometry``:
+    ``candidate_geometry`` of these candidates on this array, when already known."""
+    array = accel.array
+    vector = q.is_vector > 0
+    geo = candidate_geometry(q, c, array, gates) if geometry is None else geometry
+    trips, fetch, sums, first = geo["trips"], geo["fetch"], geo["sums"], geo["first"]
+    fold, fills, folds_per_pass = geo["fold_cycles"], geo["fills"], geo["folds_per_pass"]
     held = factors_held(q, accel)
 
     # DRAM traffic: per-block bytes summed over blocks, times how often each block comes in.
     w_pass = mp.weight_pass_bytes(q, trips, held)
     plane = q.num_inputs * q.input_cols_read * q.act_bits / 8
-    i_pass = q.batch * q.groups * q.channels * plane * mp.input_rows_per_image(q, c.tile_rows)
+    i_pass = q.batch * q.groups * q.channels * plane * geo["input_rows"]
     psum_bytes = q.output_elements * q.accum_bits / 8
     spill = 2 * (fetch["output"] - 1)
     out = {"weight_dram_bytes": w_pass * fetch["weight"],
@@ -398,9 +432,6 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates, full: bool = True,
 
     # Compute: fold model over the tiles, precision-scaled, plus generation on the array.
     scale, gating = cycles_per_mac(accel, q.weight_bits, q.act_bits, q.pred_bits, q.lsb_density)
-    stationary_tensor = {"ws": "weight", "os": "output", "is": "input"}[array.dataflow]
-    fold, fills, folds_per_pass, sums = fold_sums(q, c, accel, trips, fetch[stationary_tensor],
-                                                  gates)
     if gates is not None:
         gating = np.where(gates.gated, "channel", gating)
     gen_macs = (q.gen_macs + q.gen_in_macs * (trips["K"] - 1)) * fetch["weight"]
@@ -440,23 +471,16 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates, full: bool = True,
         sram_cycles = (sum(reads.values()) + sum(writes.values())) / shared_bw
     else:
         sram_cycles = np.max([(reads[t] + writes[t]) / accel.buffer(t).bw_bytes_per_cycle
-                              for t in TENSORS], axis=0)
+                              for t in mp.TENSORS], axis=0)
     sram_cycles = np.ceil(sram_cycles)
 
     # Latency: the first tile's blocks come in before compute starts, the last outputs leave
     # after it ends; in between the slowest resource sets the pace.
     bw = accel.dram.bw_bytes_per_cycle
     memory = np.ceil(dram / bw)
-    first = {d: np.minimum(getattr(c, f"tile_{name}"), n) for d, name, n in (
-        ("G", "groups", q.groups), ("K", "filters", q.filters), ("C", "channels", q.channels),
-        ("P", "rows", q.out_h))}
     first_w = mp.weight_block_bytes(q, trips, first["G"], first["K"], first["C"], held)
-    first_i = mp.input_block_bytes(q, first["G"], first["C"], 0, first["P"])
-    last_o = mp.output_block_bytes(q, _edge(q.groups, c.tile_groups),
-                                   _edge(q.filters, c.tile_filters),
-                                   _edge(q.out_h, c.tile_rows), q.out_bits)
-    prologue = (np.where(vector, 0, first_w) + first_i) / bw
-    epilogue = last_o / bw
+    prologue = (np.where(vector, 0, first_w) + geo["first_input_bytes"]) / bw
+    epilogue = geo["last_output_bytes"] / bw
     gen_first = generation(accel, q, block_gen_macs(q, first["G"], first["K"], first["C"]))[0]
     gen_first = np.where(gen_unit > 0, gen_first, 0)
     if all(b.double_buffered for b in accel.buffers):
@@ -471,7 +495,7 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates, full: bool = True,
                   * q.input_rows_read)
     work = np.where(vector, vector_cycles, executed * scale / array.num_pes)
     counts = action_counts(accel, q, executed * scale, gen_ops, reads, writes, dram)
-    energy = energy_breakdown(counts, action_energies(accel, q))
+    energy = energy_breakdown(counts, q.per_layer(lambda layers: action_energies(accel, layers)))
     out.update({
         "macs": q.macs, "executed_macs": executed, "vector_ops": q.vector_ops,
         "dram_bytes": dram,
@@ -483,149 +507,13 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates, full: bool = True,
         "cycles_per_mac": np.where(vector, 0.0, scale), "gating_mode": gating,
         "flop_reduction": 1 / np.maximum(q.mac_density, 1e-12),
         "ideal_speedup": np.where(vector, 1.0, ideal_speedup(q)),
-        "group_packing": mp.group_packing(q, array),
+        "group_packing": q.per_layer(lambda layers: mp.group_packing(layers, array)),
         "utilization": work / np.maximum(latency, 1),
         "compute_utilization": work / np.maximum(compute, 1),
         "fold_cycles": fold, "trips": trips, "fetch": fetch, "counts": counts, **energy,
     })
-    if full:
-        out["dram_transactions"] = dram_transactions(q, c, accel, trips, fetch, w_pass)
+    out["dram_transactions"] = dram_transactions(q, c, accel, trips, fetch, w_pass)
     return out
-
-
-# --- action counts and energy -------------------------------------------------------------------
-@dataclass(frozen=True)
-class ActionCounts:
-    """What each layer does, counted per action (arrays, one entry per layer or candidate).
-
-    ``pe_mults`` / ``pe_adds``: PE-cycles of the array's MACs (executed MACs x cycles per MAC;
-    the multiplies scaled by the activation bits computed under precision gating on a
-    bit-parallel array); ``vector_ops``: pool / add / concat element ops; ``gen_ops``: weight
-    generation operations of the unit that runs them; per buffer the SRAM bytes read and
-    written; ``dram_bits``: bits crossing the DRAM interface.
-    """
-
-    pe_mults: np.ndarray
-    pe_adds: np.ndarray
-    vector_ops: np.ndarray
-    gen_ops: np.ndarray
-    weight_sram_read_bytes: np.ndarray
-    weight_sram_write_bytes: np.ndarray
-    input_sram_read_bytes: np.ndarray
-    input_sram_write_bytes: np.ndarray
-    output_sram_read_bytes: np.ndarray
-    output_sram_write_bytes: np.ndarray
-    dram_bits: np.ndarray
-
-
-@dataclass(frozen=True)
-class ActionEnergies:
-    """Energy of one action of each kind (pJ), field for field with ``ActionCounts``."""
-
-    pe_mults: np.ndarray
-    pe_adds: np.ndarray
-    vector_ops: np.ndarray
-    gen_ops: np.ndarray
-    weight_sram_read_bytes: float
-    weight_sram_write_bytes: float
-    input_sram_read_bytes: float
-    input_sram_write_bytes: float
-    output_sram_read_bytes: float
-    output_sram_write_bytes: float
-    dram_bits: float
-
-
-ENERGY_PARTS = {"mac_energy_pj": ("pe_mults", "pe_adds", "vector_ops"),
-                "sram_energy_pj": tuple(f"{t}_sram_{a}_bytes" for t in TENSORS
-                                        for a in ("read", "write")),
-                "dram_energy_pj": ("dram_bits",), "gen_energy_pj": ("gen_ops",)}
-
-
-def gated_fraction(accel: Accelerator, q) -> np.ndarray:
-    """Fraction of a MAC's multiply that switches: on a bit-parallel array precision gating
-    computes pred_bits for every output and the LSBs for the lsb_density fraction."""
-    if accel.array.precision_mode != "bit_parallel":
-        return np.ones_like(q.act_bits)
-    a, pred = q.act_bits, q.pred_bits
-    return np.where(pred > 0, (pred + q.lsb_density * (a - pred)) / a, 1.0)
-
-
-def action_counts(accel: Accelerator, q, pe_cycles, gen_ops, reads, writes, dram_bytes):
-    """The action-count record of each layer from its cycles and traffic."""
-    gated = gated_fraction(accel, q)
-    vector = q.is_vector > 0
-    pe = np.where(vector, 0.0, pe_cycles)
-    return ActionCounts(
-        pe_mults=pe * gated, pe_adds=pe, vector_ops=np.where(vector, q.vector_ops, 0.0),
-        gen_ops=gen_ops, **{f"{t}_sram_read_bytes": reads[t] for t in TENSORS},
-        **{f"{t}_sram_write_bytes": writes[t] for t in TENSORS}, dram_bits=dram_bytes * 8)
-
-
-def action_energies(accel: Accelerator, q) -> ActionEnergies:
-    """Per-action energies: the named tech table, with the accelerator's overrides applied.
-
-    A PE-cycle is an m x m multiply (m x bits_per_cycle with bit-serial activations) plus an
-    add at accum_bits; a vector op an add at act_bits; a generator operation a g x g MAC with
-    a 2g-bit add (a PE-cycle with a 2m-bit add when the array generates). SRAM: per byte, by
-    buffer size; DRAM: per bit.
-    """
-    tech = get_tech(accel.tech)
-    array = accel.array
-    act_width = array.bits_per_cycle if array.precision_mode == "bit_serial_act" else array.mac_bits
-    mult = mult_energy_pj(tech, array.mac_bits, act_width)
-    override = accel.energy.mac(array.mac_bits)
-    pe_mult = np.full_like(q.accum_bits, override if override is not None else mult)
-    pe_add = 0.0 * q.accum_bits if override is not None else add_energy_pj(tech, q.accum_bits)
-    if accel.weight_gen is not None:
-        unit = accel.weight_gen.bits
-        gen = accel.energy.mac(unit) or mac_energy_pj(tech, unit, unit, 2 * unit)
-    else:
-        gen = override or mult + add_energy_pj(tech, 2 * array.mac_bits)
-    sram = {}
-    for t in TENSORS:
-        buffer = accel.buffer(t)
-        table = float(sram_pj_per_byte(tech, buffer.size_bytes))
-        sram[f"{t}_sram_read_bytes"] = buffer.read_pj_per_byte or table
-        sram[f"{t}_sram_write_bytes"] = buffer.write_pj_per_byte or table
-    return ActionEnergies(pe_mults=pe_mult, pe_adds=pe_add,
-                          vector_ops=add_energy_pj(tech, q.act_bits),
-                          gen_ops=np.full_like(q.accum_bits, float(gen)), **sram,
-                          dram_bits=accel.dram.pj_per_bit or tech.dram_pj_per_bit)
-
-
-def energy_breakdown(counts: ActionCounts, energies: ActionEnergies) -> dict[str, np.ndarray]:
-    """Energy parts (pJ) = counts x per-action energies, and their total ``energy_pj``."""
-    parts = {name: sum(getattr(counts, f) * getattr(energies, f) for f in actions)
-             for name, actions in ENERGY_PARTS.items()}
-    parts["energy_pj"] = sum(parts.values())
-    return parts
-
-
-def check_energy(c: dict, accel: Accelerator, q) -> None:
-    """Recompute every layer's energy from its reported figures, not from the record's sums:
-    MACs from executed MACs and cycles per MAC, DRAM from the per-tensor bytes, SRAM from the
-    per-buffer bytes (which must add up to the reported reads and writes)."""
-    e = action_energies(accel, q)
-    counts = c["counts"]
-    vector = q.is_vector > 0
-    pe = np.where(vector, 0, c["executed_macs"] * c["cycles_per_mac"])
-    mac = (pe * (gated_fraction(accel, q) * e.pe_mults + e.pe_adds)
-           + np.where(vector, c["vector_ops"], 0) * e.vector_ops)
-    dram = (c["weight_dram_bytes"] + c["ifmap_dram_bytes"] + c["ofmap_dram_bytes"]) * 8
-    reads = [getattr(counts, f"{t}_sram_read_bytes") for t in TENSORS]
-    writes = [getattr(counts, f"{t}_sram_write_bytes") for t in TENSORS]
-    sram = sum(r * getattr(e, f"{t}_sram_read_bytes") + w * getattr(e, f"{t}_sram_write_bytes")
-               for t, r, w in zip(TENSORS, reads, writes, strict=True))
-    total = mac + dram * e.dram_bits + sram + counts.gen_ops * e.gen_ops
-    checks = {"energy_pj": (total, c["energy_pj"]),
-              "sram_reads_bytes": (sum(reads), c["sram_reads_bytes"]),
-              "sram_writes_bytes": (sum(writes), c["sram_writes_bytes"])}
-    for name, (again, reported) in checks.items():
-        close = np.isclose(again, reported, rtol=1e-9, atol=1e-6)
-        if not close.all():
-            bad = int(np.argmin(close))
-            raise AssertionError(f"{name} of layer {bad}: recomputed {again[bad]}, "
-                                 f"reported {reported[bad]}")
 
 
 def _checked(c: dict, accel: Accelerator, q) -> None:
@@ -639,63 +527,27 @@ def _checked(c: dict, accel: Accelerator, q) -> None:
 
 
 # --- search and evaluation ------------------------------------------------------------------------
-def _check_objective(objective: str) -> None:
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
-
-
-def select(layer: np.ndarray, costs: dict, objective: str,
-           weight: np.ndarray | None = None) -> np.ndarray:
-    """Index of each layer's best candidate for ``objective`` (candidates grouped by layer).
-
-    ``balanced`` balances the whole network (``weight``: how often each layer occurs): with
-    L0 and D0 the network's latency and DRAM bytes when every layer takes its own optimum of
-    each, every layer minimizes latency / L0 + lambda * DRAM / D0, and lambda is the one of
-    ``BALANCE_WEIGHTS`` whose network totals keep the larger of latency / L0 and DRAM / D0
-    smallest (then their sum). A weighted sum of network totals splits into one term per
-    layer, so the per-layer choices are exact for each lambda; only the (latency, DRAM) Pareto
-    front of each layer is scored. Ties go to the least energy.
-    """
-    if objective != "balanced":
-        keys = [costs[objective]] + [costs[k] for k in _TIE_BREAK[objective]]
-        return mp.choose(layer, keys)
-    all_layers, all_starts = layer, mp.layer_starts(layer)
-    latency, dram, energy = costs["latency_cycles"], costs["dram_bytes"], costs["energy_pj"]
-    front = mp.pareto_front(layer, latency, dram)
-    layer, latency, dram, energy = layer[front], latency[front], dram[front], energy[front]
-    starts = mp.layer_starts(layer)
-    weight = np.ones(len(starts)) if weight is None else weight
-    lat0 = float(weight @ np.minimum.reduceat(latency, starts))
-    dram0 = float(weight @ np.minimum.reduceat(dram, starts))
-    # All lambdas at once: row i holds every candidate's score for BALANCE_WEIGHTS[i].
-    lam = np.array(BALANCE_WEIGHTS)[:, None]
-    counts = np.diff(starts, append=len(layer))
-    score = latency / lat0 + lam * dram / dram0
-    alive = score == np.repeat(np.minimum.reduceat(score, starts, axis=1), counts, axis=1)
-    cost_e = np.where(alive, energy, np.inf)
-    alive &= cost_e == np.repeat(np.minimum.reduceat(cost_e, starts, axis=1), counts, axis=1)
-    chosen = np.minimum.reduceat(np.where(alive, np.arange(len(layer)), len(layer)), starts,
-                                 axis=1)
-    lat_ratio, dram_ratio = latency[chosen] @ weight / lat0, dram[chosen] @ weight / dram0
-    key = np.lexsort((np.round(lat_ratio + dram_ratio, 12),
-                      np.round(np.maximum(lat_ratio, dram_ratio), 12)))
-    best = chosen[key[0]]
-    # Then the fewest array cycles among the layer's candidates with no more DRAM bytes and at
-    # most BALANCE_SLACK more latency: a fill saved is worth more than a sliver of overlap
-    # the latency model credits to smaller first tiles.
-    picked = np.repeat(front[best], np.diff(all_starts, append=len(all_layers)))
-    near = ((costs["latency_cycles"] <= costs["latency_cycles"][picked] * (1 + BALANCE_SLACK))
-            & (costs["dram_bytes"] <= costs["dram_bytes"][picked]))
-    return mp.choose(all_layers, [np.where(near, costs["compute_cycles"], np.inf),
-                                  costs["energy_pj"]], all_starts)
+@functools.lru_cache(maxsize=16)
+def search_space(layers: tuple, rows: int, cols: int, dataflow: str):
+    """The candidate space of a graph's distinct layers on an array of that shape
+    (``hwsim.mapping.candidate_space``: candidates and tile footprints), their channel gates
+    and ``candidate_geometry`` (cached per graph and array shape: what is left per
+    accelerator is the fit test and the costs that depend on the rest of it)."""
+    first, _, arrays = mp.unique_layers(layers)
+    space, tiles = mp.candidate_space(layers, rows, cols, dataflow)
+    array = PEArray(rows, cols, dataflow)
+    gates = channel_gates(first, space, array)
+    return space, tiles, gates, candidate_geometry(arrays.view(space.layer), space, array,
+                                                   gates)
 
 
 def _search(graph: LayerGraph, accel: Accelerator, objective: str):
-    """Search the distinct layer shapes; the chosen candidates and their layer numbers."""
-    _check_objective(objective)
+    """Search the distinct layer shapes: the shapes, each layer's shape, their arrays, the
+    legal candidates with their costs, and the index of each shape's chosen one."""
+    check_objective(objective)
     first, inverse, arrays = mp.unique_layers(graph.layers)
-    space, tiles = mp.candidate_space(graph.layers, accel.array.rows, accel.array.cols,
-                                      accel.array.dataflow)
+    space, tiles, gates, geometry = search_space(graph.layers, accel.array.rows,
+                                                 accel.array.cols, accel.array.dataflow)
     ok = mp.fits(tiles, accel)
     fitting = np.bincount(space.layer[ok], minlength=len(first))
     if not fitting.all():
@@ -707,25 +559,22 @@ def _search(graph: LayerGraph, accel: Accelerator, objective: str):
             f"the smallest tile that fills the array ({space.tile_groups[j]} groups, "
             f"{space.tile_filters[j]} filters, {space.tile_channels[j]} channels, "
             f"{space.tile_rows[j]} output rows)"))
-    cand = space.take(ok)
-    costs = candidate_costs(accel, arrays.view(cand.layer), cand, full=False,
-                            gates=channel_gates(first, cand, accel))
+    keep = np.flatnonzero(ok)  # one index for many gathers (a mask recounts every time)
+    cand = space.take(keep)
+    costs = candidate_costs(accel, arrays.view(cand.layer), cand,
+                            gates=None if gates is None else _take(gates, keep),
+                            geometry=_take(geometry, keep))
     best = select(cand.layer, costs, objective, np.bincount(inverse, minlength=len(first)))
-    return first, inverse, arrays, cand.take(best), _take(costs, best)
+    return first, inverse, arrays, cand, costs, best
 
 
-def _take(costs: dict, index: np.ndarray) -> dict:
-    """The entries at ``index`` of every array in a ``candidate_costs`` result."""
-    out = {}
-    for key, value in costs.items():
-        if isinstance(value, dict):
-            out[key] = _take(value, index)
-        elif isinstance(value, ActionCounts):
-            out[key] = ActionCounts(**{f.name: getattr(value, f.name)[index]
-                                       for f in fields(ActionCounts)})
-        else:
-            out[key] = value[index]
-    return out
+def _take(costs, index: np.ndarray):
+    """The entries at ``index`` of every array in a ``candidate_costs`` result (a dict of
+    arrays, dicts of arrays and records of arrays), or in one record."""
+    if dataclasses.is_dataclass(costs):
+        return type(costs)(**{f.name: getattr(costs, f.name)[index] for f in fields(costs)})
+    return {key: _take(value, index) if isinstance(value, dict) or dataclasses.is_dataclass(
+        value) else value[index] for key, value in costs.items()}
 
 
 def _mappings(layers, cand: mp.Candidates, accel: Accelerator) -> list[mp.Mapping]:
@@ -741,7 +590,8 @@ def _mappings(layers, cand: mp.Candidates, accel: Accelerator) -> list[mp.Mappin
 def search_mappings(graph: LayerGraph, accel: Accelerator,
                     objective: str = DEFAULT_OBJECTIVE) -> dict[str, mp.Mapping]:
     """Best mapping of every layer for ``objective`` (one search per distinct layer shape)."""
-    _, inverse, _, chosen, _ = _search(graph, accel, objective)
+    _, inverse, _, cand, _, best = _search(graph, accel, objective)
+    chosen = cand.take(best)
     return {m.layer.name: m for m in _mappings(graph.layers, chosen.take(inverse), accel)}
 
 
@@ -770,18 +620,15 @@ def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = DEFAULT_OBJ
     actually executed (x weight re-fetches).
     """
     if mappings is None:
-        _, inverse, arrays, chosen_shapes, costs = _search(graph, accel, objective)
-        cand = chosen_shapes.take(inverse)
+        _, inverse, arrays, legal, costs, best = _search(graph, accel, objective)
+        cand = legal.take(best[inverse])
         chosen = _mappings(graph.layers, cand, accel)
         q = arrays.view(cand.layer)
-        c = _take(costs, inverse)
-        c["dram_transactions"] = dram_transactions(
-            q, cand, accel, c["trips"], c["fetch"],
-            mp.weight_pass_bytes(q, c["trips"], factors_held(q, accel)))
+        c = _take(costs, best[inverse])
     else:
         chosen = _given(graph, accel, mappings)
         cand = mp.fixed_candidates(chosen)
-        q = mp.LayerArrays.from_layers(graph.layers).view(cand.layer)
+        q = LayerArrays.from_layers(graph.layers).view(cand.layer)
         tiles = mp.tile_footprint(q, cand)
         ok = mp.fits(tiles, accel)
         if not ok.all():
@@ -789,12 +636,12 @@ def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = DEFAULT_OBJ
             raise ValueError(mp.misfit_message(
                 graph.layers[i], {t: float(v[i]) for t, v in tiles.items()}, accel,
                 "the given mapping's tile"))
-        c = candidate_costs(accel, q, cand, gates=channel_gates(graph.layers, cand, accel))
+        c = candidate_costs(accel, q, cand, gates=channel_gates(graph.layers, cand, accel.array))
     # Realized cycle reduction: the same tiles with every gate on, at the ungated precision
     # (only the chosen mappings need it, so not the search).
     dense = q.replace(mac_density=np.ones_like(q.mac_density),
                       filter_density=np.ones_like(q.mac_density))
-    ungated = fold_sums(dense, cand, accel, c["trips"], c["fetch"][
+    ungated = fold_sums(dense, cand, accel.array, c["trips"], c["fetch"][
         {"ws": "weight", "os": "output", "is": "input"}[accel.array.dataflow]])[0]
     dense_scale, _ = cycles_per_mac(accel, q.weight_bits, q.act_bits, 0, 1.0)
     c["gating_speedup"] = np.where(q.is_vector > 0, 1.0, ungated * dense_scale / np.maximum(
@@ -853,14 +700,9 @@ __all__ = [
     "EXTRA_COLUMNS",
     "MAPPING_COLUMNS",
     "OBJECTIVES",
-    "ActionCounts",
-    "ActionEnergies",
     "TileCosts",
-    "action_counts",
-    "action_energies",
     "candidate_costs",
     "cycles_per_mac",
-    "energy_breakdown",
     "evaluate",
     "hardware_totals",
     "search_mappings",

@@ -19,6 +19,7 @@ tests check one against the other.
 import dataclasses
 import functools
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -26,143 +27,11 @@ import numpy as np
 
 from .accel import Accelerator, PEArray
 from .layer import Layer
+from .workload import LayerArrays, clipped_sum, lines_read
 
 LOOPS = ("K", "C", "P")
 LOOP_ORDERS = tuple(itertools.permutations(LOOPS))
 _POS = np.array([[order.index(loop) for loop in LOOPS] for order in LOOP_ORDERS])
-
-
-# --- the workload as a struct of arrays ------------------------------------------------------
-@dataclass(frozen=True)
-class LayerArrays:
-    """Per-layer numbers the model needs, one array entry per layer (or per candidate).
-
-    ``groups`` / ``filters`` / ``channels`` are the mapped GEMM dimensions: for pool / add /
-    concat one group per channel with one filter of one channel. ``input_cols_read``: input
-    columns one output row reads (a stride above the kernel skips columns);
-    ``input_rows_read``: input rows the whole output reads, padding excluded.
-    """
-
-    groups: np.ndarray
-    filters: np.ndarray
-    channels: np.ndarray
-    kernel_h: np.ndarray
-    kernel_w: np.ndarray
-    stride_h: np.ndarray
-    pad_h: np.ndarray
-    in_h: np.ndarray
-    in_w: np.ndarray
-    out_h: np.ndarray
-    out_w: np.ndarray
-    batch: np.ndarray
-    weight_bits: np.ndarray
-    act_bits: np.ndarray
-    out_bits: np.ndarray
-    accum_bits: np.ndarray
-    num_inputs: np.ndarray
-    in_channels: np.ndarray
-    out_channels: np.ndarray
-    is_vector: np.ndarray
-    weight_bytes: np.ndarray
-    dense_weight_bytes: np.ndarray
-    input_bytes: np.ndarray
-    output_bytes: np.ndarray
-    output_elements: np.ndarray
-    macs: np.ndarray
-    vector_ops: np.ndarray
-    mac_density: np.ndarray
-    filter_density: np.ndarray
-    gen_macs: np.ndarray
-    gen_bits: np.ndarray
-    pred_bits: np.ndarray
-    lsb_density: np.ndarray
-    factor_out_bits: np.ndarray
-    factor_in_bits: np.ndarray
-    factor_shared_bits: np.ndarray
-    gen_in_macs: np.ndarray
-    input_cols_read: np.ndarray
-    input_rows_read: np.ndarray
-
-    @property
-    def kernel(self) -> np.ndarray:
-        return self.kernel_h * self.kernel_w
-
-    @classmethod
-    def from_layers(cls, layers) -> "LayerArrays":
-        rows = [_layer_row(layer) for layer in layers]
-        table = np.array(rows, dtype=float).reshape(len(rows), len(_FIELDS))
-        return cls(**{name: table[:, i] for i, name in enumerate(_FIELDS)})
-
-    def view(self, index: np.ndarray) -> "LayerView":
-        """The entries at ``index`` (one per candidate), gathered field by field on first use."""
-        return LayerView(self, index)
-
-
-_FIELDS = tuple(f.name for f in dataclasses.fields(LayerArrays))
-
-
-class LayerView:
-    """``LayerArrays`` fields repeated per candidate, gathered lazily: the legality checks read
-    a few fields of every candidate, the cost model all fields of the legal ones only."""
-
-    def __init__(self, arrays: LayerArrays, index: np.ndarray):
-        self._arrays, self._index = arrays, index
-
-    def __getattr__(self, name: str) -> np.ndarray:
-        value = getattr(self._arrays, name)[self._index]
-        setattr(self, name, value)
-        return value
-
-    @property
-    def kernel(self) -> np.ndarray:
-        return self.kernel_h * self.kernel_w
-
-    def replace(self, **values: np.ndarray) -> "LayerView":
-        """The same view with some fields replaced (e.g. ``mac_density`` for the ungated run)."""
-        out = LayerView(self._arrays, self._index)
-        out.__dict__.update(values)
-        return out
-
-
-def clipped_sum(first, step, count, limit) -> np.ndarray:
-    """Sum over j < count of clip(first + j * step, 0, limit), in closed form (step > 0)."""
-    first, count = np.asarray(first, float), np.asarray(count, float)
-    low = np.clip(np.floor(-first / step) + 1, 0, count)            # terms <= 0
-    high = np.clip(count - np.ceil((limit - first) / step), 0, count)  # terms >= limit
-    mid = np.maximum(count - low - high, 0)
-    middle = mid * first + step * (mid * low + mid * (mid - 1) / 2)
-    return middle + high * limit
-
-
-def lines_read(first_out, outs, stride, kernel, pad, size) -> np.ndarray:
-    """Input lines (rows or columns, padding excluded) that ``outs`` output lines from
-    ``first_out`` on read: one contiguous span when kernel >= stride, else disjoint windows."""
-    start = first_out * stride - pad
-    span = (np.clip(start + (outs - 1) * stride + kernel, 0, size) - np.clip(start, 0, size))
-    windows = (clipped_sum(start + kernel, stride, outs, size)
-               - clipped_sum(start, stride, outs, size))
-    return np.where(outs > 0, np.where(kernel >= stride, span, windows), 0)
-
-
-def _layer_row(layer: Layer) -> tuple:
-    vector = not layer.has_weights
-    if vector and layer.in_channels != layer.out_channels:
-        raise ValueError(f"Layer {layer.name}: {layer.op} must keep the channel count")
-    (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
-    (ih, iw), (oh, ow) = layer.in_hw, layer.out_hw
-    cols = float(lines_read(0, ow, sw, kw, pw, iw))
-    rows = float(lines_read(0, oh, sh, kh, ph, ih))
-    return (layer.out_channels if vector else layer.groups,
-            1 if vector else layer.filters_per_group,
-            1 if vector else layer.in_channels // layer.groups,
-            kh, kw, sh, ph, ih, iw, oh, ow, layer.batch, layer.weight_bits, layer.act_bits,
-            layer.out_bits, layer.accum_bits, layer.num_inputs, layer.in_channels,
-            layer.out_channels, vector, layer.weight_bytes, layer.dense_weight_bytes,
-            layer.input_bytes, layer.output_bytes, layer.output_elements, layer.macs,
-            layer.vector_ops, layer.mac_density,
-            1.0 if layer.channel_gated else layer.mac_density, layer.gen_macs, layer.gen_bits,
-            layer.pred_bits, layer.lsb_density, layer.factor_out_bits, layer.factor_in_bits,
-            layer.factor_shared_bits, layer.gen_in_macs, cols, rows)
 
 
 # --- one mapping and its tiles ---------------------------------------------------------------
@@ -275,7 +144,8 @@ def untiled(layer: Layer) -> Mapping:
 def runs(order: np.ndarray, trips: dict[str, np.ndarray], used: tuple[str, str]) -> np.ndarray:
     """How often each block of a tensor indexed by the loops ``used`` is brought on chip: the
     trips of its unused loop when a used loop (with more than one trip) sits inside it."""
-    pos = {loop: _POS[order, j] for j, loop in enumerate(LOOPS)}
+    positions = _POS[order]
+    pos = {loop: positions[..., j] for j, loop in enumerate(LOOPS)}
     unused = next(loop for loop in LOOPS if loop not in used)
     inside = np.zeros(np.shape(order), dtype=bool)
     for loop in used:
@@ -285,6 +155,7 @@ def runs(order: np.ndarray, trips: dict[str, np.ndarray], used: tuple[str, str])
 
 STATIONARY = {"ws": ("K", "C"), "os": ("K", "P"), "is": ("C", "P")}
 USES = {"weight": ("K", "C"), "input": ("C", "P"), "output": ("K", "P")}
+TENSORS = tuple(USES)
 
 
 def tile_table(m: Mapping) -> dict[str, np.ndarray]:
@@ -381,7 +252,7 @@ def fold_factor(q, array: PEArray, dim: str, size, packing) -> np.ndarray:
 
 def fold_factors(q, array: PEArray, groups, filters, channels, pixels) -> dict[str, np.ndarray]:
     """Folds of one tile, per tiled dimension (their product is the tile's fold count)."""
-    packing = group_packing(q, array)
+    packing = q.per_layer(lambda layers: group_packing(layers, array))
     return {dim: fold_factor(q, array, dim, size, packing)
             for dim, size in zip("GKCP", (groups, filters, channels, pixels), strict=True)}
 
@@ -433,20 +304,21 @@ def output_block_bytes(q, groups, filters, rows, bits) -> np.ndarray:
 
 
 # --- candidates --------------------------------------------------------------------------------
-def tile_sizes(n: int) -> np.ndarray:
-    """Powers of two and n / 2^i rounded up: the plain candidates of a dimension of size n."""
-    powers = 2 ** np.arange(int(np.log2(n)) + 1)
-    return np.unique(np.concatenate([powers, -(-n // powers)]))
+def tile_sizes(n: int) -> list[int]:
+    """Powers of two and n / 2^i rounded up: the plain candidates of a dimension of size n
+    (plain Python: the lists are short, and numpy's per-call overhead would dominate)."""
+    powers = [1 << i for i in range(n.bit_length())]
+    return sorted(set(powers) | {-(-n // p) for p in powers})
 
 
-def aligned_sizes(n: int, per_fold: float) -> np.ndarray:
+def aligned_sizes(n: int, per_fold: float) -> list[int]:
     """Tile sizes that fill whole folds of an array side: the most items that fit in F folds
     of ``per_fold`` items each, for F over ``tile_sizes`` of the folds the whole dimension
     needs (1 item per ``1 / per_fold`` folds when one item overflows a fold)."""
     if per_fold < 1:
-        return np.array([], dtype=int)
-    folds = tile_sizes(int(np.ceil(n / per_fold)))
-    return np.unique(np.clip(np.floor(folds * per_fold).astype(int), 1, n))
+        return []
+    folds = tile_sizes(math.ceil(n / per_fold))
+    return sorted({min(max(math.floor(f * per_fold), 1), n) for f in folds})
 
 
 @dataclass(frozen=True)
@@ -503,24 +375,33 @@ def candidate_space(layers: tuple[Layer, ...], rows: int, cols: int,
     pixels fill whole folds) and always the whole dimension; weight layers try all six loop
     orders.
     """
-    first, _, _ = unique_layers(layers)
-    parts = []
-    for i, layer in enumerate(first):
-        m = Mapping(layer, 1, 1, 1, 1)
-        g, k, c, h = m.dims
+    first, _, arrays = unique_layers(layers)
+    pixel_side = {"os": rows, "is": cols}.get(dataflow, 0)
+    sizes = []  # per layer: the sizes of G, K, C, P and the loop orders
+    for layer in first:
+        g, k, c, h = Mapping(layer, 1, 1, 1, 1).dims
         kernel = layer.kernel_size[0] * layer.kernel_size[1]
-        pixel_side = {"os": rows, "is": cols}.get(dataflow, 0)
-        dims = [tile_sizes(g),
-                np.union1d(tile_sizes(k), aligned_sizes(k, cols if layer.has_weights else 0)),
-                np.union1d(tile_sizes(c), aligned_sizes(c, rows / kernel)),
-                np.union1d(tile_sizes(h), aligned_sizes(h, pixel_side / layer.out_hw[1]))]
-        orders = np.arange(len(LOOP_ORDERS) if layer.has_weights else 1)
-        grid = [a.ravel() for a in np.meshgrid(*dims, orders, indexing="ij")]
-        parts.append(np.stack(grid + [np.full(len(grid[0]), i)]))
-    stacked = np.concatenate(parts, axis=1).astype(np.int64)
-    space = Candidates(layer=stacked[5], tile_groups=stacked[0], tile_filters=stacked[1],
-                       tile_channels=stacked[2], tile_rows=stacked[3], order=stacked[4])
-    arrays = unique_layers(layers)[2]
+        sizes.append((
+            tile_sizes(g),
+            sorted(set(tile_sizes(k)) | set(aligned_sizes(k, cols if layer.has_weights else 0))),
+            sorted(set(tile_sizes(c)) | set(aligned_sizes(c, rows / kernel))),
+            sorted(set(tile_sizes(h)) | set(aligned_sizes(h, pixel_side / layer.out_hw[1]))),
+            list(range(len(LOOP_ORDERS) if layer.has_weights else 1))))
+    # Every layer's grid of (G, K, C, P, order) at once, in meshgrid "ij" order (the order
+    # fastest): candidate j of a layer is a mixed-radix number whose digits pick the sizes.
+    counts = np.array([[len(d) for d in dims] for dims in sizes])
+    total = counts.prod(axis=1)
+    layer = np.repeat(np.arange(len(first)), total)
+    rest = np.arange(int(total.sum())) - np.repeat(np.cumsum(total) - total, total)
+    columns = [None] * 5
+    for d in reversed(range(5)):
+        rest, digit = np.divmod(rest, counts[layer, d])
+        flat = np.array([v for dims in sizes for v in dims[d]], dtype=np.int64)
+        start = np.concatenate([[0], np.cumsum(counts[:, d])[:-1]])
+        columns[d] = flat[start[layer] + digit]
+    space = Candidates(layer=layer.astype(np.int64), tile_groups=columns[0],
+                       tile_filters=columns[1], tile_channels=columns[2],
+                       tile_rows=columns[3], order=columns[4])
     space = space.take(fills_array(arrays.view(space.layer), space, PEArray(rows, cols, dataflow)))
     space = space.take(_distinct_orders(arrays.view(space.layer), space))
     return space, tile_footprint(arrays.view(space.layer), space)
@@ -612,65 +493,17 @@ def misfit_message(layer: Layer, tiles: dict[str, float], accel: Accelerator,
             f"has {buffer.size_bytes} B{halved}")
 
 
-# --- search ---------------------------------------------------------------------------------------
-def layer_starts(layer: np.ndarray) -> np.ndarray:
-    """Index of each layer's first candidate (candidates grouped by layer)."""
-    head = np.ones(len(layer), dtype=bool)
-    head[1:] = layer[1:] != layer[:-1]
-    return np.flatnonzero(head)
-
-
-def per_layer_min(layer: np.ndarray, values: np.ndarray, starts=None) -> np.ndarray:
-    """Each candidate's layer minimum of ``values`` (candidates grouped by layer)."""
-    starts = layer_starts(layer) if starts is None else starts
-    return np.repeat(np.minimum.reduceat(values, starts), np.diff(starts, append=len(layer)))
-
-
-def pareto_front(layer: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Indices of each layer's candidates that no other candidate of the layer beats on both
-    ``first`` and ``second`` (with ties on ``first``, possibly a few more), grouped by layer."""
-    order = np.lexsort((first, layer))
-    lay, value = layer[order], second[order]
-    # Running minimum of ``second`` within each layer: offsetting later layers far below lets
-    # one accumulate run over all layers without carrying across them.
-    shifted = value - lay * (2 * np.ptp(value) + 2.0)
-    prev = np.empty_like(shifted)
-    prev[0] = np.inf
-    prev[1:] = np.minimum.accumulate(shifted)[:-1]
-    keep = shifted < prev
-    keep[layer_starts(lay)] = True
-    return np.sort(order[keep])
-
-
-def choose(layer: np.ndarray, keys: list[np.ndarray], starts=None) -> np.ndarray:
-    """Index of the best candidate of each layer: lexicographic over ``keys``, then first.
-
-    Candidates must be grouped by layer; ties on every key go to the earliest candidate, so
-    the choice is deterministic.
-    """
-    starts = layer_starts(layer) if starts is None else starts
-    alive = np.ones(len(layer), dtype=bool)
-    for key in keys:
-        masked = np.where(alive, key, np.inf)
-        alive &= masked == per_layer_min(layer, masked, starts)
-    index = np.arange(len(layer))
-    return np.minimum.reduceat(np.where(alive, index, len(layer)), starts)
-
-
 __all__ = [
     "LOOPS",
     "LOOP_ORDERS",
     "STATIONARY",
+    "TENSORS",
     "USES",
     "Candidates",
-    "LayerArrays",
-    "LayerView",
     "Mapping",
     "Tile",
     "aligned_sizes",
     "candidate_space",
-    "choose",
-    "clipped_sum",
     "executed_filters",
     "fills_array",
     "fits",
@@ -681,11 +514,8 @@ __all__ = [
     "input_block_bytes",
     "input_rows_per_image",
     "layer_key",
-    "lines_read",
     "misfit_message",
     "output_block_bytes",
-    "pareto_front",
-    "per_layer_min",
     "runs",
     "tile_footprint",
     "tile_sizes",

@@ -6,11 +6,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from hwsim import cost
+from hwsim import cost, energy
 from hwsim.accel import load_accelerator
 from hwsim.cost import evaluate
 from hwsim.layer import Layer, LayerGraph
-from hwsim.mapping import LayerArrays, fixed_candidates, untiled
+from hwsim.mapping import fixed_candidates, untiled
+from hwsim.workload import LayerArrays
 
 # 8 channels, 3x3, 10x10 -> 8x8, 16 filters: Sr = 72, Sc = 16, T = 64, on an 8x8 WS array.
 SMALL = Layer("s", "conv", 1, 8, 16, (10, 10), (8, 8), (3, 3))
@@ -42,12 +43,12 @@ def test_energy_is_hand_counted_actions_times_given_prices():
 def test_prices_come_from_the_tech_table_unless_overridden():
     base = load_accelerator("systolic_32")
     q = LayerArrays.from_layers((SMALL,))
-    table = cost.action_energies(base, q)
+    table = energy.action_energies(base, q)
     # horowitz45: 8x8 multiply 0.2 pJ, 32-bit add 0.1 pJ, DRAM 1950 pJ per 64 bits.
     assert float(table.pe_mults[0]) == pytest.approx(0.2)
     assert float(table.pe_adds[0]) == pytest.approx(0.1)
     assert table.dram_bits == pytest.approx(1950 / 64)
-    priced = cost.action_energies(load_accelerator("systolic_32", PRICES), q)
+    priced = energy.action_energies(load_accelerator("systolic_32", PRICES), q)
     assert (float(priced.pe_mults[0]), float(priced.pe_adds[0])) == (0.5, 0.0)
     assert (priced.weight_sram_read_bytes, priced.output_sram_write_bytes) == (1.0, 2.0)
 
@@ -73,14 +74,14 @@ def _costs(accel):
 def test_energy_check_recomputes_independently():
     accel = load_accelerator("systolic_32", PRICES)
     c, q = _costs(accel)
-    cost.check_energy(c, accel, q)
+    energy.check_energy(c, accel, q)
     # A record that lost its DRAM bits, or energy parts that drop a count, fail the check.
     broken = dict(c, counts=dataclasses.replace(c["counts"], dram_bits=c["counts"].dram_bits / 2))
     with pytest.raises(AssertionError, match="energy_pj of layer 0"):
-        cost.check_energy(dict(broken, energy_pj=cost.energy_breakdown(
-            broken["counts"], cost.action_energies(accel, q))["energy_pj"]), accel, q)
+        energy.check_energy(dict(broken, energy_pj=energy.energy_breakdown(
+            broken["counts"], energy.action_energies(accel, q))["energy_pj"]), accel, q)
     with pytest.raises(AssertionError, match="sram_reads_bytes"):
-        cost.check_energy(dict(c, sram_reads_bytes=c["sram_reads_bytes"] + 1), accel, q)
+        energy.check_energy(dict(c, sram_reads_bytes=c["sram_reads_bytes"] + 1), accel, q)
 
 
 def test_latency_below_its_bounds_is_caught():

@@ -75,6 +75,16 @@ def test_transactions_cover_bytes():
     assert row.dram_transactions == 576 + 64 + 64
 
 
+def test_vector_tiles_fill_dram_bursts():
+    """A residual add's tiles all cost the same bytes and cycles; the search takes ones whose
+    chunks fill 64 B bursts. Hand count: 2 inputs + 1 output x 64 channel planes of 32x32
+    bytes = 16 bursts each (one-row tiles would take 32)."""
+    add = Layer("a", "add", 1, 64, 64, (32, 32), (32, 32), inputs=("x", "y"))
+    for objective in ("balanced", "dram_bytes", "energy_pj"):
+        row = evaluate(graph(add), load_accelerator("systolic_32"), objective=objective).iloc[0]
+        assert row.dram_transactions == 3 * 64 * 16, objective
+
+
 def test_search_is_deterministic_and_replayable():
     accel = load_accelerator("mlg_gen")
     layers = (Layer("a", "conv", 1, 256, 256, (14, 14), (14, 14), (3, 3), padding=(1, 1)),
