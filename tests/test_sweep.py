@@ -164,11 +164,11 @@ def test_interrupted_sweep_keeps_finished_rows_and_resumes(tmp_path, monkeypatch
     real = sweep_module.run_simulation_chunk
     calls = []
 
-    def interrupted(graph, points):
+    def interrupted(graphs, points):
         calls.append(len(points))
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(graph, points)
+        return real(graphs, points)
 
     monkeypatch.setattr(sweep_module, "run_simulation_chunk", interrupted)
     path = write(tmp_path, sim_config(tmp_path))
@@ -330,3 +330,27 @@ def test_hashes_that_look_like_numbers_stay_text(tmp_path):
     assert done_hashes(path) == {"0012345678901234", "12e4567890123456", "abcdef0123456789"}
     with pytest.raises(ValueError, match="cannot read this results table columns config_hash"):
         done_hashes(write(tmp_path, {"a": 1}, "not_a_table.csv"))
+
+
+def test_appends_in_pieces_write_what_one_write_would(tmp_path):
+    from hwsim.results import append_table
+
+    rows = [{"config_hash": f"h{i}", "status": "ok", "x": i, "y": i / 3} for i in range(6)]
+    once, pieces = tmp_path / "once.csv", tmp_path / "pieces.csv"
+    append_table(once, rows)
+    for i in range(0, 6, 2):  # the later appends encode only their new rows
+        append_table(pieces, rows[i:i + 2])
+    assert pieces.read_bytes() == once.read_bytes()
+    # A new column, then a row replacing an error row: the whole table is written again.
+    append_table(pieces, [{"config_hash": "e", "status": "error", "x": 9, "note": "n"}])
+    append_table(pieces, [{"config_hash": "e", "status": "ok", "x": 10, "y": 0.5}])
+    table = read_table(pieces)
+    assert table["config_hash"].tolist() == [f"h{i}" for i in range(6)] + ["e"]
+    assert table.set_index("config_hash").loc["e", "x"] == 10
+    # A table another job replaced meanwhile is read back, not overwritten from memory.
+    other = read_table(pieces)
+    other.loc[len(other)] = {"config_hash": "z", "status": "ok", "x": 0}
+    other.to_csv(tmp_path / "other.csv", index=False)
+    (tmp_path / "other.csv").replace(pieces)
+    append_table(pieces, [{"config_hash": "w", "status": "ok", "x": 1}])
+    assert read_table(pieces)["config_hash"].tolist()[-2:] == ["z", "w"]
