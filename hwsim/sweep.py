@@ -22,10 +22,11 @@ measured and the model traced with calibration batches as ``hwsim pipeline`` doe
 Every point is keyed by the SHA-256 of its resolved config (defaults filled in, accelerator
 spec files by content); points already in the table are skipped, so an interrupted sweep
 resumes where it stopped. A point that fails (a tile that does not fit, a model that cannot
-be built) becomes a row with ``status: error`` and its message. Simulation points are run in
-chunks of one traced graph each: the graph is traced once in this process and shipped to the
-workers, which evaluate it on many accelerators (so whatever the cost model keeps per graph
-is reused). Executors: a local process pool (default, one worker per core) or Dask distributed.
+be built) becomes a row with ``status: error`` and its message. Each simulation model is
+traced once in this process and its graph shipped to the workers; the points go out in chunks
+sorted by accelerator, so an accelerator is built once for all models and whatever the cost
+model keeps per graph and array shape is reused. Executors: a local process pool (default,
+one worker per core) or Dask distributed.
 """
 
 import functools
@@ -369,15 +370,15 @@ def run_simulation_chunk(graphs: dict, points: list[Point]) -> list[dict]:
     return rows
 
 
-def _trained_model(checkpoint: str) -> tuple:
-    """The model to cost for a finished training run, its metadata, its training split (for
-    calibration) and the row columns it adds. ResRep compactor models are converted to their
-    narrower network (``pruned.pt`` beside the checkpoint), as ``hwsim pipeline`` does, and
-    scored again: the mask does not act in the forward pass, so conversion can change the
-    accuracy."""
+def _trained_model(checkpoint: str, test_acc: float) -> tuple:
+    """The model to cost for a finished training run (``test_acc``: as training measured it),
+    its metadata, its training split (for calibration) and the row columns it adds. ResRep
+    compactor models are converted to their narrower network (``pruned.pt`` beside the
+    checkpoint), as ``hwsim pipeline`` does, and scored again: the mask does not act in the
+    forward pass, so conversion can change the accuracy."""
     import torch
 
-    from models.data import load_dataset
+    from models.data import load_dataset, sample
     from models.resrep import convert_checkpoint, has_compactors
     from models.train import evaluate as evaluate_accuracy
 
@@ -388,14 +389,16 @@ def _trained_model(checkpoint: str) -> tuple:
     train_set, test_set = load_dataset(data["name"], data["root"], data["download"],
                                        data["split"])
     if not has_compactors(model):
-        return model, meta, train_set, {"checkpoint": checkpoint,
+        return model, meta, train_set, {"test_acc": test_acc, "checkpoint": checkpoint,
                                         "checkpoint_sha256": meta["sha256"]}
     pruned = str(Path(checkpoint).with_name("pruned.pt"))
     conversion = convert_checkpoint(checkpoint, pruned)
     model, meta = load_checkpoint_model(pruned)
-    accuracy = evaluate_accuracy(model, test_set, EVAL_BATCH_SIZE, torch.device("cpu"))[1]
+    scored = sample(test_set, data["test_subset"])  # what training scored on
+    accuracy = evaluate_accuracy(model, scored, EVAL_BATCH_SIZE, torch.device("cpu"))[1]
     return model, meta, train_set, {
-        "test_acc": accuracy, "dropped_row_norm": conversion.dropped_row_norm,
+        "test_acc": accuracy, "test_acc_unconverted": test_acc,
+        "dropped_row_norm": conversion.dropped_row_norm,
         "channels": json.dumps(meta["model_kwargs"].get("channels")), "checkpoint": pruned,
         "checkpoint_sha256": meta["sha256"], "unconverted_checkpoint": checkpoint}
 
@@ -417,10 +420,11 @@ def run_training_group(points: list[Point], checkpoints: str) -> list[dict]:
     train_cfg["train"] = {**train_cfg.get("train", {}), "out_dir": str(out_dir)}
     try:
         metrics = train(train_cfg, resume=(out_dir / CHECKPOINT_NAME).is_file(), progress=False)
-        model, meta, train_set, extra = _trained_model(metrics["checkpoint"])
+        model, meta, train_set, extra = _trained_model(metrics["checkpoint"],
+                                                       metrics["test_acc"])
     except Exception as exc:  # noqa: BLE001
         return [error_row(point, exc) for point in points]
-    extra = {"test_acc": metrics["test_acc"], "train_hash": first.train_hash, **extra}
+    extra = {**extra, "train_hash": first.train_hash}
     rows, graphs = [], {}
     for point in points:
         c = point.config

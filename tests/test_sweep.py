@@ -354,3 +354,50 @@ def test_appends_in_pieces_write_what_one_write_would(tmp_path):
     (tmp_path / "other.csv").replace(pieces)
     append_table(pieces, [{"config_hash": "w", "status": "ok", "x": 1}])
     assert read_table(pieces)["config_hash"].tolist()[-2:] == ["z", "w"]
+
+
+def test_resrep_point_is_costed_and_scored_after_conversion(tmp_path):
+    from hwsim.pipeline import load_checkpoint_model
+    from models.data import load_dataset, sample
+    from models.train import evaluate as accuracy
+
+    config = train_config(tmp_path)
+    config["base"]["model"] = {"name": "resrep_resnet20", "width": 0.5}
+    config["base"].update({
+        "resrep": {"flops_target": 0.5, "before_mask_iters": 2, "mask_interval": 1,
+                   "begin_granularity": 8, "lasso_strength": 3e-3},
+        "grad_hooks": {"resrep": {}}})
+    config["base"]["train"]["epochs"] = 2
+    config["grid"] = {"accel.array.rows": [16]}
+    sweep = load_sweep(write(tmp_path, config))
+    run_sweep(sweep, workers=1, progress=False)
+    row = read_table(sweep.results).iloc[0]
+    assert row["status"] == "ok", row["error"]
+    assert row["checkpoint"].endswith("pruned.pt")
+    model, meta = load_checkpoint_model(row["checkpoint"])
+    channels = meta["model_kwargs"]["channels"]
+    assert json.loads(row["channels"]) == channels and sum(channels) < 9 * 16
+    # Independent of the sweep: the converted network's MACs over the full network's.
+    full = models.create_model("resrep_resnet20", width=0.5, in_channels=1)
+    shape = (1, 16, 16)
+    assert math.isclose(row["flops_ratio"], trace(model, shape).macs / trace(full, shape).macs)
+    _, test_set = load_dataset("digits")
+    scored = sample(test_set, 64)  # the config's test_subset
+    assert math.isclose(row["test_acc"], accuracy(model, scored, 256, torch.device("cpu"))[1])
+
+
+def test_gated_points_carry_ideal_and_realized_speedup(tmp_path):
+    from hwsim.gating import gating_summary
+
+    config = sim_config(tmp_path, grid={"accel.name": ["bitserial_32"]})
+    config["base"]["model"] = {"name": "pg_resnet20", "width": 0.25}
+    config["points"] = [{"method": "PG"}]
+    sweep = load_sweep(write(tmp_path, config))
+    run_sweep(sweep, workers=1, progress=False)
+    row = read_table(sweep.results).iloc[0]
+    graph = trace(models.create_model("pg_resnet20", width=0.25), (3, 16, 16))
+    accel = load_accelerator("bitserial_32")
+    summary = gating_summary(graph, accel, evaluate(graph, accel))
+    for key in ("ideal_speedup", "realized_speedup", "realized_latency_speedup",
+                "gated_layers_realized_speedup"):
+        assert math.isclose(row[key], summary[key]), key
