@@ -20,8 +20,9 @@ PANELS = (("gated_layers_ideal_speedup", "gated_layers_realized_speedup",
           ("ideal_speedup", "realized_latency_speedup", "whole model: latency"))
 
 
-def _gtar(row) -> float:
-    return row["pg.gtar"] if row["method"] == "PG" else row["cg.gtar"]
+def _knob(row) -> str:
+    """What sets the ideal speed-up: PG's prediction bits, CG's base-pass share."""
+    return f"pbits {row['pg.pbits']:g}" if row["method"] == "PG" else f"pt {row['cg.pt']:g}"
 
 
 def figure(table, subtitle: str):
@@ -34,9 +35,10 @@ def figure(table, subtitle: str):
             label, color = ARRAYS[accel]
             ax.scatter(part[ideal], part[realized], marker=MARKERS[method], color=color,
                        s=36, label=f"{method}, {label}")
+            below = accel == "systolic_32"  # the two arrays' labels on either side
             for _, row in part.iterrows():
-                ax.annotate(f"{_gtar(row):g}", (row[ideal], row[realized]), fontsize=7,
-                            textcoords="offset points", xytext=(4, 3))
+                ax.annotate(_knob(row), (row[ideal], row[realized]), fontsize=7,
+                            textcoords="offset points", xytext=(5, -9 if below else 4))
         ax.set_xlim(0.98, top)
         ax.set_ylim(0.98, top)
         ax.set_xlabel("ideal speed-up (all-gates-on bit-MACs / executed)")
@@ -47,19 +49,18 @@ def figure(table, subtitle: str):
     ax = axes[2]
     trained = table[table["accelerator"] == "bitserial_32"]  # one row per trained model
     for method, part in trained.groupby("method"):
-        part = part.sort_values("gate_sparsity")
-        ax.plot(part["gate_sparsity"], part["test_acc"] * 100, marker=MARKERS[method],
-                color="black", linestyle="-" if method == "PG" else "--", label=method)
+        ax.scatter(part["gate_sparsity"], part["test_acc"] * 100, marker=MARKERS[method],
+                   color="black", s=36, label=method)
         for _, row in part.iterrows():
-            ax.annotate(f"gtar {_gtar(row):g}", (row["gate_sparsity"], row["test_acc"] * 100),
+            ax.annotate(_knob(row), (row["gate_sparsity"], row["test_acc"] * 100),
                         fontsize=7, textcoords="offset points", xytext=(4, 3))
-    ax.set_xlabel("measured gate sparsity (share of gated outputs skipping the rest)")
+    ax.set_xlabel("measured gate sparsity (gated outputs skipping the rest)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("accuracy against measured gate sparsity", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7.5)
-    fig.suptitle("Precision gating (PG: 3-bit activations, 2-bit prediction) and channel gating "
-                 "(CG: 1/4 base pass) on ResNet-20, batch 1; labels: gating target gtar\n"
+    fig.suptitle("Precision gating (PG: 4-bit activations, pbits-bit prediction) and channel "
+                 "gating (CG: 1/pt of the channels in the base pass) on ResNet-20, batch 1\n"
                  + subtitle, fontsize=10)
     fig.tight_layout()
     return fig
@@ -70,11 +71,11 @@ def main() -> None:
     subtitle = (f"{training_note(sweep)}; gate densities measured on "
                 f"{sweep.points[0].config['calib_batches']} training batches")
     save(lambda: figure(table, subtitle), sweep, "study_gating_speedup.png")
-    show(table, ["method", "pg.gtar", "cg.gtar", "accelerator", "gating_mode", "test_acc",
+    show(table, ["method", "pg.pbits", "cg.pt", "accelerator", "gating_mode", "test_acc",
                  "gate_sparsity", "gated_layers_ideal_speedup",
                  "gated_layers_realized_speedup", "ideal_speedup", "realized_speedup",
                  "realized_latency_speedup", "energy_saving"],
-         ["method", "accelerator", "pg.gtar", "cg.gtar"])
+         ["method", "accelerator", "pg.pbits", "cg.pt"])
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt
 from studies import run, save, show, training_note
 
 WIDTHS = (16, 32, 64)
+COLORS = {"ResRep": "tab:blue", "ResRep, widths x16": "tab:orange",
+          "ResRep, widths x32": "tab:red", "ResRep, widths x64": "tab:purple"}
 ROWS = "accel.array.rows"
 TARGET = "resrep.flops_target"
 
@@ -38,7 +40,8 @@ def figure(table, subtitle: str):
         for method, label, style in (("ResRep", "free widths", "o-"),
                                      (f"ResRep, widths x{width}", f"widths x{width}", "s--")):
             part = _variant(on, method).sort_values("flops_ratio")
-            ax.plot(part["flops_ratio"], part["latency_ms"] / dense_ms, style, label=label)
+            ax.plot(part["flops_ratio"], part["latency_ms"] / dense_ms, style, label=label,
+                    color=COLORS[method])
             if method == "ResRep":
                 _label(ax, part, part["latency_ms"] / dense_ms)
             else:  # the unpruned point carries its label once
@@ -54,10 +57,13 @@ def figure(table, subtitle: str):
         ax.legend(fontsize=7.5, loc="upper left")
     ax = axes[3]
     trained = table[table[ROWS] == WIDTHS[0]]  # accuracy: one row per trained model
-    for method, part in trained.groupby("method", sort=False):
-        part = part.sort_values("flops_ratio")
-        ax.plot(part["flops_ratio"], part["test_acc"] * 100, "o-" if "x" not in method
-                else "s--", label=method, markersize=4)
+    for method, color in COLORS.items():
+        part = trained[trained["method"] == method].sort_values("flops_ratio")
+        ax.plot(part["flops_ratio"], part["test_acc"] * 100, "o-" if method == "ResRep"
+                else "s--", label=method, markersize=4, color=color)
+    unpruned = trained[trained["method"] == "unpruned"]
+    ax.plot(unpruned["flops_ratio"], unpruned["test_acc"] * 100, "k*", markersize=9,
+            label="unpruned")
     ax.set_xlabel("FLOPs kept (conv + FC MACs / unpruned)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("accuracy after conversion", fontsize=10)
