@@ -16,7 +16,7 @@ loss terms ``pg_gating`` and ``cg_gating`` (the seeds' threshold losses) and the
 """
 
 import functools
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -29,24 +29,19 @@ from .layers.quant import PACT, QuantConv2d
 from .plugins import register_loss, register_metric
 from .registry import register_model
 from .resnet import BasicBlock, ResNet
+from .settings import settings_from_dict
 
 
-def _from_dict(cls, section: str, given: dict | None, defaults):
-    """``defaults`` with the keys of config section ``section`` replaced; unknown keys fail."""
-    if given is None:
-        return defaults
-    if not isinstance(given, dict):
-        raise ValueError(f"{section} must be a mapping of {section} settings, got {given!r}")  # noqa: TRY004
-    allowed = [f.name for f in fields(cls)]
-    for key, value in given.items():
-        if key not in allowed:
-            raise ValueError(f"{section}: unknown key {key!r}; allowed: {', '.join(allowed)}")
+def _from_dict(section: str, given: dict | None, defaults):
+    """``settings_from_dict``, each given value also of its default's type (an int for a float)."""
+    settings = settings_from_dict(section, given, defaults)
+    for key, value in (given or {}).items():
         default = getattr(defaults, key)
         if isinstance(default, bool) != isinstance(value, bool) or not isinstance(
                 value, (type(default), int) if isinstance(default, float) else type(default)):
             raise ValueError(f"{section}.{key}: must be {type(default).__name__}, "
                              f"got {value!r}")
-    return replace(defaults, **given)
+    return settings
 
 
 @dataclass(frozen=True)
@@ -69,7 +64,7 @@ class PGConfig:
 
     @classmethod
     def from_dict(cls, given: dict | None) -> "PGConfig":
-        return _from_dict(cls, "pg", given, cls())
+        return _from_dict("pg", given, cls())
 
 
 @dataclass(frozen=True)
@@ -91,7 +86,7 @@ class CGConfig:
 
     @classmethod
     def from_dict(cls, given: dict | None, defaults: "CGConfig | None" = None) -> "CGConfig":
-        return _from_dict(cls, "cg", given, defaults or cls())
+        return _from_dict("cg", given, defaults or cls())
 
 
 class PGBlock(BasicBlock):
@@ -199,21 +194,30 @@ def _number(plugin: str, key: str, value, default: float) -> float:
     return float(value)
 
 
+def _threshold_term(model: nn.Module, kind: type, layer: type, distance, *, plugin: str,
+                    weight_name: str, weight: float | None, target: float | None):
+    """Loss term ``weight · Σ_layers distance(threshold − target)`` over the model's ``layer``
+    convs; ``weight`` (argument ``weight_name``) and ``target`` default to the model's settings
+    (``sg``, ``gtar``)."""
+    cfg = _config(model, kind, plugin)
+    scale = _number(plugin, weight_name, weight, cfg.sg)
+    target = _number(plugin, "target", target, cfg.gtar)
+    layers = [m for m in gated_layers(model) if isinstance(m, layer)]
+
+    def term(inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return scale * sum(distance(m.threshold - target) for m in layers)
+
+    return term
+
+
 @register_loss("pg_gating")
 def pg_gating(model: nn.Module, sigma: float | None = None, target: float | None = None):
     """``sigma · Σ_layers ‖threshold − target‖₂`` (the L2 norm, not squared, as the seed).
 
     Defaults from the model's ``pg`` settings (``sg``, ``gtar``).
     """
-    cfg = _config(model, PGConfig, "pg_gating")
-    sigma, target = _number("pg_gating", "sigma", sigma, cfg.sg), \
-        _number("pg_gating", "target", target, cfg.gtar)
-    layers = [m for m in gated_layers(model) if isinstance(m, PGConv2d)]
-
-    def term(inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return sigma * sum(torch.linalg.vector_norm(m.threshold - target) for m in layers)
-
-    return term
+    return _threshold_term(model, PGConfig, PGConv2d, torch.linalg.vector_norm,
+                           plugin="pg_gating", weight_name="sigma", weight=sigma, target=target)
 
 
 @register_loss("cg_gating")
@@ -222,15 +226,8 @@ def cg_gating(model: nn.Module, weight: float | None = None, target: float | Non
 
     Defaults from the model's ``cg`` settings (``sg``, ``gtar``).
     """
-    cfg = _config(model, CGConfig, "cg_gating")
-    weight, target = _number("cg_gating", "weight", weight, cfg.sg), \
-        _number("cg_gating", "target", target, cfg.gtar)
-    layers = [m for m in gated_layers(model) if isinstance(m, CGConv2d)]
-
-    def term(inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return weight * sum(((m.threshold - target) ** 2).sum() for m in layers)
-
-    return term
+    return _threshold_term(model, CGConfig, CGConv2d, lambda gap: (gap ** 2).sum(),
+                           plugin="cg_gating", weight_name="weight", weight=weight, target=target)
 
 
 @register_metric("gate_sparsity")
@@ -239,10 +236,16 @@ def gate_sparsity_metric(model: nn.Module):
     evaluation just run (the seeds' ``100 − Σ num_full / Σ num_out · 100``, as a fraction).
 
     Reads the eval-mode counts and clears them; under torchrun the ranks' counts are summed.
+    The counts are cleared here too: eval-mode passes before training (the loop's one-image
+    check that the model runs on the data) are not an evaluation.
     """
     layers = gated_layers(model)
     if not layers:
         raise ValueError("gate_sparsity: the model has no gated layers (use a pg_* / cg_* model)")
+
+    def reset() -> None:
+        for layer in layers:
+            layer.reset_hw_stats()
 
     def metric() -> dict:
         counts = torch.tensor([c for layer in layers for c in layer.gate_counts()],
@@ -250,8 +253,9 @@ def gate_sparsity_metric(model: nn.Module):
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(counts)
         on, total = counts[0::2].sum().item(), counts[1::2].sum().item()
-        for layer in layers:
-            layer.reset_hw_stats()
+        reset()
         return {"gate_sparsity": 1 - on / total if total else None}
+
+    reset()
 
     return metric

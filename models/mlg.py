@@ -11,7 +11,7 @@ distillation (A.8) is the generic ``kd`` loss of the training loop.
 
 import functools
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -24,6 +24,7 @@ from .mobilenet import mobilenetv2
 from .plugins import register_init, register_loss
 from .registry import register_model
 from .resnet import resnet18
+from .settings import settings_from_dict
 
 PROJECTION_ALGS = ("train", "svd")
 
@@ -61,16 +62,7 @@ class MLGConfig:
     @classmethod
     def from_dict(cls, mlg: dict | None, defaults: "MLGConfig | None" = None) -> "MLGConfig":
         """Overrides from a config's ``mlg`` section on top of ``defaults``."""
-        defaults = defaults or cls()
-        if mlg is None:
-            return defaults
-        if not isinstance(mlg, dict):
-            raise ValueError(f"mlg must be a mapping of MLG settings, got {mlg!r}")  # noqa: TRY004
-        allowed = [f.name for f in fields(cls)]
-        for key in mlg:
-            if key not in allowed:
-                raise ValueError(f"mlg: unknown key {key!r}; allowed: {', '.join(allowed)}")
-        return replace(defaults, **mlg)
+        return settings_from_dict("mlg", mlg, defaults or cls())
 
     @property
     def name(self) -> str:

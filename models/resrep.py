@@ -15,7 +15,7 @@ schedule; compactors want momentum 0.99 and no weight decay: ``optimizer.groups`
 """
 
 import functools
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import numpy as np
 from torch import nn
@@ -34,6 +34,7 @@ from .layers.resrep import (
 from .plugins import register_grad_hook, register_init
 from .registry import create_model, register_model
 from .resnet import BasicBlock, build_resnet
+from .settings import settings_from_dict
 
 
 @dataclass(frozen=True)
@@ -74,16 +75,7 @@ class ResRepConfig:
     def from_dict(cls, resrep: dict | None, defaults: "ResRepConfig | None" = None
                   ) -> "ResRepConfig":
         """Overrides from a config's ``resrep`` section on top of ``defaults``."""
-        defaults = defaults or cls()
-        if resrep is None:
-            return defaults
-        if not isinstance(resrep, dict):
-            raise ValueError(f"resrep must be a mapping of ResRep settings, got {resrep!r}")  # noqa: TRY004
-        allowed = [f.name for f in fields(cls)]
-        for key in resrep:
-            if key not in allowed:
-                raise ValueError(f"resrep: unknown key {key!r}; allowed: {', '.join(allowed)}")
-        return replace(defaults, **resrep)
+        return settings_from_dict("resrep", resrep, defaults or cls())
 
 
 RESNET56_DEFAULTS = ResRepConfig()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn  # noqa: F401  (before any process group: see _distributed_setup)
 import torch.nn.functional as F
 import yaml
 from torch import nn
@@ -392,6 +393,10 @@ def _distributed_setup(device_name: str) -> tuple[int, int, torch.device, bool]:
         raise ValueError("train.device: 'cuda' requested but no CUDA device is available")
     device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
     started = False
+    # torch.distributed.nn.functional takes the default group as a default argument when it is
+    # imported, which DDP does (through torch._dynamo); imported after init_process_group it
+    # would keep the gloo backend and its threads alive past destroy_process_group, into
+    # interpreter shutdown, where a rank can abort. This module imports it first (top).
     if world_size > 1 and not dist.is_initialized():
         if use_cuda:
             torch.cuda.set_device(device)
@@ -546,7 +551,8 @@ def train(config: dict, *, resume: bool = False, progress: bool = True,
         bar.close()
         if world_size > 1:
             # Ranks finish at different times (rank 0 writes the checkpoint): wait for all and
-            # drop DDP's reducer before the group goes, or gloo may abort a rank at teardown.
+            # drop DDP's reducer, so that destroy_process_group frees the backend and joins its
+            # threads while the interpreter is fully alive.
             del net
             dist.barrier()
         return {**metrics, "checkpoint": str(ckpt_path), "model_name": model_name,

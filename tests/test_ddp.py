@@ -36,7 +36,22 @@ def _worker(rank: int, world_size: int, port: int, folder: str) -> None:
            "grad_hooks": {"test_record_sync": {"folder": folder}}}
     metrics = train(cfg, progress=False)
     with open(os.path.join(folder, f"metrics.{rank}.json"), "w") as fh:
-        json.dump(metrics, fh)
+        json.dump({**metrics, "threads_left": _native_thread_names()}, fh)
+
+
+def _native_thread_names() -> list[str]:
+    """This process's native threads by name (Linux), e.g. gloo's ``pt_gloo_runloop``."""
+    tasks = "/proc/self/task"
+    if not os.path.isdir(tasks):
+        return []
+    names = []
+    for task in os.listdir(tasks):
+        try:
+            with open(os.path.join(tasks, task, "comm")) as fh:
+                names.append(fh.read().strip())
+        except OSError:  # the thread ended meanwhile
+            pass
+    return names
 
 
 def _free_port() -> int:
@@ -52,6 +67,8 @@ def test_two_gloo_processes_train_in_lockstep(tmp_path):
     assert syncs[0]["step"] == 7  # 256 examples / global batch 64 = 4 steps an epoch
     metrics = [json.loads((tmp_path / f"metrics.{r}.json").read_text()) for r in range(2)]
     assert metrics[0]["world_size"] == 2 and metrics[0]["test_acc"] == metrics[1]["test_acc"]
+    for rank_metrics in metrics:  # the gloo backend went with the group, not at interpreter exit
+        assert not [name for name in rank_metrics["threads_left"] if "gloo" in name]
     assert syncs[0]["threads"] == max(1, (os.cpu_count() or 1) // 2)  # cores shared, not doubled
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["epoch"] == 2 and ckpt["step"] == 8

@@ -88,7 +88,26 @@ class _GateCounter(nn.Module):
         return tuple(float(v) for v in self.on / self.per_channel)
 
 
-class PGConv2d(nn.Conv2d):
+class _GateCounting:
+    """What the gated convs share: ``gates`` (a ``_GateCounter``) counts the gates of
+    eval-mode passes only."""
+
+    gates: _GateCounter
+
+    def _count(self, gate: torch.Tensor) -> None:
+        if not self.training:
+            self.gates.add(gate)
+
+    def reset_hw_stats(self) -> None:
+        self.gates.reset()
+
+    def gate_counts(self) -> tuple[float, float]:
+        """(outputs gated on, outputs) counted since the last reset; gated on: took the LSB
+        update (PG) or the full path (CG)."""
+        return self.gates.counts()
+
+
+class PGConv2d(_GateCounting, nn.Conv2d):
     """Precision-gated conv (dnn-gating ``PGConv2d``), no bias.
 
     ``out = conv(x_msb, Wq) + d ⊙ conv(x_lsb, Wq)`` where ``x_msb`` keeps the ``pred_bits``
@@ -129,16 +148,8 @@ class PGConv2d(nn.Conv2d):
         out_lsb = self._conv_forward(x_full - x_msb, w, None)
         gate = gate_step(torch.sigmoid(self.alpha * (out_msb - self.threshold)) - 0.5,
                          self.sparse_bp)
-        if not self.training:
-            self.gates.add(gate)
+        self._count(gate)
         return out_msb + gate * out_lsb
-
-    def reset_hw_stats(self) -> None:
-        self.gates.reset()
-
-    def gate_counts(self) -> tuple[float, float]:
-        """(outputs that took the LSB update, outputs) counted since the last reset."""
-        return self.gates.counts()
 
     def hw_stats(self) -> dict:
         """Precisions, storage and the measured LSB density (1.0, no skipping, uncalibrated)."""
@@ -173,7 +184,7 @@ def channel_shuffle(x: torch.Tensor, partitions: int) -> torch.Tensor:
     return x.view(n, partitions, c // partitions, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
-class CGConv2d(nn.Conv2d):
+class CGConv2d(_GateCounting, nn.Conv2d):
     """Channel-gated conv (dnn-gating ``CGConv2d``).
 
     ``Yp = conv(x, W ⊙ M)`` over the base share (mask ``M``: 1/``partitions`` of the input
@@ -215,17 +226,9 @@ class CGConv2d(nn.Conv2d):
         partial = self._conv_forward(x, self.weight * self.mask, self.bias)
         gate = gate_step(torch.sigmoid(self.alpha * (self.norm(partial) - self.threshold)) - 0.5,
                          self.sparse_bp)
-        if not self.training:
-            self.gates.add(gate)
+        self._count(gate)
         full = self._conv_forward(x, self.weight, self.bias)
         return gate * full + (1 - gate) * partial
-
-    def reset_hw_stats(self) -> None:
-        self.gates.reset()
-
-    def gate_counts(self) -> tuple[float, float]:
-        """(outputs that took the full path, outputs) counted since the last reset."""
-        return self.gates.counts()
 
     def hw_stats(self) -> dict:
         """Measured executed-MAC fraction ``1/p + (1 − 1/p) · on`` and its per-channel parts."""
