@@ -2,7 +2,8 @@
 
 Usage: ``python experiments/mlg_storage_table.py [--out table.csv]``. Prints one row per model,
 setting and dataset with the parameter and memory ratios (whole model, BN γ/β and the 8-bit FC
-included, everything against fp32; METHODS.md A.4) next to the paper's value where it has one.
+included, everything against fp32; docs/methods.md, MLG: storage) next to the paper's value
+where it has one.
 """
 
 import argparse

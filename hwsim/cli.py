@@ -10,13 +10,17 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import yaml
 
 import models
-from models.checkpoint import atomic_write_bytes
+from models.checkpoint import write_file_set
+from models.provenance import provenance
+from models.train import CHECKPOINT_NAME, resolve_config
 
 from .accel import list_accelerators, load_accelerator
 from .config import METHOD_NAMESPACES, apply_overrides, dump_yaml, load_yaml
@@ -25,6 +29,7 @@ from .export import scalesim_files
 from .gating import format_summary, gating_summary, is_gated
 from .pipeline import (
     HARDWARE,
+    PIPELINE_SECTIONS,
     calibration_batches,
     calibration_set,
     evaluate_accuracy,
@@ -34,6 +39,7 @@ from .pipeline import (
     train_from_config,
 )
 from .report import build_report, figure, format_table, layers_frame, to_json
+from .runs import RUNS_DIR, Run, discard_if_unused, prepare_run
 from .trace import trace
 
 RUN_NAMESPACES = ("model", "accel", "trace", *METHOD_NAMESPACES)
@@ -141,7 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("config", help="YAML config (see experiments/configs/)")
         cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="dotted override, e.g. optimizer.lr=0.05 (repeatable)")
-        cmd.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+        cmd.add_argument("--name", help="run folder name under --runs-dir (default: the config "
+                                        "file's name and the UTC time, a fresh folder per run)")
+        cmd.add_argument("--runs-dir", default=RUNS_DIR, metavar="DIR",
+                         help=f"folder the run folders go in (default {RUNS_DIR})")
+        cmd.add_argument("--resume", action="store_true",
+                         help="continue the run --name NAME from its last checkpoint")
+        cmd.add_argument("--overwrite", action="store_true",
+                         help="delete the run --name NAME and start it again")
         cmd.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _sweep_parsers(sub)
     return parser
@@ -308,13 +321,20 @@ def _baseline(report: dict, base: dict) -> dict:
             "ratios": ratios}
 
 
-def save_run(out_dir: str, report: dict, config: dict) -> None:
-    """Write layers.csv, summary.json (the report without layers) and run.yaml atomically."""
-    out = Path(out_dir)
+RUN_FILES = ("layers.csv", "summary.json", "run.yaml", "timeline.csv")
+
+
+def save_run(out_dir: str, report: dict, config: dict, timeline=None) -> list[Path]:
+    """Write layers.csv, summary.json (the report without layers), run.yaml (``config`` and
+    the hwsim version) and, after ``--sim event``, timeline.csv into ``out_dir`` as one set:
+    all of them or, on failure, none (``models.checkpoint.write_file_set``)."""
     summary = {k: v for k, v in report.items() if k != "layers"}
-    atomic_write_bytes(out / "layers.csv", layers_frame(report).to_csv(index=False).encode())
-    atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
-    atomic_write_bytes(out / "run.yaml", dump_yaml(config).encode())
+    files = {"layers.csv": layers_frame(report).to_csv(index=False).encode(),
+             "summary.json": json.dumps(summary, indent=2).encode(),
+             "run.yaml": dump_yaml({**config, **provenance()}).encode()}
+    if timeline is not None:
+        files["timeline.csv"] = timeline.to_csv(index=False).encode()
+    return write_file_set(out_dir, files, replaceable=RUN_FILES)
 
 
 def cmd_run(args) -> int:
@@ -361,10 +381,7 @@ def cmd_run(args) -> int:
                     "trace": cfg.get("trace", {}), "batch": args.batch,
                     "input": list(report["input_shape"][1:]), "objective": args.objective,
                     "checkpoint": args.checkpoint, "sim": args.sim}
-        save_run(args.out, report, resolved)
-        if sim is not None:
-            atomic_write_bytes(Path(args.out) / "timeline.csv",
-                               sim.timeline.to_csv(index=False).encode())
+        save_run(args.out, report, resolved, sim.timeline if sim is not None else None)
     if args.format == "json":
         print(to_json(report))
     elif args.format == "csv":
@@ -469,9 +486,9 @@ def cmd_export(args) -> int:
     kwargs = model_kwargs(args.model, cfg)
     accel = _load_accel(args.accel, cfg)
     files, skipped = scalesim_files(_graph_for(args.model, kwargs, cfg, args), accel)
-    paths = [Path(args.out) / name for name in files]
-    for path, text in zip(paths, files.values()):
-        atomic_write_bytes(path, text.encode())
+    paths = write_file_set(args.out, {name: text.encode() for name, text in files.items()},
+                           replaceable=("*.csv", "*.cfg"))  # an earlier export's files
+    for path in paths:
         print(f"wrote {path}")
     for name in skipped:
         print(f"skipped (no SCALE-Sim equivalent): {name}")
@@ -481,8 +498,30 @@ def cmd_export(args) -> int:
     return 0
 
 
-def _train_config(args) -> dict:
-    return apply_overrides(load_yaml(args.config), args.set)
+def _prepare_run(args) -> Run:
+    """The config with ``--set`` applied, checked, and its run folder (``hwsim.runs``)."""
+    config = apply_overrides(load_yaml(args.config), args.set)
+    hardware_section(config)  # a bad config fails here, before a run folder exists
+    resolve_config(config, PIPELINE_SECTIONS)
+    return prepare_run(config, args.config, args.command, name=args.name,
+                       runs_dir=args.runs_dir, resume=args.resume, overwrite=args.overwrite,
+                       main_process=_is_main_process(),
+                       distributed=os.environ.get("WORLD_SIZE", "1") != "1")
+
+
+def _in_run(run: Run, work):
+    """``work()``, removing ``run``'s folder if it fails before any checkpoint is written;
+    Ctrl-C after one says how to continue."""
+    try:
+        return work()
+    except BaseException as exc:
+        discard_if_unused(run)
+        if not isinstance(exc, KeyboardInterrupt):
+            raise
+        if run.folder.is_dir() and _is_main_process():
+            print(f"hwsim: interrupted; the run is in {run.folder}, the same command with "
+                  f"{run.resume_hint()} continues it", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 def _is_main_process() -> bool:
@@ -491,8 +530,10 @@ def _is_main_process() -> bool:
 
 
 def cmd_train(args) -> int:
-    metrics = train_from_config(_train_config(args), config_path=args.config, resume=args.resume,
-                                progress=not args.no_progress)
+    run = _prepare_run(args)
+    resume = args.resume and (run.folder / CHECKPOINT_NAME).is_file()  # stopped before an epoch
+    metrics = _in_run(run, lambda: train_from_config(
+        run.config, config_path=args.config, resume=resume, progress=not args.no_progress))
     if _is_main_process():
         print(yaml.safe_dump(metrics, sort_keys=False), end="")
     return 0
@@ -505,12 +546,14 @@ PIPELINE_SUMMARY = ("model", "stage", "accelerator", "data", "test_acc", "macs",
 
 
 def cmd_pipeline(args) -> int:
-    config = _train_config(args)
-    rows = run_pipeline(config, progress=not args.no_progress, resume=args.resume)
+    run = _prepare_run(args)
+    rows = _in_run(run, lambda: run_pipeline(run.config, progress=not args.no_progress,
+                                             resume=args.resume))
     if _is_main_process():
         shown = [c for c in PIPELINE_SUMMARY if c in rows.columns]
         print(rows[shown].to_string(index=False, float_format=figure))
-        print(f"appended {len(rows)} row(s) to {hardware_section(config)['results']}")
+        print(f"appended {len(rows)} row(s) to {hardware_section(run.config)['results']}; "
+              f"run folder {run.folder}")
     return 0
 
 
@@ -609,8 +652,20 @@ COMMANDS = {"run": cmd_run, "list": cmd_list, "export": cmd_export, "train": cmd
             "pipeline": cmd_pipeline, "sweep": cmd_sweep, "plot": cmd_plot}
 
 
+def _exit_on_sigterm() -> None:
+    """Turn ``kill``'s SIGTERM into ``SystemExit(143)`` so that unwinding runs: an atomic write
+    in progress removes its temporary file (SIGKILL cannot be caught)."""
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
+        signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _exit_on_sigterm()
     try:
         args, extra = build_parser().parse_known_args(argv)
         if extra:

@@ -83,7 +83,7 @@ def cycles_per_mac(accel: Accelerator, weight_bits, act_bits, pred_bits, lsb_den
     return scale, gating
 
 
-# --- gating (DESIGN.md 5) ------------------------------------------------------------------
+# --- gating (docs/architecture.md, Compression on hardware) ---------------------------------------
 def ideal_speedup(q) -> np.ndarray:
     """Compute reduction if gated work packed perfectly: dense bit-MACs over executed ones,
     ``1 / (mac_density · average activation bits / act_bits)``."""

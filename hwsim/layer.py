@@ -120,7 +120,7 @@ class Layer:
             return float(self.act_bits)
         return self.pred_bits + self.lsb_density * (self.act_bits - self.pred_bits)
 
-    # --- shapes as GEMM (DESIGN.md 6) -------------------------------------------------------
+    # --- shapes as GEMM (docs/architecture.md, A layer as a GEMM) ---------------------------------
     @property
     def has_weights(self) -> bool:
         return self.op in ("conv", "linear")

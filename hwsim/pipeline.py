@@ -1,7 +1,7 @@
 """Train (or load a checkpoint) → test accuracy → trace with calibration → cost → results row.
 
-The one place besides the CLI that joins ``models`` and ``hwsim`` (DESIGN.md 2). A pipeline
-config is a training config (``models.train.SCHEMA``) plus two top-level keys:
+The one place besides the CLI that joins ``models`` and ``hwsim`` (docs/architecture.md, The
+flow). A pipeline config is a training config (``models.train.SCHEMA``) plus two top-level keys:
 
 - ``checkpoint``: a trained checkpoint to use instead of training (optional);
 - ``hardware``: what to measure it on, keys and defaults in ``HARDWARE`` below.
@@ -9,15 +9,18 @@ config is a training config (``models.train.SCHEMA``) plus two top-level keys:
 Each (model, accelerator) pair appends one row to ``hardware.results``: accuracy, the hardware
 totals of ``hwsim.cost.hardware_totals`` (gated models add ``hwsim.gating.gating_summary``:
 measured densities, ideal vs realized speed-up and energy), the trace's storage accounting,
-the resolved config as a JSON string and the checkpoint's SHA-256. Appends hold a file lock and
+the resolved config as a JSON string, the checkpoint's SHA-256 and the hwsim version and git
+commit that made the row. Appends hold a file lock and
 replace the table atomically, so concurrent jobs of a sweep can share one table.
 
 Channel pruning (ResRep) adds a third key, ``base``: the dense model's own training config
 (``data`` defaults to the main one's) or ``{checkpoint: PATH}``. The pipeline trains it first,
 hands its checkpoint to the ``resrep_base`` initializer (unless that names one), trains the
-compactor model, converts it to the narrower network (``pruned.pt`` beside ``last.pt``) and
+compactor model, converts it to the narrower network (``pruned.pt`` beside ``last.pt``; the
+base trains in ``<train.out_dir>/base`` unless ``base.train.out_dir`` names a folder) and
 writes rows for both, with ``stage`` (base / pruned), ``flops_ratio`` (MACs against the
-unpruned architecture), ``seed_flops`` (METHODS B.7's counter) and the conversion's figures.
+unpruned architecture), ``seed_flops`` (the seed's counter, docs/methods.md, ResRep: FLOPs)
+and the conversion's figures.
 """
 
 import itertools
@@ -32,9 +35,10 @@ from torch import nn
 
 from models.checkpoint import build_model, file_digest, load_checkpoint
 from models.data import ImageSet, load_dataset, sample
+from models.provenance import provenance
 from models.registry import create_model
 from models.resrep import convert_checkpoint, has_compactors, seed_flops, unpruned_kwargs
-from models.train import check_section, evaluate, resolve_config, train
+from models.train import CHECKPOINT_NAME, check_section, evaluate, resolve_config, train
 
 from .accel import load_accelerator
 from .cost import OBJECTIVES, hardware_totals
@@ -58,6 +62,7 @@ PIPELINE_SECTIONS = ("hardware", "checkpoint", "base")
 BASE_KEYS = ("model", "data", "optimizer", "schedule", "train", "losses", "grad_hooks", "init",
              "checkpoint")
 EVAL_BATCH_SIZE = 256
+BASE_FOLDER = "base"  # a ResRep base trains in <train.out_dir>/base unless it names a folder
 
 
 def hardware_section(config: dict) -> dict:
@@ -162,8 +167,11 @@ def base_config(config: dict) -> dict | None:
             raise ValueError(f"base.{key}: unknown key; allowed: {', '.join(BASE_KEYS)}")
     base = {"data": config.get("data"), **base}
     if not base.get("checkpoint"):
-        resolved = resolve_config({k: v for k, v in base.items() if k != "checkpoint"})
         main_out = resolve_config(config, PIPELINE_SECTIONS)["train"]["out_dir"]
+        section = base.get("train") or {}
+        if isinstance(section, dict) and "out_dir" not in section:  # the run's own subfolder
+            base["train"] = {**section, "out_dir": str(Path(main_out) / BASE_FOLDER)}
+        resolved = resolve_config({k: v for k, v in base.items() if k != "checkpoint"})
         if Path(resolved["train"]["out_dir"]) == Path(main_out):
             raise ValueError(f"base.train.out_dir: {main_out} is the main run's folder; give "
                              f"the base model its own")
@@ -208,7 +216,7 @@ def _stage_rows(stage: str, checkpoint_path: str, test_acc: float | None, extra:
         rows.append({
             "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "model": meta["model"], "accelerator": accel.name, "data": data_cfg["name"],
-            "test_acc": test_acc, "batch": hw["batch"], **extra,
+            "test_acc": test_acc, "batch": hw["batch"], **provenance(), **extra,
             **{k: v for k, v in totals.items() if k not in ("model", "accelerator")},
             **storage,
             "model_kwargs": json.dumps(meta["model_kwargs"], sort_keys=True),
@@ -217,10 +225,18 @@ def _stage_rows(stage: str, checkpoint_path: str, test_acc: float | None, extra:
     return rows
 
 
+def _resumes(config: dict, resume: bool) -> bool:
+    """Resume the training of ``config`` only where it left a checkpoint (a ResRep pipeline
+    stopped while training its base has none for the main model yet)."""
+    out_dir = resolve_config(config, PIPELINE_SECTIONS)["train"]["out_dir"]
+    return resume and (Path(out_dir) / CHECKPOINT_NAME).is_file()
+
+
 def run_pipeline(config: dict, progress: bool = True, resume: bool = False) -> pd.DataFrame:
     """Train or load, measure accuracy, trace, cost on every accelerator, append the rows.
 
-    ``resume`` continues an interrupted training run from its last checkpoint. With a ``base``
+    ``resume`` continues an interrupted training run from its last checkpoint (a stage that
+    had written none starts afresh). With a ``base``
     section the dense base model is trained (or loaded) first and costed too; a model with
     ResRep compactors is converted to its pruned network before it is costed.
     """
@@ -234,14 +250,14 @@ def run_pipeline(config: dict, progress: bool = True, resume: bool = False) -> p
         if base.get("checkpoint"):
             stages.append(("base", str(base["checkpoint"]), None, {}))
         else:
-            metrics = train({k: v for k, v in base.items() if k != "checkpoint"},
-                            resume=resume, progress=progress)
+            base_train = {k: v for k, v in base.items() if k != "checkpoint"}
+            metrics = train(base_train, resume=_resumes(base_train, resume), progress=progress)
             stages.append(("base", metrics["checkpoint"], metrics["test_acc"], {}))
         config = _with_base(config, stages[0][1])
     if config.get("checkpoint"):
         checkpoint_path, test_acc = str(config["checkpoint"]), None
     else:
-        metrics = train_from_config(config, resume=resume, progress=progress)
+        metrics = train_from_config(config, resume=_resumes(config, resume), progress=progress)
         checkpoint_path, test_acc = metrics["checkpoint"], metrics["test_acc"]
     stage, extra = "trained", {}
     if has_compactors(load_checkpoint_model(checkpoint_path)[0]):

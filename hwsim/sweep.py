@@ -281,11 +281,13 @@ def _resolve_training(train_cfg: dict, where: str) -> dict:
 
 # --- evaluating points (these run on the workers) ----------------------------------------
 def _base_row(point: Point) -> dict:
+    from models.provenance import provenance
+
     c = point.config
     return {HASH_COLUMN: point.config_hash, "status": "ok", "error": "", "method": c["method"],
             "model": c["model"]["name"], "accelerator": c["accel"]["name"],
             "batch": c["batch"], "objective": c["objective"], "test_acc": math.nan,
-            **{key: _cell(value) for key, value in point.swept.items()}}
+            **{key: _cell(value) for key, value in point.swept.items()}, **provenance()}
 
 
 def _cell(value):

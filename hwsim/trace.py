@@ -231,7 +231,7 @@ def _merge_stats(layer: Layer, module: nn.Module, folded_bn: bool) -> Layer:
 
 
 def _storage(model: nn.Module, layers_by_module: dict[str, Layer]) -> dict:
-    """Model storage by the seeds' rule (METHODS.md A.4 / D.1), against an all-fp32 model."""
+    """Model storage by the seeds' rule (docs/methods.md, MLG: storage) against all-fp32."""
     params = dense_params = stored_bits = 0
     for name, module in model.named_modules():
         own = sum(p.numel() for p in module.parameters(recurse=False))

@@ -3,20 +3,25 @@
 A checkpoint is a dict of tensors and primitives only, so it loads with
 ``torch.load(weights_only=True)`` (no pickled code runs). It carries the model name and keyword
 arguments (a pruned or compressed architecture is rebuilt from them), the resolved config, the
-input shape, the training state for an exact resume and the metrics history. Writes are atomic
-(temporary file in the same folder, then ``os.replace``) so a crash never leaves a torn file.
+input shape, the training state for an exact resume, the metrics history and the hwsim version
+that wrote it. Writes are atomic (temporary file in the same folder, then ``os.replace``) so a
+crash never leaves a torn file; ``write_file_set`` does the same for a folder of files.
 """
 
+import fnmatch
 import hashlib
 import io
 import os
 import re
-import tempfile
+import secrets
+import shutil
+import stat
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .provenance import provenance
 from .registry import create_model
 
 FORMAT = "hwsim-checkpoint"
@@ -25,28 +30,95 @@ REQUIRED_KEYS = ("format", "version", "model_name", "model_kwargs", "state_dict"
                  "input_shape")
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
-    path = Path(path)
+def _check_destination(path: Path, kind: str) -> None:
+    """A one-line error when ``path`` cannot become a ``kind`` ("file" or "folder")."""
     for folder in (path.parent, *path.parent.parents):
         if folder.exists():
             if not folder.is_dir():
                 raise ValueError(f"{folder}: exists and is not a folder; cannot write {path}")
             break
-    if path.is_dir():
+    if kind == "file" and path.is_dir():
         raise ValueError(f"{path}: is a folder; cannot write a file there")
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: exists and is not a folder; cannot write files into it")
+
+
+def _temp_name(path: Path) -> Path:
+    """A fresh hidden name beside ``path`` for a temporary file or folder."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+
+
+def _write_new_file(path: Path, data: bytes, mode: int = 0o666) -> None:
+    """Create ``path`` (which must not exist) holding ``data``, flushed to disk.
+
+    ``os.open`` with ``mode`` lets the kernel apply the umask, as for any file a user creates
+    (``tempfile.mkstemp`` would force 0600 and lock others out of a shared results table).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
+
+    A new file gets the permissions of the user's umask; a replaced file keeps its own. A write
+    that fails (or is interrupted by an exception) removes its temporary file and leaves
+    ``path`` as it was.
+    """
+    path = Path(path)
+    _check_destination(path, "file")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _temp_name(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        _write_new_file(tmp, data)
+        if path.exists():
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_file_set(folder: str | os.PathLike, files: dict[str, bytes],
+                   replaceable: tuple[str, ...] = ()) -> list[Path]:
+    """Write ``files`` (name -> bytes) as the whole content of ``folder``, as one set.
+
+    The files are written into a temporary folder beside ``folder``, which is then renamed into
+    place, so a reader sees the previous set or the new one, never a mix, and a failed write
+    changes nothing. An existing ``folder`` is replaced only if every entry in it is a name of
+    ``files`` or matches a ``replaceable`` pattern (``fnmatch``: what an earlier run of the
+    same command wrote); other files are not ours to delete. Returns the paths written.
+    """
+    given, folder = Path(folder), Path(os.path.realpath(folder))  # replace what a link names
+    _check_destination(folder, "folder")
+    if folder == Path.cwd() or folder in Path.cwd().parents:
+        raise ValueError(f"{folder}: is the working folder or holds it; give a folder inside it")
+    if folder.is_dir():
+        foreign = sorted(p.name for p in folder.iterdir() if p.name not in files and not any(
+            fnmatch.fnmatchcase(p.name, pattern) for pattern in replaceable))
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+            raise ValueError(f"{folder}: holds files this command did not write ({shown}); "
+                             f"give a new or empty folder")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp, old = _temp_name(folder), _temp_name(folder)
+    try:
+        os.mkdir(tmp)  # mode 0777 less the umask, unlike tempfile.mkdtemp's 0700
+        for name, data in files.items():
+            _write_new_file(tmp / name, data)
+        if folder.is_dir():
+            os.rename(folder, old)
+        os.rename(tmp, folder)
+    except BaseException:
+        if old.exists() and not folder.exists():
+            os.rename(old, folder)  # put the previous set back
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return [given / name for name in files]
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
@@ -70,10 +142,12 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> None:
 
 def new_checkpoint(model_name: str, model_kwargs: dict, model: nn.Module, config: dict,
                    input_shape: tuple[int, ...], **extra) -> dict:
-    """The checkpoint dict for ``model``; ``extra`` adds training state (epoch, optimizer...)."""
+    """The checkpoint dict for ``model``; ``extra`` adds training state (epoch, optimizer...).
+
+    It records the hwsim version and git commit that wrote it (``models.provenance``)."""
     return {"format": FORMAT, "version": VERSION, "model_name": model_name,
             "model_kwargs": model_kwargs, "state_dict": model.state_dict(), "config": config,
-            "input_shape": list(input_shape), **extra}
+            "input_shape": list(input_shape), **provenance(), **extra}
 
 
 def _load_failure(exc: Exception) -> str:
@@ -108,6 +182,8 @@ _ENTRY_CHECKS = {
     "history": (lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v),
                 "a list of metric mappings"),
     "data": (lambda v: v is None or isinstance(v, str), "a dataset name"),
+    "hwsim_version": (lambda v: isinstance(v, str), "a version string"),
+    "git_commit": (lambda v: v is None or isinstance(v, str), "a commit hash or null"),
 }
 
 

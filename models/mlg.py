@@ -1,12 +1,13 @@
 """MLG models (ResNet-18, DenseNet-121, MobileNetV2) and MLG's training plug-ins.
 
 The models are the zoo's architectures built with an ``MLGConv2d`` factory for every conv and an
-8-bit ``QuantLinear`` classifier (the paper keeps the FC uncompressed, METHODS.md A.5). The
-``mlg`` argument carries the seed's knobs (``--mlg.base_in`` ... in the released code).
+8-bit ``QuantLinear`` classifier (the paper keeps the FC uncompressed, docs/methods.md, MLG:
+which layers). The ``mlg`` argument carries the seed's knobs (``--mlg.base_in`` ... in the
+released code).
 
 Plug-ins (``models/plugins.py``): initializer ``mlg_projection`` (L2 projection of a teacher's
-weights onto the factors, METHODS.md A.6) and loss term ``mlg_ortho`` (A.7). Knowledge
-distillation (A.8) is the generic ``kd`` loss of the training loop.
+weights onto the factors) and loss term ``mlg_ortho`` (docs/methods.md, MLG: training).
+Knowledge distillation is the generic ``kd`` loss of the training loop.
 """
 
 import functools
@@ -125,7 +126,7 @@ def mlg_layers(model: nn.Module) -> list[MLGConv2d]:
 
 
 def ortho_loss(model: nn.Module) -> torch.Tensor:
-    """Σ over generated convs of their multi-level orthonormality loss (METHODS.md A.7)."""
+    """Σ over generated convs of their multi-level orthonormality loss (methods.md, MLG)."""
     return sum((layer.ortho_loss() for layer in mlg_layers(model)),
                start=next(model.parameters()).new_zeros(()))
 

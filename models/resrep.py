@@ -1,12 +1,12 @@
 """ResRep models (ResNet-56 as the seed, ResNet-20, ResNet-50) and ResRep's training plug-ins.
 
-The models are the zoo's ResNets built with the ResRep conv-BN factory: every prunable conv
-(the first conv of a basic block; the first two of a bottleneck, METHODS B.5) is followed by
-BN and a compactor, every other conv by plain BN; shortcuts are 1x1 projections (option B) as
-in the seed. ``channels`` is the channel plan of the prunable convs and ``converted`` the
-deployed form (BN and compactor folded into a conv with bias), so a pruned network is rebuilt
-exactly from its checkpoint's arguments. The ``resrep`` argument carries the method's knobs
-(``ResRepConfig``), read by the ``resrep`` gradient hook.
+The models are the zoo's ResNets built with the ResRep conv-BN factory: every prunable conv (the
+first conv of a basic block; the first two of a bottleneck, docs/methods.md, ResRep: prunable
+layers) is followed by BN and a compactor, every other conv by plain BN; shortcuts are 1x1
+projections (option B) as in the seed. ``channels`` is the channel plan of the prunable convs and
+``converted`` the deployed form (BN and compactor folded into a conv with bias), so a pruned network
+is rebuilt exactly from its checkpoint's arguments. The ``resrep`` argument carries the method's
+knobs (``ResRepConfig``), read by the ``resrep`` gradient hook.
 
 Flow: train the dense model (``resnet56(shortcut="B")``) → initializer ``resrep_base`` copies
 it into the compactor model → training with gradient hook ``resrep`` (penalty gradients, mask
@@ -39,7 +39,9 @@ from .settings import settings_from_dict
 
 @dataclass(frozen=True)
 class ResRepConfig:
-    """The seed's ResRep knobs (METHODS B.2, B.3, B.6); defaults are its ResNet-56 CIFAR-10 run.
+    """The seed's ResRep knobs; defaults are its ResNet-56 CIFAR-10 run.
+
+    What each does: docs/methods.md, ResRep: update rule, mask schedule, knobs.
 
     ``flops_target``: remaining fraction of conv + FC MACs; ``lasso_strength``: λ of the
     group-lasso gradient; ``before_mask_iters``: steps with every channel kept (the seed: 5
@@ -79,7 +81,7 @@ class ResRepConfig:
 
 
 RESNET56_DEFAULTS = ResRepConfig()
-# ImageNet (METHODS B.6): 5 epochs of 1,281,167 images at batch 256; target 0.455.
+# ImageNet (docs/methods.md, ResRep: knobs): 5 epochs of 1,281,167 images at batch 256; 0.455.
 RESNET50_DEFAULTS = ResRepConfig(flops_target=0.455, before_mask_iters=5 * 1281167 // 256)
 
 
@@ -205,7 +207,7 @@ class Conversion:
 
 
 def convert_model(name: str, kwargs: dict, model: nn.Module) -> tuple[nn.Module, Conversion]:
-    """The deployed, narrower network of an unconverted ``resrep_*`` model (METHODS B.4)."""
+    """The deployed, narrower network of an unconverted ``resrep_*`` model (ResRep: conversion)."""
     layers = pruned_layers(model)
     if not layers:
         raise ValueError(f"resrep: model {name} has no compactors to convert "
@@ -246,8 +248,8 @@ def unpruned_kwargs(kwargs: dict) -> dict:
 
 
 def seed_flops(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
-    """Conv + FC MACs per image as the seed's counter gives them (METHODS B.7), at the widths
-    conversion keeps: its CIFAR-ResNet counter passes the stride-2 1x1 projection of a basic
+    """Conv + FC MACs per image as the seed's counter gives them (methods.md, ResRep: FLOPs), at the
+    widths conversion keeps: its CIFAR-ResNet counter passes the stride-2 1x1 projection of a basic
     block a kernel size of 2, counting it 4x (ResNet-56: 126.53 M against 125.75 M)."""
     quirk = {f"{name}.shortcut.0": 4 for name, block in model.named_modules()
              if isinstance(block, BasicBlock) and isinstance(block.shortcut, nn.Sequential)

@@ -35,6 +35,7 @@ from .checkpoint import (
 )
 from .data import DATASETS, SPLITS, ImageSet, load_dataset, sample
 from .plugins import check_params, lookup
+from .provenance import provenance
 from .registry import check_arguments, create_model, model_arguments
 
 # Mirrors hwsim.config.METHOD_NAMESPACES (models/ must not import hwsim; a test keeps them equal).
@@ -477,8 +478,11 @@ def train(config: dict, *, resume: bool = False, progress: bool = True,
                 torch.cuda.set_rng_state(ckpt["rng_cuda"], device)
         net = nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
         if rank == 0:
-            atomic_write_bytes(out_dir / "config.yaml",
-                               yaml.safe_dump(cfg, sort_keys=False).encode())
+            made_by = provenance()  # a comment keeps the file a loadable config
+            atomic_write_bytes(out_dir / "config.yaml", (
+                f"# written by hwsim {made_by['hwsim_version']} (git commit "
+                f"{made_by['git_commit'] or 'unknown'})\n"
+                + yaml.safe_dump(cfg, sort_keys=False)).encode())
 
         bar = tqdm(total=tcfg["epochs"] * steps_per_epoch, initial=step, unit="step",
                    desc=f"train {model_name}", disable=not progress or rank != 0)

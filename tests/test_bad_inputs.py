@@ -310,7 +310,7 @@ CASES = [
     (["train", "{d}/init_steps.yaml"], "init.mlg_projection.steps: must be int"),
     (["train", "{d}/losses_list.yaml"], "losses: must be a mapping"),
     (["train", "{d}/train.yaml", "--set", "optimizer.lrr=0.1"], "optimizer.lrr: unknown key"),
-    (["train", "{d}/train.yaml", "--resume"], "no such checkpoint"),
+    (["train", "{d}/train.yaml", "--resume"], "there is no run to continue"),
     # YAML itself
     (["train", "{d}/bomb_top.yaml"], "aliases (*a) are not allowed in configs"),
     (["train", "{d}/merge_key.yaml"], "aliases (*d) are not allowed"),

@@ -42,7 +42,7 @@ def ratios(model) -> tuple[float, float]:
     return round(stored / dense, 4), round(bits / (32 * dense), 4)
 
 
-# --- enable rules (METHODS.md A.2) ---------------------------------------------------------------
+# --- enable rules (docs/methods.md, MLG: generation) ----------------------------------------------
 @pytest.mark.parametrize("shape, knobs, expected", [
     ((3, 64, 3, 1), (2, 44), (64, 2, False)),      # ResNet stem: U only (A.5)
     ((64, 64, 3, 1), (2, 44), (44, 2, True)),      # both levels
@@ -184,7 +184,7 @@ def test_gen_weight_bit_is_checked(bits):
         MLGConv2d(4, 4, 3, gen_weight_bits=bits)
 
 
-# --- storage accounting (METHODS.md A.4, paper Table 2) ----------------------------------------
+# --- storage accounting (docs/methods.md, MLG: storage, paper Table 2) ----------------------------
 def resnet18_closed_form(base_in: int, base_out: int, classes: int) -> int:
     """Eq. 3 summed by hand over CIFAR ResNet-18, plus BN γ/β and FC weights (no FC bias)."""
     total = 64 * base_in * 9 + 64 * 3 * base_in  # stem: U only, bo = C_o
@@ -203,7 +203,7 @@ def resnet18_closed_form(base_in: int, base_out: int, classes: int) -> int:
 
 
 def test_resnet18_param_counts_match_methods():
-    assert resnet18_closed_form(2, 44, 10) == 555_520  # METHODS.md A.4
+    assert resnet18_closed_form(2, 44, 10) == 555_520  # docs/methods.md, MLG: storage
     for classes in (10, 100):
         stored, dense, _ = storage_count(create_model("mlg_resnet18", num_classes=classes))
         # our count also holds the FC bias, which the released accounting leaves out
@@ -269,7 +269,7 @@ def test_tracer_storage_block_reproduces_table2():
     assert storage["params"] == 555_520 + 10
 
 
-# --- regularizer (METHODS.md A.7) ---------------------------------------------------------------
+# --- regularizer (docs/methods.md, MLG: training) -------------------------------------------------
 def test_ortho_loss_is_zero_for_orthonormal_factors_and_positive_otherwise():
     conv = MLGConv2d(4, 6, 3, base_in=2, base_out=3)
     assert conv.ortho_loss().item() > 0
@@ -288,7 +288,7 @@ def test_ortho_loss_with_single_basis_row_keeps_only_the_v_term():
     assert torch.allclose(conv.ortho_loss(), expected, atol=1e-6)
 
 
-# --- projection (METHODS.md A.6) ----------------------------------------------------------------
+# --- projection (docs/methods.md, MLG: training) --------------------------------------------------
 def test_svd_projection_is_exact_for_representable_weights():
     cross = MLGConv2d(8, 6, 1, base_out=3, **FP)
     target = (torch.randn(6, 3) @ torch.randn(3, 8)).reshape(6, 8, 1, 1)

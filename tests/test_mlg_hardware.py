@@ -1,4 +1,6 @@
-"""MLG on the accelerator model (DESIGN.md 5): traced MLG layers against hand-derived oracles.
+"""MLG on the accelerator model: traced MLG layers against hand-derived oracles.
+
+The semantics are docs/architecture.md, Compression on hardware.
 
 DRAM holds the compressed factors, re-fetched with every weight pass; the weights are
 regenerated with every pass (on the ``weight_gen`` unit when there is one, else on the array)

@@ -1,4 +1,4 @@
-"""The tanh-normalized DoReFa-symmetric quantizer (METHODS.md A.3) and QuantLinear."""
+"""The tanh-normalized DoReFa-symmetric quantizer (methods.md, MLG: quantizer), QuantLinear."""
 
 import math
 

@@ -2,8 +2,8 @@
 converted network is what the hardware model costs (widths, MACs, unconverted == converted).
 
 Oracles: the compactor network's own outputs (conversion), PyTorch's FlopCounterMode (MACs),
-hand-built FLOPs models (schedule), the seed's derived ResNet-56 figure (METHODS B.7) and the
-systolic fold count ⌈out_channels / cols⌉ (width rounding).
+hand-built FLOPs models (schedule), the seed's derived ResNet-56 figure (docs/methods.md, ResRep:
+FLOPs) and the systolic fold count ⌈out_channels / cols⌉ (width rounding).
 """
 
 from pathlib import Path
@@ -258,14 +258,14 @@ def test_masked_unconverted_and_converted_cost_the_same(name, kwargs, shape):
 
 
 def test_seed_counter_reproduces_the_published_resnet56_figure():
-    # METHODS B.7: 126.53 M with the projection quirk, 125.75 M with 1x1 projections.
+    # 126.53 M with the projection quirk, 125.75 M with 1x1 projections (methods.md, ResRep: FLOPs).
     model = models.create_model("resrep_resnet56")
     assert seed_flops(model, (3, 32, 32)) == 126_534_272
     assert trace(model, (3, 32, 32)).macs == 125_747_840
 
 
-# The seed's final ResNet-50 inner widths (METHODS B.8, from its training log), conv1 and conv2
-# of every bottleneck.
+# The seed's final ResNet-50 inner widths from its training log, conv1 and conv2 of every
+# bottleneck (docs/methods.md, ResRep: figures reproduced and measured).
 SEED_RESNET50_WIDTHS = [22, 22, 23, 36, 1, 1, 62, 97, 16, 49, 38, 68, 41, 92, 189, 204, 69, 145,
                         65, 139, 64, 94, 67, 89, 86, 95, 473, 488, 171, 281, 511, 512]
 

@@ -15,6 +15,8 @@ from hwsim.cost import evaluate, hardware_totals
 from hwsim.results import read_table
 from hwsim.sweep import combinations, load_sweep, run_sweep
 from hwsim.trace import trace
+from models.checkpoint import load_checkpoint
+from models.provenance import hwsim_version
 
 MODEL = {"model.name": "resnet20", "model.width": 0.25}
 INPUT = "3x16x16"
@@ -224,6 +226,9 @@ def test_training_points_share_and_reuse_one_checkpoint(tmp_path):
     assert table["test_acc"].nunique() == 1 and 0 <= table["test_acc"].iloc[0] <= 1
     ckpt = tmp_path / "ckpt" / sweep.points[0].train_hash / "last.pt"
     assert table["checkpoint"].unique().tolist() == [str(ckpt)]
+    # Rows and the checkpoint say which code made them.
+    assert table["hwsim_version"].unique().tolist() == [hwsim_version()]
+    assert load_checkpoint(ckpt)["hwsim_version"] == hwsim_version()
     stamp = ckpt.stat().st_mtime_ns
     # A new hardware point reuses the trained checkpoint instead of training again.
     wider = train_config(tmp_path)

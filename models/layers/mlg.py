@@ -1,6 +1,6 @@
 """MLG: multi-level in situ weight generation (Gu et al., ICCV 2021), as a conv layer.
 
-Formulas follow METHODS.md A.2-A.7, read from the official code
+Formulas follow docs/methods.md, MLG, read from the official code
 (``JeremieMelo/Memory-Efficient-Multi-Level-Generation``, ``core/models/layers/mlg_conv2d.py``,
 class ``MLGConv2d``) and the paper (Eq. 1-4, 7). The weight of a conv is regenerated from low-bit
 factors on every forward::
@@ -8,7 +8,8 @@ factors on every forward::
     W_i = U_i · W_i^b          (intra-kernel level, i < B_c;  U_i: C_i x B_i,  W_i^b: B_i x k²)
     W   = V · {W_i}            (cross-kernel level;  V: C_o x B_c)
 
-each factor passing its own per-tensor quantizer (``dorefa_sym``, METHODS.md A.3) first.
+each factor passing its own per-tensor quantizer first (``dorefa_sym``, docs/methods.md, MLG:
+quantizer).
 
 Storage of the factors: like the released code, the layer keeps one dense latent ``weight``
 (this class *is* an ``nn.Conv2d``) and the basis is a slice of it, ``weight[:B_c, :B_i]``; the
@@ -27,12 +28,13 @@ separable convs as "B_i = max, B_c = 1" (§4.4) and is the only level that can s
 Differences from the released code (documented, deliberate):
 
 - U and V are trained together with the basis every step (paper Alg. 1). The released code
-  builds its optimizer before U and V exist, so its main loop never updates them (METHODS.md
-  A.9); they change only during the projection.
+  builds its optimizer before U and V exist, so its main loop never updates them
+  (docs/methods.md, MLG: training); they change only during the projection.
 - A conv without generation is a plain fp32 conv in the forward pass as well as in storage; the
   released code quantizes it to ``w_bit`` in the forward pass but counts it at 32 bits.
 - ``ortho_loss`` with U present and ``B_i == 1`` skips the basis/U terms (the code's own
-  ``B_i > 1`` condition) instead of failing on an undefined Gram matrix (METHODS.md A.7).
+  ``B_i > 1`` condition) instead of failing on an undefined Gram matrix (docs/methods.md, MLG:
+  training).
 - U and V start variance-preserving (N(0, 1/B_i), N(0, 1/B_c)) so an un-projected layer
   starts at the dense conv's weight scale.
 - Optional on-chip requantization of the generated weight (``gen_weight_bits = b > 0``; the
@@ -99,7 +101,7 @@ def requantize_symmetric(weight: torch.Tensor, bits: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class GenerationPlan:
-    """Factor shapes of one generated conv, from the enable rules (METHODS.md A.2, rules 1-4).
+    """Factor shapes of one generated conv, from the enable rules (methods.md, MLG: generation).
 
     The weight bank is viewed as ``kernels`` kernels of ``rows x area`` values (``C_o``, ``C_i``,
     ``k²`` for a plain conv; one kernel of ``C_o·C_i/g`` rows for a grouped conv).
@@ -199,7 +201,7 @@ class MLGConv2d(nn.Conv2d):
             self.coeff_out = nn.Parameter(
                 torch.randn(plan.coeff_out_shape) / math.sqrt(plan.bases))
 
-    # --- generation (METHODS.md A.2) -------------------------------------------------------
+    # --- generation (docs/methods.md, MLG: generation) --------------------------------------------
     def basis(self) -> torch.Tensor:
         """The latent basis, ``[bo, B_i or rows, k²]``: a slice of ``weight`` (released code)."""
         plan = self.plan
@@ -240,7 +242,7 @@ class MLGConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.effective_weight(), self.bias)
 
-    # --- regularizer (METHODS.md A.7, paper Eq. 7) ------------------------------------------
+    # --- regularizer (docs/methods.md, MLG: training, paper Eq. 7) --------------------------------
     def ortho_loss(self) -> torch.Tensor:
         """Multi-level orthonormality loss on the raw (unquantized) factors; 0 without generation.
 
@@ -268,7 +270,7 @@ class MLGConv2d(nn.Conv2d):
             loss = loss + F.mse_loss(gram, eye.expand_as(gram))
         return loss
 
-    # --- SVD initialization (METHODS.md A.6, alg "svd") -------------------------------------
+    # --- SVD initialization (docs/methods.md, MLG: training, alg "svd") ---------------------------
     @torch.no_grad()
     def project_svd(self, target: torch.Tensor) -> None:
         """Set the factors from truncated SVDs of ``target`` (a weight of this conv's shape).

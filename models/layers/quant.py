@@ -1,6 +1,6 @@
 """Tanh-normalized DoReFa-symmetric weight quantizer (MLG's ``dorefa_sym``) and ``QuantLinear``.
 
-Formulas from METHODS.md A.3, i.e. ``pyutils/quantize.py::weight_quantize_fn`` (alg
+Formulas from docs/methods.md, MLG: quantizer, i.e. ``pyutils/quantize.py::weight_quantize_fn`` (alg
 ``"dorefa_sym"``) and ``uniform_quantize`` at pyutility commit cb2c2e9, restated:
 
 - ``2 <= bits <= 31``: ``t = tanh(x)``, ``r = max|t|`` (no gradient), ``n = 2^bits - 1``,
@@ -86,7 +86,7 @@ class QuantLinear(nn.Linear):
     """Linear layer whose weight is quantized to ``weight_bits`` (MLG keeps its FC at 8 bits).
 
     The bias stays fp32 in the forward pass; for storage the seed counts every FC parameter at
-    ``w_bit`` (``MLGBaseModel.get_param_size``, METHODS.md A.4), and so do we.
+    ``w_bit`` (``MLGBaseModel.get_param_size``, docs/methods.md, MLG: storage), and so do we.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,

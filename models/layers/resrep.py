@@ -161,9 +161,10 @@ def compactors(model: nn.Module) -> list[Compactor]:
 # --- FLOPs as a function of the pruned widths -------------------------------------------------
 @dataclass(frozen=True)
 class FlopsModel:
-    """Conv + linear MACs per image (METHODS B.7: no x2, BN/ReLU/add/pool free) as a function
-    of the pruned layers' widths: a constant plus ``coefficient · in · out`` per layer that
-    reads or writes a pruned width, where ``in`` / ``out`` are that width (index >= 0) or fixed.
+    """Conv + linear MACs per image (no x2, BN/ReLU/add/pool free: docs/methods.md, ResRep: FLOPs)
+    as a function of the pruned layers' widths: a constant plus ``coefficient · in · out`` per layer
+    that reads or writes a pruned width, where ``in`` / ``out`` are that width (index >= 0) or
+    fixed.
     """
 
     fixed_macs: int
@@ -231,7 +232,9 @@ def flops_model(model: nn.Module, input_shape: tuple[int, int, int],
 # --- training: penalty gradients and the mask schedule ---------------------------------------
 @torch.no_grad()
 def penalty_gradients(compactor_list: list[Compactor], lasso_strength: float) -> None:
-    """After ``backward()``: grad Q[j] = mask[j]·dL/dQ[j] + λ·Q[j]/||Q[j]|| (METHODS B.2).
+    """After ``backward()``: grad Q[j] = mask[j]·dL/dQ[j] + λ·Q[j]/||Q[j]|| (ResRep: update rule).
+
+    The rule is in docs/methods.md, ResRep: update rule.
 
     Masked rows see only the group-lasso term, so their norm shrinks every step.
     """
@@ -251,7 +254,9 @@ def rounded_widths(counts: np.ndarray, full: np.ndarray, multiple: int) -> np.nd
 def select_masks(norms: list[np.ndarray], masks: list[np.ndarray], flops: FlopsModel,
                  target: float, granularity: int = 4, num_at_least: int = 1,
                  width_multiple: int = 1) -> list[np.ndarray]:
-    """New keep-masks (bool per channel) from the compactor row ``norms`` (METHODS B.3).
+    """New keep-masks (bool per channel) from the compactor row ``norms`` (ResRep's schedule).
+
+    The schedule is in docs/methods.md, ResRep: mask schedule.
 
     Channels are ranked globally by norm, smallest first, and removed from their layer (never
     below ``num_at_least``) until the conv + linear MACs fall to ``target`` x the full
@@ -294,11 +299,11 @@ def converted_state(model: nn.Module, layers: tuple[PrunedLayer, ...]
                     ) -> tuple[list[int], dict[str, torch.Tensor], float]:
     """State dict of the converted network, its channel plan and the largest dropped row norm.
 
-    Per pruned layer (METHODS B.4): fold BN into the conv (K'[o] = K[o]·γ/√(var+eps),
-    b' = β − mean·γ/√(var+eps)), keep the compactor's unmasked rows Q', fold it in
-    (K'' = Q'·K', b'' = Q'·b') and drop the matching input channels of every consumer.
-    Exact when the dropped rows are zero; the returned norm says how far from that they are.
-    Computed in float64.
+    Per pruned layer (docs/methods.md, ResRep: conversion): fold BN into the conv (K'[o] =
+    K[o]·γ/√(var+eps), b' = β − mean·γ/√(var+eps)), keep the compactor's unmasked rows Q', fold it
+    in (K'' = Q'·K', b'' = Q'·b') and drop the matching input channels of every consumer. Exact when
+    the dropped rows are zero; the returned norm says how far from that they are. Computed in
+    float64.
     """
     modules = dict(model.named_modules())
     state = {k: v.clone() for k, v in model.state_dict().items()}
