@@ -7,21 +7,12 @@ and draws ``buffer_bandwidth.png`` / ``.svg`` next to the results table (and a s
 (below 1: MLG better), and the absolute figures against buffer size at a slow and a fast link.
 """
 
-import argparse
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.ticker import FormatStrFormatter
+from studies import run, save
 
-from hwsim import plot
-from hwsim.results import read_table
-from hwsim.sweep import load_sweep, run_sweep
-
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG = ROOT / "experiments" / "sweeps" / "buffer_bandwidth.yaml"
-DOCS_FIGURE = ROOT / "docs" / "study_buffer_bandwidth.png"
 BUFFER = "accel.buffers.weight.size_bytes"
 BANDWIDTH = "accel.dram.bw_bytes_per_cycle"
 METRICS = (("latency_cycles", "latency", 1e-6, "latency (Mcycles)"),
@@ -92,20 +83,8 @@ def figure(table):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--workers", type=int, default=None)
-    args = parser.parse_args()
-    sweep = load_sweep(CONFIG, args.set)
-    report = run_sweep(sweep, workers=args.workers)
-    print(f"{report.total} points, {report.ran} run, {report.failed} failed: {sweep.results}")
-    table = read_table(sweep.results)
-    table = table[table["config_hash"].isin({p.config_hash for p in sweep.points})
-                  & (table["status"] == "ok")]
-    for path in plot.save(figure(table), sweep.results.with_suffix("")):
-        print(f"wrote {path}")
-    for path in plot.save(figure(table), DOCS_FIGURE, dpi=90):
-        print(f"wrote {path}")
+    sweep, table = run("buffer_bandwidth.yaml", __doc__.splitlines()[0])
+    save(lambda: figure(table), sweep, "study_buffer_bandwidth.png")
     for metric, what, _, _ in METRICS:
         print(f"\n{what} ratio MLG / dense (rows: weight buffer bytes, columns: B/cycle):")
         print(ratios(table, metric).to_string(float_format=lambda v: f"{v:.2f}"))

@@ -8,18 +8,11 @@ small copy in ``docs/``. ``--set`` overrides keys of the sweep config (see its h
 full-scale CIFAR-10 settings).
 """
 
-import argparse
-from pathlib import Path
-
 import matplotlib.pyplot as plt
+from studies import run, save, show, training_note
 
 from hwsim import plot
-from hwsim.results import read_table
-from hwsim.sweep import load_sweep, run_sweep
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG = ROOT / "experiments" / "sweeps" / "mlg_tradeoff.yaml"
-DOCS_FIGURE = ROOT / "docs" / "study_mlg_tradeoff.png"
 PANELS = (("weight_bytes", "storage"), ("dram_bytes", "DRAM traffic"),
           ("energy_pj", "energy"), ("latency_ms", "latency"))
 
@@ -45,28 +38,12 @@ def figure(table, subtitle: str):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--workers", type=int, default=None)
-    args = parser.parse_args()
-    sweep = load_sweep(CONFIG, args.set)
-    report = run_sweep(sweep, workers=args.workers)
-    print(f"{report.total} points, {report.ran} run, {report.failed} failed: {sweep.results}")
-    table = read_table(sweep.results)
-    table = table[table["config_hash"].isin({p.config_hash for p in sweep.points})]
-    config = sweep.points[0].config
-    subtitle = (f"accuracy: {config['data']['name']} test set, width "
-                f"{config['model']['width']}, {config['train']['epochs']} epochs from scratch "
-                f"(small-scale run)\nthe two dense rows are one fp32-trained model run at "
-                f"16- or 8-bit weights")
-    fig = figure(table, subtitle)
-    for path in plot.save(fig, sweep.results.with_suffix("")):
-        print(f"wrote {path}")
-    for path in plot.save(figure(table, subtitle), DOCS_FIGURE, dpi=90):
-        print(f"wrote {path}")
-    shown = table[["method", "accelerator", "test_acc", "weight_bytes", "dram_bytes",
-                   "energy_pj", "latency_ms"]].sort_values(["accelerator", "method"])
-    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    sweep, table = run("mlg_tradeoff.yaml", __doc__.splitlines()[0])
+    subtitle = (f"{training_note(sweep)}, width {sweep.points[0].config['model']['width']}\n"
+                "the two dense rows are one fp32-trained model run at 16- or 8-bit weights")
+    save(lambda: figure(table, subtitle), sweep, "study_mlg_tradeoff.png")
+    show(table, ["method", "accelerator", "test_acc", "weight_bytes", "dram_bytes", "energy_pj",
+                 "latency_ms"], ["accelerator", "method"])
 
 
 if __name__ == "__main__":

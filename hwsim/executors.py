@@ -1,8 +1,8 @@
 """Where sweep tasks run: a local process pool or a Dask distributed cluster.
 
-A task has a ``graph_key`` (the traced graph its simulation points share; None for a training
-group) and is run by ``run(task, graph, checkpoints) -> rows``. Both executors yield
-``(task, rows)`` as tasks finish, so the caller appends rows as they come.
+A task has ``graph_keys`` (the traced graphs its simulation points need; None for a training
+group) and is run by ``run(task, graphs, checkpoints) -> rows`` (``graphs``: by graph key).
+Both executors yield ``(task, rows)`` as tasks finish, so the caller appends rows as they come.
 """
 
 import concurrent.futures as cf
@@ -21,11 +21,11 @@ def _init_worker(graphs: dict, threads: int) -> None:
 
 
 def _run_local(run, task, checkpoints: str) -> list[dict]:
-    return run(task, _WORKER_GRAPHS.get(task.graph_key), checkpoints)
+    return run(task, _WORKER_GRAPHS, checkpoints)
 
 
 def local_results(run, tasks, graphs: dict, checkpoints: str, workers: int):
-    """Yield ``(task, run(task, graph, checkpoints))`` as tasks finish, on a process pool of
+    """Yield ``(task, run(task, graphs, checkpoints))`` as tasks finish, on a process pool of
     ``workers`` (in this process for one)."""
     if workers == 1:
         _WORKER_GRAPHS.update(graphs)
@@ -52,7 +52,7 @@ def dask_results(run, tasks, graphs: dict, checkpoints: str, workers: int,
                  scheduler: str | None, train_resource: str | None):
     """Like ``local_results`` on a Dask cluster: the one at ``scheduler``, else a local one of
     ``workers``. Graphs are broadcast to every worker once. On a given cluster, training tasks
-    (``graph_key`` None) ask for one unit of ``train_resource`` when it is set."""
+    (``graph_keys`` None) ask for one unit of ``train_resource`` when it is set."""
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -71,7 +71,7 @@ def dask_results(run, tasks, graphs: dict, checkpoints: str, workers: int,
         client = Client(cluster)
         train_resource = None
     try:
-        needs_resource = train_resource and any(t.graph_key is None for t in tasks)
+        needs_resource = train_resource and any(t.graph_keys is None for t in tasks)
         if needs_resource:
             offered = [w.get("resources", {}).get(train_resource, 0)
                        for w in client.scheduler_info()["workers"].values()]
@@ -82,10 +82,12 @@ def dask_results(run, tasks, graphs: dict, checkpoints: str, workers: int,
         remote = client.scatter(graphs, broadcast=True) if graphs else {}
         futures = {}
         for task in tasks:
-            resources = {train_resource: 1} if task.graph_key is None and train_resource \
-                else None
-            future = client.submit(run, task, remote.get(task.graph_key),
-                                   checkpoints, resources=resources, pure=False)
+            training = task.graph_keys is None
+            resources = {train_resource: 1} if training and train_resource else None
+            # Dask hands the task the graphs behind the futures in this dict.
+            needed = {key: remote[key] for key in task.graph_keys or ()}
+            future = client.submit(run, task, needed, checkpoints, resources=resources,
+                                   pure=False)
             futures[future] = task
         for future in as_completed(futures):
             yield futures[future], future.result()

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from models.checkpoint import atomic_write_bytes
-
 HASH_COLUMN = "config_hash"
 TABLE_SUFFIXES = (".csv", ".parquet")
 # Columns every sweep row has, first in the table; the rest follow in the order first seen.
@@ -57,15 +55,27 @@ def _one_type_per_column(table):
     return table
 
 
-def _one_row_per_point(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
-    """``old`` then ``new``: a new row replaces an error row of the same point, and a point
-    another sweep has meanwhile finished keeps its row."""
+def _one_row_per_point(old: pd.DataFrame, new: pd.DataFrame
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of ``old`` and of ``new`` to keep: a new row replaces an error row of the same
+    point, and a point another sweep has meanwhile finished keeps its row."""
     keyed = all(c in frame.columns for c in (HASH_COLUMN, "status") for frame in (old, new))
     if keyed:
         ok = set(old[HASH_COLUMN][old["status"] == "ok"])
         old = old[~(old[HASH_COLUMN].isin(new[HASH_COLUMN]) & (old["status"] != "ok"))]
         new = new[~new[HASH_COLUMN].isin(ok)]
-    return pd.concat([old, new], ignore_index=True)
+    return old, new
+
+
+# The table this process wrote last: (path, file identity, table, CSV bytes). A sweep appends
+# every few seconds; while nobody else has replaced the file, its table need not be read back
+# and a CSV only needs its new rows encoded.
+_LAST_WRITTEN: tuple | None = None
+
+
+def _identity(path: Path) -> tuple:
+    stat = path.stat()
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 def append_table(path: str | os.PathLike, rows: pd.DataFrame | list[dict]) -> None:
@@ -74,18 +84,33 @@ def append_table(path: str | os.PathLike, rows: pd.DataFrame | list[dict]) -> No
     Parquet (with pyarrow) when the name ends in .parquet, else CSV; columns are the union,
     the ``ID_COLUMNS`` first.
     """
+    from models.checkpoint import atomic_write_bytes  # imports torch: only when writing
+
+    global _LAST_WRITTEN
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     new = pd.DataFrame(rows)
     with open(path.with_name(f".{path.name}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        table = _one_row_per_point(read_table(path), new) if path.exists() else new
+        mine = _LAST_WRITTEN is not None and _LAST_WRITTEN[0] == path and path.exists() \
+            and _LAST_WRITTEN[1] == _identity(path)
+        old = _LAST_WRITTEN[2] if mine else read_table(path) if path.exists() else None
+        if old is None:
+            kept, table = None, new
+        else:
+            kept, new = _one_row_per_point(old, new)
+            table = pd.concat([kept, new], ignore_index=True)
         front = [c for c in ID_COLUMNS if c in table.columns]
         table = table[front + [c for c in table.columns if c not in front]]
         if path.suffix == ".parquet":
             buffer = io.BytesIO()
             _one_type_per_column(table).to_parquet(buffer, index=False)
             data = buffer.getvalue()
+        elif mine and len(kept) == len(old) and table.dtypes.equals(old.dtypes):
+            # Same columns and types, no row replaced: the old text plus the new rows' text.
+            data = _LAST_WRITTEN[3] + table.iloc[len(old):].to_csv(index=False,
+                                                                   header=False).encode()
         else:
             data = table.to_csv(index=False).encode()
         atomic_write_bytes(path, data)
+        _LAST_WRITTEN = (path, _identity(path), table, data)

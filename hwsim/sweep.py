@@ -22,12 +22,14 @@ measured and the model traced with calibration batches as ``hwsim pipeline`` doe
 Every point is keyed by the SHA-256 of its resolved config (defaults filled in, accelerator
 spec files by content); points already in the table are skipped, so an interrupted sweep
 resumes where it stopped. A point that fails (a tile that does not fit, a model that cannot
-be built) becomes a row with ``status: error`` and its message. Simulation points are run in
-chunks of one traced graph each: the graph is traced once in this process and shipped to the
-workers, which evaluate it on many accelerators (so whatever the cost model keeps per graph
-is reused). Executors: a local process pool (default, one worker per core) or Dask distributed.
+be built) becomes a row with ``status: error`` and its message. Each simulation model is
+traced once in this process and its graph shipped to the workers; the points go out in chunks
+sorted by accelerator, so an accelerator is built once for all models and whatever the cost
+model keeps per graph and array shape is reused. Executors: a local process pool (default,
+one worker per core) or Dask distributed.
 """
 
+import functools
 import hashlib
 import inspect
 import itertools
@@ -60,19 +62,23 @@ MAX_CHUNK = 250
 
 @dataclass(frozen=True)
 class Point:
-    """One design point: its resolved config, content hash and the swept values that made it."""
+    """One design point: its resolved config, content hash and the swept values that made it.
+
+    Points with equal ``graph_key`` share one traced graph, points with equal ``accel_key``
+    one accelerator."""
 
     config_hash: str
     config: dict
     swept: dict
+    graph_key: str
+    accel_key: str
     train_hash: str | None = None  # hash of the training config (trained points only)
 
-    @property
-    def graph_key(self) -> str:
-        """Points with equal keys share one traced graph."""
-        c = self.config
-        return _digest({k: c.get(k) for k in ("model", *METHOD_NAMESPACES, "trace", "batch",
-                                               "input")})
+
+def _point(config: dict, swept: dict, train_hash: str | None) -> Point:
+    graph = {k: config.get(k) for k in ("model", *METHOD_NAMESPACES, "trace", "batch", "input")}
+    return Point(_digest(config), config, swept, _digest(graph), _canonical(config["accel"]),
+                 train_hash)
 
 
 @dataclass(frozen=True)
@@ -82,9 +88,12 @@ class Sweep:
     points: tuple[Point, ...]
 
 
+def _canonical(data) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def _digest(data) -> str:
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(_canonical(data).encode()).hexdigest()[:16]
 
 
 def default_objective() -> str:
@@ -248,7 +257,7 @@ def load_sweep(path: str | os.PathLike, overrides: list[str] | None = None) -> S
             if key not in trained:
                 trained[key] = _digest(_resolve_training(train_cfg, where))
             train_hash = trained[key]
-        points.append(Point(_digest(resolved), resolved, assignments, train_hash))
+        points.append(_point(resolved, assignments, train_hash))
     seen: dict[str, int] = {}
     for i, point in enumerate(points):
         j = seen.setdefault(point.config_hash, i)
@@ -297,12 +306,21 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _hardware_row(point: Point, graph, extra: dict | None = None) -> dict:
+@functools.lru_cache(maxsize=8)
+def _accelerator(accel_key: str):
+    """The accelerator of a point's ``accel`` section (``Point.accel_key``); points come
+    sorted by it, so neighbours share one spec instead of each building its own."""
     from .accel import load_accelerator
+
+    accel = json.loads(accel_key)
+    return load_accelerator(accel["name"], accel["overrides"] or None)
+
+
+def _hardware_row(point: Point, graph, extra: dict | None = None) -> dict:
     from .record import evaluate_record, record_row
 
     c = point.config
-    accel = load_accelerator(c["accel"]["name"], c["accel"]["overrides"] or None)
+    accel = _accelerator(point.accel_key)
     record = evaluate_record(graph, accel, c["objective"])
     row = _base_row(point)
     row.update({k: v for k, v in record_row(record).items()
@@ -334,25 +352,60 @@ def trace_point(config: dict):
     return trace(model, tuple(shape), batch=config["batch"], name=name, **config["trace"])
 
 
-def run_simulation_chunk(graph, points: list[Point]) -> list[dict]:
-    """Rows of simulation points sharing ``graph``; a failing point becomes an error row."""
+def run_simulation_chunk(graphs: dict, points: list[Point]) -> list[dict]:
+    """Rows of simulation points, each costed on ``graphs[point.graph_key]``; a failing point
+    becomes an error row."""
     rows = []
     for point in points:
         try:
-            rows.append(_hardware_row(point, graph))
+            rows.append(_hardware_row(point, graphs[point.graph_key]))
         except Exception as exc:  # noqa: BLE001  (a failed point is a row, not a crash)
             rows.append(error_row(point, exc))
     return rows
+
+
+def _trained_model(checkpoint: str, test_acc: float) -> tuple:
+    """The model to cost for a finished training run (``test_acc``: as training measured it),
+    its metadata, its training split (for calibration) and the row columns it adds. ResRep
+    compactor models are converted to their narrower network (``pruned.pt`` beside the
+    checkpoint), as ``hwsim pipeline`` does, and scored again: the mask does not act in the
+    forward pass, so conversion can change the accuracy."""
+    import torch
+
+    from models.data import load_dataset, sample
+    from models.resrep import convert_checkpoint, has_compactors
+    from models.train import evaluate as evaluate_accuracy
+
+    from .pipeline import EVAL_BATCH_SIZE, load_checkpoint_model
+
+    model, meta = load_checkpoint_model(checkpoint)
+    data = meta["config"]["data"]
+    train_set, test_set = load_dataset(data["name"], data["root"], data["download"],
+                                       data["split"])
+    if not has_compactors(model):
+        return model, meta, train_set, {"test_acc": test_acc, "checkpoint": checkpoint,
+                                        "checkpoint_sha256": meta["sha256"]}
+    pruned = str(Path(checkpoint).with_name("pruned.pt"))
+    conversion = convert_checkpoint(checkpoint, pruned)
+    model, meta = load_checkpoint_model(pruned)
+    scored = sample(test_set, data["test_subset"])  # what training scored on
+    accuracy = evaluate_accuracy(model, scored, EVAL_BATCH_SIZE, torch.device("cpu"))[1]
+    return model, meta, train_set, {
+        "test_acc": accuracy, "test_acc_unconverted": test_acc,
+        "dropped_row_norm": conversion.dropped_row_norm,
+        "channels": json.dumps(meta["model_kwargs"].get("channels")), "checkpoint": pruned,
+        "checkpoint_sha256": meta["sha256"], "unconverted_checkpoint": checkpoint}
 
 
 def run_training_group(points: list[Point], checkpoints: str) -> list[dict]:
     """Train (or reuse) the checkpoint the points share, then cost it for every point."""
     import torch
 
-    from models.data import load_dataset
+    from models.registry import create_model
+    from models.resrep import unpruned_kwargs
     from models.train import CHECKPOINT_NAME, train
 
-    from .pipeline import HARDWARE, load_checkpoint_model
+    from .pipeline import HARDWARE
     from .trace import trace
 
     first = points[0]
@@ -361,13 +414,11 @@ def run_training_group(points: list[Point], checkpoints: str) -> list[dict]:
     train_cfg["train"] = {**train_cfg.get("train", {}), "out_dir": str(out_dir)}
     try:
         metrics = train(train_cfg, resume=(out_dir / CHECKPOINT_NAME).is_file(), progress=False)
-        model, meta = load_checkpoint_model(metrics["checkpoint"])
-        data = meta["config"]["data"]
-        train_set, _ = load_dataset(data["name"], data["root"], data["download"], data["split"])
+        model, meta, train_set, extra = _trained_model(metrics["checkpoint"],
+                                                       metrics["test_acc"])
     except Exception as exc:  # noqa: BLE001
         return [error_row(point, exc) for point in points]
-    extra = {"test_acc": metrics["test_acc"], "checkpoint": metrics["checkpoint"],
-             "checkpoint_sha256": meta["sha256"], "train_hash": first.train_hash}
+    extra = {**extra, "train_hash": first.train_hash}
     rows, graphs = [], {}
     for point in points:
         c = point.config
@@ -378,10 +429,15 @@ def run_training_group(points: list[Point], checkpoints: str) -> list[dict]:
                 size = c.get("calib_batch_size", HARDWARE["calib_batch_size"][0])
                 # Calibration inputs come from the training split, unaugmented.
                 calib = [images for images, _ in itertools.islice(train_set.batches(size), count)]
+                shape = (c["batch"], *meta["input_shape"])
                 with torch.no_grad():
-                    graphs[key] = trace(model, (c["batch"], *meta["input_shape"]), calib=calib,
-                                        name=meta["model"], **c["trace"])
-            rows.append(_hardware_row(point, graphs[key], extra))
+                    graph = trace(model, shape, calib=calib, name=meta["model"], **c["trace"])
+                    full = create_model(meta["model"], **unpruned_kwargs(meta["model_kwargs"]))
+                    full_macs = trace(full, shape, name=meta["model"], **c["trace"]).macs
+                # Conv + FC MACs against the same architecture at full width (1 unpruned).
+                graphs[key] = graph, {"flops_ratio": graph.macs / full_macs}
+            graph, flops = graphs[key]
+            rows.append(_hardware_row(point, graph, {**extra, **flops}))
         except Exception as exc:  # noqa: BLE001
             rows.append({**error_row(point, exc), **extra})
     return rows
@@ -393,34 +449,36 @@ class Task:
     """One unit of work for a worker: a chunk of simulation points or one training group."""
 
     points: tuple[Point, ...]
-    graph_key: str | None  # simulation chunks: the graph they share; None: a training group
+    graph_keys: tuple[str, ...] | None  # simulation chunks: the graphs they need; None: trains
 
 
 def plan(points: list[Point], workers: int) -> list[Task]:
-    """Simulation points in chunks of one graph each; trained points grouped by checkpoint."""
-    by_graph: dict[str, list[Point]] = {}
+    """Simulation points in chunks, sorted by accelerator and graph (each accelerator is built
+    once for all models, and the cost model's caches per array shape stay warm); trained
+    points grouped by checkpoint."""
+    simulated = sorted((p for p in points if p.train_hash is None),
+                       key=lambda p: (p.accel_key, p.graph_key))
     by_train: dict[str, list[Point]] = {}
     for point in points:
-        if point.train_hash is None:
-            by_graph.setdefault(point.graph_key, []).append(point)
-        else:
+        if point.train_hash is not None:
             by_train.setdefault(point.train_hash, []).append(point)
-    simulated = sum(len(group) for group in by_graph.values())
-    size = max(1, min(MAX_CHUNK, math.ceil(simulated / max(1, workers * CHUNKS_PER_WORKER))))
+    size = max(1, min(MAX_CHUNK, math.ceil(len(simulated) / max(1, workers * CHUNKS_PER_WORKER))))
     tasks = [Task(tuple(group), None) for group in by_train.values()]
-    for key, group in by_graph.items():
-        tasks += [Task(tuple(group[i:i + size]), key) for i in range(0, len(group), size)]
+    for i in range(0, len(simulated), size):
+        chunk = tuple(simulated[i:i + size])
+        tasks.append(Task(chunk, tuple(dict.fromkeys(p.graph_key for p in chunk))))
     return tasks
 
 
-def trace_graphs(tasks: list[Task], progress: bool) -> tuple[dict, list[dict]]:
-    """Trace every graph the simulation tasks need once; failures become error rows."""
+def trace_graphs(points: list[Point], progress: bool) -> tuple[dict, list[dict]]:
+    """Trace every graph the simulation points need once; the points of a graph that fails
+    become error rows."""
     from tqdm import tqdm
 
     configs = {}
-    for task in tasks:
-        if task.graph_key is not None:
-            configs.setdefault(task.graph_key, task.points[0].config)
+    for point in points:
+        if point.train_hash is None:
+            configs.setdefault(point.graph_key, point.config)
     graphs, failed = {}, {}
     for key, config in tqdm(configs.items(), desc="trace", unit="model",
                             disable=not progress or not configs):
@@ -428,16 +486,17 @@ def trace_graphs(tasks: list[Task], progress: bool) -> tuple[dict, list[dict]]:
             graphs[key] = trace_point(config)
         except Exception as exc:  # noqa: BLE001
             failed[key] = exc
-    rows = [error_row(point, failed[task.graph_key]) for task in tasks
-            if task.graph_key in failed for point in task.points]
+    rows = [error_row(point, failed[point.graph_key]) for point in points
+            if point.train_hash is None and point.graph_key in failed]
     return graphs, rows
 
 
-def run_task(task: Task, graph, checkpoints: str) -> list[dict]:
-    """The rows of one task; ``graph`` is the traced graph of a simulation chunk."""
-    if task.graph_key is None:
+def run_task(task: Task, graphs: dict, checkpoints: str) -> list[dict]:
+    """The rows of one task; ``graphs`` holds (at least) the traced graphs a simulation chunk
+    needs, by graph key."""
+    if task.graph_keys is None:
         return run_training_group(list(task.points), checkpoints)
-    return run_simulation_chunk(graph, list(task.points))
+    return run_simulation_chunk(graphs, list(task.points))
 
 
 @dataclass(frozen=True)
@@ -474,9 +533,9 @@ def run_sweep(sweep: Sweep, executor: str = "local", workers: int | None = None,
                          sweep.results)
     if not pending:
         return report
-    tasks = plan(pending, workers)
-    graphs, rows = trace_graphs(tasks, progress)
-    tasks = [t for t in tasks if t.graph_key is None or t.graph_key in graphs]
+    graphs, rows = trace_graphs(pending, progress)
+    tasks = plan([p for p in pending if p.train_hash is not None or p.graph_key in graphs],
+                 workers)
     ran, failed = len(rows), len(rows)
     bar = tqdm(total=len(pending), initial=len(rows), unit="point", desc="sweep",
                disable=not progress, smoothing=0.1)

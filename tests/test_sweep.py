@@ -166,11 +166,11 @@ def test_interrupted_sweep_keeps_finished_rows_and_resumes(tmp_path, monkeypatch
     real = sweep_module.run_simulation_chunk
     calls = []
 
-    def interrupted(graph, points):
+    def interrupted(graphs, points):
         calls.append(len(points))
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(graph, points)
+        return real(graphs, points)
 
     monkeypatch.setattr(sweep_module, "run_simulation_chunk", interrupted)
     path = write(tmp_path, sim_config(tmp_path))
@@ -335,3 +335,74 @@ def test_hashes_that_look_like_numbers_stay_text(tmp_path):
     assert done_hashes(path) == {"0012345678901234", "12e4567890123456", "abcdef0123456789"}
     with pytest.raises(ValueError, match="cannot read this results table columns config_hash"):
         done_hashes(write(tmp_path, {"a": 1}, "not_a_table.csv"))
+
+
+def test_appends_in_pieces_write_what_one_write_would(tmp_path):
+    from hwsim.results import append_table
+
+    rows = [{"config_hash": f"h{i}", "status": "ok", "x": i, "y": i / 3} for i in range(6)]
+    once, pieces = tmp_path / "once.csv", tmp_path / "pieces.csv"
+    append_table(once, rows)
+    for i in range(0, 6, 2):  # the later appends encode only their new rows
+        append_table(pieces, rows[i:i + 2])
+    assert pieces.read_bytes() == once.read_bytes()
+    # A new column, then a row replacing an error row: the whole table is written again.
+    append_table(pieces, [{"config_hash": "e", "status": "error", "x": 9, "note": "n"}])
+    append_table(pieces, [{"config_hash": "e", "status": "ok", "x": 10, "y": 0.5}])
+    table = read_table(pieces)
+    assert table["config_hash"].tolist() == [f"h{i}" for i in range(6)] + ["e"]
+    assert table.set_index("config_hash").loc["e", "x"] == 10
+    # A table another job replaced meanwhile is read back, not overwritten from memory.
+    other = read_table(pieces)
+    other.loc[len(other)] = {"config_hash": "z", "status": "ok", "x": 0}
+    other.to_csv(tmp_path / "other.csv", index=False)
+    (tmp_path / "other.csv").replace(pieces)
+    append_table(pieces, [{"config_hash": "w", "status": "ok", "x": 1}])
+    assert read_table(pieces)["config_hash"].tolist()[-2:] == ["z", "w"]
+
+
+def test_resrep_point_is_costed_and_scored_after_conversion(tmp_path):
+    from hwsim.pipeline import load_checkpoint_model
+    from models.data import load_dataset, sample
+    from models.train import evaluate as accuracy
+
+    config = train_config(tmp_path)
+    config["base"]["model"] = {"name": "resrep_resnet20", "width": 0.5}
+    config["base"].update({
+        "resrep": {"flops_target": 0.5, "before_mask_iters": 2, "mask_interval": 1,
+                   "begin_granularity": 8, "lasso_strength": 3e-3},
+        "grad_hooks": {"resrep": {}}})
+    config["base"]["train"]["epochs"] = 2
+    config["grid"] = {"accel.array.rows": [16]}
+    sweep = load_sweep(write(tmp_path, config))
+    run_sweep(sweep, workers=1, progress=False)
+    row = read_table(sweep.results).iloc[0]
+    assert row["status"] == "ok", row["error"]
+    assert row["checkpoint"].endswith("pruned.pt")
+    model, meta = load_checkpoint_model(row["checkpoint"])
+    channels = meta["model_kwargs"]["channels"]
+    assert json.loads(row["channels"]) == channels and sum(channels) < 9 * 16
+    # Independent of the sweep: the converted network's MACs over the full network's.
+    full = models.create_model("resrep_resnet20", width=0.5, in_channels=1)
+    shape = (1, 16, 16)
+    assert math.isclose(row["flops_ratio"], trace(model, shape).macs / trace(full, shape).macs)
+    _, test_set = load_dataset("digits")
+    scored = sample(test_set, 64)  # the config's test_subset
+    assert math.isclose(row["test_acc"], accuracy(model, scored, 256, torch.device("cpu"))[1])
+
+
+def test_gated_points_carry_ideal_and_realized_speedup(tmp_path):
+    from hwsim.gating import gating_summary
+
+    config = sim_config(tmp_path, grid={"accel.name": ["bitserial_32"]})
+    config["base"]["model"] = {"name": "pg_resnet20", "width": 0.25}
+    config["points"] = [{"method": "PG"}]
+    sweep = load_sweep(write(tmp_path, config))
+    run_sweep(sweep, workers=1, progress=False)
+    row = read_table(sweep.results).iloc[0]
+    graph = trace(models.create_model("pg_resnet20", width=0.25), (3, 16, 16))
+    accel = load_accelerator("bitserial_32")
+    summary = gating_summary(graph, accel, evaluate(graph, accel))
+    for key in ("ideal_speedup", "realized_speedup", "realized_latency_speedup",
+                "gated_layers_realized_speedup"):
+        assert math.isclose(row[key], summary[key]), key
