@@ -681,8 +681,11 @@ def _prepare_run(args):
     from .runs import RUNS_DIR, prepare_run
 
     config = apply_overrides(load_yaml(args.config), args.set)
-    hardware_section(config)  # a bad config fails here, before a run folder exists
-    resolve_config(config, PIPELINE_SECTIONS)
+    try:  # a bad config fails here, before a run folder exists
+        hardware_section(config)
+        resolve_config(config, PIPELINE_SECTIONS)
+    except ValueError as exc:  # name the file: the key may be in it or in a --set
+        raise ValueError(f"{args.config}: {exc}") from None
     return prepare_run(config, args.config, args.command, name=args.name,
                        runs_dir=args.runs_dir or RUNS_DIR, resume=args.resume,
                        overwrite=args.overwrite,
