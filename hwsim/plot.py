@@ -194,6 +194,7 @@ def breakdown(layers: pd.DataFrame, title: str):
     bottom.legend(fontsize=8, ncol=2, loc="upper right")
     for ax in (top, bottom):
         ax.grid(True, axis="y", alpha=0.3)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.3)  # headroom: the legend sits above the bars
     bottom.set_xticks(pos, layers["name"].astype(str), rotation=90, fontsize=6)
     bottom.set_xlim(-0.6, n - 0.4)
     fig.suptitle(title, fontsize=10)
