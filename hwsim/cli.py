@@ -799,11 +799,16 @@ def _where(table, items: list[str]):
         cells = table[column]
         if pd.api.types.is_numeric_dtype(cells):
             try:
-                table = table[cells == float(value)]
-                continue
+                kept = table[cells == float(value)]
             except ValueError:
                 raise UsageError(f"--where {item!r}: {column} holds numbers") from None
-        table = table[cells.astype(str) == value]
+        else:
+            kept = table[cells.astype(str) == value]
+        if kept.empty:
+            values = sorted(cells.dropna().astype(str).unique())
+            raise UsageError(f"--where {item!r}: no row left; {column} holds "
+                             f"{', '.join(values[:12])}{' ...' if len(values) > 12 else ''}")
+        table = kept
     return table
 
 

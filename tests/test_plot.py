@@ -173,3 +173,6 @@ def test_cli_plot(tmp_path, capsys):
     assert main(["plot", "tradeoff", str(table), "--x", "dram_bytes", "--y", "test_acc",
                  "--where", "bw=x", "--out", str(out)]) == 2
     assert "bw holds numbers" in capsys.readouterr().err
+    assert main(["plot", "tradeoff", str(table), "--x", "dram_bytes", "--y", "test_acc",
+                 "--where", "bw=5", "--out", str(out)]) == 2
+    assert "--where 'bw=5': no row left; bw holds 4.0, 8.0" in capsys.readouterr().err
