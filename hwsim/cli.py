@@ -122,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint", metavar="FILE",
                      help="trained checkpoint; the model is rebuilt from it, e.g. "
                           "runs/default/last.pt")
-    run.add_argument("--data", metavar="NAME",
-                     help="dataset to measure the checkpoints' test_acc on, e.g. digits")
+    run.add_argument("--data", metavar="NAME", choices=catalog.DATASETS,
+                     help=f"dataset to measure the checkpoints' test_acc on: "
+                          f"{', '.join(catalog.DATASETS)}; e.g. digits")
     run.add_argument("--data-root", metavar="DIR",
                      help="folder with the dataset files, e.g. ~/data/cifar10")
     run.add_argument("--accel", default=DEFAULT_ACCEL, metavar="NAME|FILE",

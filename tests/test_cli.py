@@ -163,6 +163,8 @@ def test_train_then_run_checkpoint_with_accuracy(tmp_path, capsys):
     untrained = json.loads(out)
     assert "test_acc" not in untrained["totals"]
     assert untrained["baseline"]["totals"]["test_acc"] == compared["totals"]["test_acc"]
+    code, _, err = _run(capsys, "run", "--checkpoint", str(checkpoint), "--data", "digitz")
+    assert code == 2 and "--data: invalid choice: 'digitz'" in err and "digits" in err
     code, _, err = _run(capsys, "train", str(config), "--set", "optimizer.lrr=0.05")
     assert code == 2 and "lrr" in err and len(err.strip().splitlines()) == 1
     checkpoint.write_bytes(b"not a checkpoint")
