@@ -187,6 +187,16 @@ def _widest(text: str) -> int:
     return max(len(line) for line in text.splitlines())
 
 
+def test_a_baseline_named_by_hand_is_not_called_dense(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    code, out, err = _run(capsys, "run", "--model", "resnet20", "--set", "model.width=0.25",
+                          "--input", "3x16x16", "--baseline", "mlg_resnet18")
+    assert code == 0, err
+    assert "compared with mlg_resnet18, the baseline," in out and "dense" not in out
+    header = next(line for line in out.splitlines() if line.rstrip().endswith("ratio")).split()
+    assert header == ["resnet20", "mlg_resnet18", "(baseline)", "ratio"]
+
+
 @pytest.mark.parametrize("width", [100, 80, 64])
 def test_headline_fits_the_terminal_and_shows_the_dense_baseline(capsys, monkeypatch, width):
     monkeypatch.setenv("COLUMNS", str(width))
