@@ -361,6 +361,12 @@ def format_compare(records: list[dict], width: int | None = None) -> str:
         block.append(i)
     blocks.append(block)
     lines = []
+    for name, changes in {r["accelerator"]["name"]: r.get("accelerator_changes")
+                          for r in records if r["accelerator"]}.items():
+        if changes:  # the header names the preset: say what --set changed in it
+            parts = [f"{k} {_plain(old)} -> {_plain(new)}" for k, (old, new) in changes.items()]
+            lines += wrap_parts([f"{name} changed by --set: {parts[0]}", *parts[1:]], width)
+    lines += [""] if lines else []
     for block in blocks:
         for row in rows:
             lines.append("  ".join([row[0].ljust(widths[0]),

@@ -296,6 +296,10 @@ def test_compare_sets_models_and_accelerators_side_by_side(capsys, monkeypatch):
                          "model.width=0.25", "--set", "mlg.base_in=2", "--format", "json")
     assert code == 0, err  # each model takes the --set keys it has
     assert [r["model"] for r in json.loads(js)] == ["resnet20", "mlg_resnet18"]
+    code, out, err = _run(capsys, *argv, "--set", "accel.array.rows=16")
+    assert code == 0, err  # the header names presets: what --set changed is said above it
+    assert out.splitlines()[:2] == ["systolic_32 changed by --set: array.rows 32 -> 16",
+                                    "mlg_gen changed by --set: array.rows 32 -> 16"]
     monkeypatch.setenv("COLUMNS", "50")  # too narrow for four columns: further blocks
     code, out, _ = _run(capsys, *argv)
     assert code == 0 and _widest(out) <= 50
