@@ -454,7 +454,8 @@ def run_training_group(points: list[Point], checkpoints: str) -> list[dict]:
     for point in points:
         c = point.config
         try:
-            key = point.graph_key + str(c.get("calib_batches")) + str(c.get("calib_batch_size"))
+            key = point.graph_key + str(c.get("calib_batches")) + str(c.get("calib_batch_size")) \
+                + str(c.get("quantize"))
             if key not in graphs:
                 count = c.get("calib_batches", HARDWARE["calib_batches"][0])
                 size = c.get("calib_batch_size", HARDWARE["calib_batch_size"][0])
@@ -466,11 +467,12 @@ def run_training_group(points: list[Point], checkpoints: str) -> list[dict]:
                     full = create_model(meta["model"], **unpruned_kwargs(meta["model_kwargs"]))
                     full_macs = trace(full, shape, name=meta["model"], **c["trace"]).macs
                 # Conv + FC MACs against the same architecture at full width (1 unpruned).
-                graphs[key] = graph, {"flops_ratio": graph.macs / full_macs}, calib
-            graph, flops, calib = graphs[key]
-            if c.get("quantize") == "ptq":
-                flops = {**flops, **_ptq_accuracy(model, scored, calib, c["trace"], extra)}
-            rows.append(_hardware_row(point, graph, {**extra, **flops}))
+                columns = {"flops_ratio": graph.macs / full_macs}
+                if c.get("quantize") == "ptq":  # one quantized scoring for all its accelerators
+                    columns.update(_ptq_accuracy(model, scored, calib, c["trace"], extra))
+                graphs[key] = graph, columns
+            graph, columns = graphs[key]
+            rows.append(_hardware_row(point, graph, {**extra, **columns}))
         except Exception as exc:  # noqa: BLE001
             rows.append({**error_row(point, exc), **extra})
     return rows
