@@ -41,7 +41,7 @@ from models.resrep import convert_checkpoint, has_compactors, seed_flops, unprun
 from models.train import CHECKPOINT_NAME, check_section, evaluate, resolve_config, train
 
 from .accel import load_accelerator
-from .cost import OBJECTIVES
+from .cost import DEFAULT_OBJECTIVE, OBJECTIVES
 from .record import Baseline, baseline_name, evaluate_record, record_row, trace_baseline
 from .results import append_table
 from .trace import MAX_BATCH, MAX_BITS, trace
@@ -52,7 +52,7 @@ HARDWARE: dict[str, tuple[object, tuple[type, ...]]] = {
     "batch": (1, (int,)),  # batch the accelerator runs
     "calib_batches": (2, (int,)),  # training batches run before reading dynamic statistics
     "calib_batch_size": (64, (int,)),
-    "objective": ("dram_bytes", (str,)),  # what the mapper minimizes (hwsim.cost.OBJECTIVES)
+    "objective": (DEFAULT_OBJECTIVE, (str,)),  # what the mapper minimizes, as hwsim run does
     "weight_bits": (8, (int,)),  # precision of layers that do not state their own
     "act_bits": (8, (int,)),
     "results": ("experiments/results/results.csv", (str,)),

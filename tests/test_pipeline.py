@@ -48,15 +48,19 @@ def test_pipeline_trains_costs_and_appends_one_row_per_accelerator(tmp_path):
 
 
 def test_pipeline_row_is_the_record_hwsim_run_emits(tmp_path, capsys):
-    """One record, two emitters: the row equals ``hwsim run``'s JSON record, flattened."""
+    """One record, two emitters: the row equals ``hwsim run``'s JSON record, flattened, each
+    with its default objective (the core's, so that the two agree without flags)."""
     from hwsim.cli import main
+    from hwsim.cost import DEFAULT_OBJECTIVE
     from hwsim.record import record_row
 
     cfg = tiny(tmp_path)
     cfg["hardware"]["accelerators"] = ["mlg_gen"]
+    assert "objective" not in cfg["hardware"]
+    assert hardware_section(cfg)["objective"] == DEFAULT_OBJECTIVE
     row = run_pipeline(cfg, progress=False).iloc[0]
     assert main(["run", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--accel", "mlg_gen",
-                 "--objective", "dram_bytes", "--format", "json"]) == 0
+                 "--format", "json"]) == 0
     record = json.loads(capsys.readouterr().out)
     expected = record_row(record)
     assert set(expected) - {"test_acc"} <= set(row.index)
