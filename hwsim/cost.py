@@ -609,16 +609,12 @@ def _given(graph: LayerGraph, accel: Accelerator, mappings: dict) -> list[mp.Map
     return out
 
 
-def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = DEFAULT_OBJECTIVE,
-             mappings: dict[str, mp.Mapping] | None = None) -> pd.DataFrame:
-    """Per-layer analytical costs, one row per layer (index: layer name).
-
-    Columns: ``COLUMNS`` (the documented cost columns), ``EXTRA_COLUMNS``, the chosen tiling
-    (``MAPPING_COLUMNS``) and ``mapping`` (the frozen ``Mapping``). With ``mappings`` (layer
-    name -> Mapping, e.g. ``dict(df["mapping"])``) no search runs: the given tilings are
-    evaluated on ``graph``'s layers of those names. ``gen_macs`` counts generation MACs
-    actually executed (x weight re-fetches).
-    """
+def evaluate_columns(graph: LayerGraph, accel: Accelerator,
+                     objective: str = DEFAULT_OBJECTIVE,
+                     mappings: dict[str, mp.Mapping] | None = None) -> dict:
+    """``evaluate``'s columns, one array (or list) per column in layer order, without the
+    DataFrame (what totals alone need: building the frame costs more than a seen graph's
+    search)."""
     if mappings is None:
         _, inverse, arrays, legal, costs, best = _search(graph, accel, objective)
         cand = legal.take(best[inverse])
@@ -657,8 +653,26 @@ def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = DEFAULT_OBJ
         "num_tiles": (trips["G"] * trips["K"] * trips["C"] * trips["P"]),
         "weight_fetches": fetch["weight"], "input_fetches": fetch["input"],
         "output_visits": fetch["output"], "mapping": chosen})
-    return pd.DataFrame(data, index=pd.Index([layer.name for layer in graph.layers],
-                                             name="layer"))
+    return data
+
+
+def cost_frame(graph: LayerGraph, columns: dict) -> pd.DataFrame:
+    """``evaluate_columns``'s result as ``evaluate``'s DataFrame (index: layer name)."""
+    return pd.DataFrame(columns, index=pd.Index([layer.name for layer in graph.layers],
+                                                name="layer"))
+
+
+def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = DEFAULT_OBJECTIVE,
+             mappings: dict[str, mp.Mapping] | None = None) -> pd.DataFrame:
+    """Per-layer analytical costs, one row per layer (index: layer name).
+
+    Columns: ``COLUMNS`` (the documented cost columns), ``EXTRA_COLUMNS``, the chosen tiling
+    (``MAPPING_COLUMNS``) and ``mapping`` (the frozen ``Mapping``). With ``mappings`` (layer
+    name -> Mapping, e.g. ``dict(df["mapping"])``) no search runs: the given tilings are
+    evaluated on ``graph``'s layers of those names. ``gen_macs`` counts generation MACs
+    actually executed (x weight re-fetches).
+    """
+    return cost_frame(graph, evaluate_columns(graph, accel, objective, mappings))
 
 
 _SUMMED = ("macs", "executed_macs", "vector_ops", "weight_dram_bytes", "ifmap_dram_bytes",
@@ -668,16 +682,19 @@ _SUMMED = ("macs", "executed_macs", "vector_ops", "weight_dram_bytes", "ifmap_dr
            "gen_energy_pj", "energy_pj", "compulsory_dram_bytes")
 
 
-def hardware_totals(df: pd.DataFrame, graph: LayerGraph, accel: Accelerator) -> dict:
-    """Whole-model totals from the rows, beside the physical limits and the tech citation.
+def hardware_totals(df, graph: LayerGraph, accel: Accelerator) -> dict:
+    """Whole-model totals from the rows (``evaluate``'s DataFrame or ``evaluate_columns``),
+    beside the physical limits and the tech citation.
 
     ``roofline_latency_cycles`` = max(``compute_bound_cycles``: sum of executed MACs x cycles
     per MAC / PEs, ``memory_bound_cycles``: compulsory bytes / DRAM bandwidth); layers run one
     after another, nothing stays on chip between them.
     """
-    sums = df[list(_SUMMED)].to_numpy(dtype=float).sum(axis=0)
+    # Layers x columns in the memory order of a DataFrame's block (columns contiguous), so
+    # the sums are the same floats whichever of the two comes in.
+    sums = np.stack([np.asarray(df[key], dtype=float) for key in _SUMMED]).T.sum(axis=0)
     totals = {key: float(v) for key, v in zip(_SUMMED, sums, strict=True)}
-    peak_work = float((df["executed_macs"].to_numpy() * df["cycles_per_mac"].to_numpy()).sum()
+    peak_work = float((np.asarray(df["executed_macs"]) * np.asarray(df["cycles_per_mac"])).sum()
                       / accel.array.num_pes)
     memory_bound = totals["compulsory_dram_bytes"] / accel.dram.bw_bytes_per_cycle
     roofline = max(peak_work, memory_bound)
@@ -702,8 +719,10 @@ __all__ = [
     "OBJECTIVES",
     "TileCosts",
     "candidate_costs",
+    "cost_frame",
     "cycles_per_mac",
     "evaluate",
+    "evaluate_columns",
     "hardware_totals",
     "search_mappings",
     "tile_costs",

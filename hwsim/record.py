@@ -167,7 +167,7 @@ def _measure(graph: LayerGraph, accel, objective: str,
              per_layer: bool = True) -> tuple[dict, list[dict] | None, dict | None]:
     """Totals, per-layer records (``per_layer``; else None) and (gated models) the gating
     summary of ``graph``."""
-    from .cost import evaluate, hardware_totals
+    from .cost import cost_frame, evaluate_columns, hardware_totals
 
     totals = _workload_totals(graph)
     totals["layers"] = len(graph.layers)
@@ -176,7 +176,10 @@ def _measure(graph: LayerGraph, accel, objective: str,
     if accel is not None:
         from .gating import gating_summary, is_gated
 
-        costs = evaluate(graph, accel, objective=objective)
+        costs = evaluate_columns(graph, accel, objective=objective)
+        gated = any(is_gated(layer) for layer in graph.layers)
+        if per_layer or gated:
+            costs = cost_frame(graph, costs)
         if per_layer:
             columns = costs.drop(columns=["op", "mapping"])
             # The cost model's figures win where names overlap: e.g. its gen_macs counts
@@ -185,7 +188,7 @@ def _measure(graph: LayerGraph, accel, objective: str,
             layers = layers[keep].merge(columns, left_on="name", right_index=True, how="left")
         totals.update({k: v for k, v in hardware_totals(costs, graph, accel).items()
                        if k not in ("model", "accelerator")})
-        if any(is_gated(layer) for layer in graph.layers):
+        if gated:
             gating = {k: plain(k, v) for k, v in gating_summary(graph, accel, costs).items()}
     totals = {k: plain(k, v) for k, v in totals.items()}
     return totals, _records(layers) if per_layer else None, gating
