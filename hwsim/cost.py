@@ -361,13 +361,13 @@ def fold_sums(q, c: mp.Candidates, array: PEArray, trips, order_runs,
     return fill_cycles(array) * fills + streamed, fills, folds_per_pass, sums
 
 
-def dram_transactions(q, c: mp.Candidates, accel: Accelerator, trips, fetch, w_pass):
+def dram_transactions(q, accel: Accelerator, trips, fetch, w_pass, rows_per_image):
     """DRAM bursts: NCHW, so a channel's rows of one tile are one contiguous chunk (one chunk
-    per row when the stride skips rows); a weight block is one chunk."""
+    per row when the stride skips rows); a weight block is one chunk. ``rows_per_image``:
+    ``input_rows_per_image`` of the candidates."""
     txn = float(accel.dram.transaction_bytes)
     plane = q.input_cols_read * q.act_bits / 8
     w_blocks = trips["G"] * trips["K"] * trips["C"]
-    rows_per_image = mp.input_rows_per_image(q, c.tile_rows)
     contiguous = q.kernel_h >= q.stride_h
     chunks = np.maximum(np.where(contiguous, trips["P_image"], rows_per_image), 1)
     chunk_bytes = rows_per_image * plane / chunks
@@ -512,7 +512,8 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
         "compute_utilization": work / np.maximum(compute, 1),
         "fold_cycles": fold, "trips": trips, "fetch": fetch, "counts": counts, **energy,
     })
-    out["dram_transactions"] = dram_transactions(q, c, accel, trips, fetch, w_pass)
+    out["dram_transactions"] = dram_transactions(q, accel, trips, fetch, w_pass,
+                                                 geo["input_rows"])
     return out
 
 
@@ -692,7 +693,11 @@ def hardware_totals(df, graph: LayerGraph, accel: Accelerator) -> dict:
     """
     # Layers x columns in the memory order of a DataFrame's block (columns contiguous), so
     # the sums are the same floats whichever of the two comes in.
-    sums = np.stack([np.asarray(df[key], dtype=float) for key in _SUMMED]).T.sum(axis=0)
+    if isinstance(df, pd.DataFrame):
+        table = df[list(_SUMMED)].to_numpy(dtype=float)
+    else:
+        table = np.stack([np.asarray(df[key], dtype=float) for key in _SUMMED]).T
+    sums = table.sum(axis=0)
     totals = {key: float(v) for key, v in zip(_SUMMED, sums, strict=True)}
     peak_work = float((np.asarray(df["executed_macs"]) * np.asarray(df["cycles_per_mac"])).sum()
                       / accel.array.num_pes)
