@@ -22,7 +22,8 @@ FULL_SCALE_DATA = ("cifar10", "cifar100")  # what the configs' full-scale varian
 
 def run(config: str, description: str):
     """Parse ``--set`` / ``--workers``, run the sweep ``experiments/sweeps/<config>`` and return
-    it with its ``ok`` rows (only the points of this config, whatever else the table holds)."""
+    it with its ``ok`` rows (only the points of this config, whatever else the table holds, in
+    its point order)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a key of the sweep config, e.g. base.train.epochs=200")
@@ -36,7 +37,11 @@ def run(config: str, description: str):
     failed = table[ours & (table["status"] != "ok")]
     for error in failed["error"].unique():
         print(f"error ({(failed['error'] == error).sum()} points): {error}")
-    return sweep, table[ours & (table["status"] == "ok")].reset_index(drop=True)
+    # Rows in the config's point order (the table holds them in finishing order), so that
+    # colours and legends follow the config from run to run.
+    order = {p.config_hash: i for i, p in enumerate(sweep.points)}
+    rows = table[ours & (table["status"] == "ok")]
+    return sweep, rows.sort_values("config_hash", key=lambda h: h.map(order)).reset_index(drop=True)
 
 
 def save(figure: Callable, sweep: Sweep, docs_name: str) -> None:

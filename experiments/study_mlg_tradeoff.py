@@ -1,7 +1,8 @@
 """Study: MLG storage and accuracy against dense baselines, with DRAM, energy and latency.
 
 Usage: ``python experiments/study_mlg_tradeoff.py [--set KEY=VALUE ...] [--workers N]``
-(about 2-3 minutes on 2 cores: seven small training runs). Runs the sweep
+(about 2-3 minutes on 2 cores: six small training runs, every model then post-training
+quantized to the widths its point runs and scored again). Runs the sweep
 ``experiments/sweeps/mlg_tradeoff.yaml`` (trained points reuse their checkpoints, finished
 points are skipped) and draws ``mlg_tradeoff.png`` / ``.svg`` next to the results table and a
 small copy in ``docs/``. ``--set`` overrides keys of the sweep config (see its header for the
@@ -40,10 +41,11 @@ def figure(table, subtitle: str):
 def main() -> None:
     sweep, table = run("mlg_tradeoff.yaml", __doc__.splitlines()[0])
     subtitle = (f"{training_note(sweep)}, width {sweep.points[0].config['model']['width']}\n"
-                "the two dense rows are one fp32-trained model run at 16- or 8-bit weights")
+                "scored after post-training quantization to the widths the array runs "
+                "(8-bit activations); dense rows: one fp32-trained model")
     save(lambda: figure(table, subtitle), sweep, "study_mlg_tradeoff.png")
-    show(table, ["method", "accelerator", "test_acc", "weight_bytes", "dram_bytes", "energy_pj",
-                 "latency_ms"], ["accelerator", "method"])
+    show(table, ["method", "accelerator", "test_acc", "test_acc_fp32", "weight_bytes",
+                 "dram_bytes", "energy_pj", "latency_ms"], ["accelerator", "method"])
 
 
 if __name__ == "__main__":

@@ -13,10 +13,12 @@ import difflib
 import pprint
 import re
 
-# The mapper's objectives (hwsim.cost) and the calibration default (hwsim.pipeline.HARDWARE).
+# The mapper's objectives (hwsim.cost), the calibration default (hwsim.pipeline.HARDWARE) and
+# the dataset names (models.data).
 OBJECTIVES = ("balanced", "dram_bytes", "energy_pj", "latency_cycles")
 DEFAULT_OBJECTIVE = "balanced"
 CALIB_BATCHES = 2
+DATASETS = ("digits", "mnist", "cifar10", "cifar100", "synthetic")  # models.data.DATASETS
 
 MODELS = {
     'cg_resnet20': {

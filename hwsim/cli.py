@@ -122,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint", metavar="FILE",
                      help="trained checkpoint; the model is rebuilt from it, e.g. "
                           "runs/default/last.pt")
-    run.add_argument("--data", metavar="NAME",
-                     help="dataset to measure the checkpoints' test_acc on, e.g. digits")
+    run.add_argument("--data", metavar="NAME", choices=catalog.DATASETS,
+                     help=f"dataset to measure the checkpoints' test_acc on: "
+                          f"{', '.join(catalog.DATASETS)}; e.g. digits")
     run.add_argument("--data-root", metavar="DIR",
                      help="folder with the dataset files, e.g. ~/data/cifar10")
     run.add_argument("--accel", default=DEFAULT_ACCEL, metavar="NAME|FILE",
@@ -681,8 +682,11 @@ def _prepare_run(args):
     from .runs import RUNS_DIR, prepare_run
 
     config = apply_overrides(load_yaml(args.config), args.set)
-    hardware_section(config)  # a bad config fails here, before a run folder exists
-    resolve_config(config, PIPELINE_SECTIONS)
+    try:  # a bad config fails here, before a run folder exists
+        hardware_section(config)
+        resolve_config(config, PIPELINE_SECTIONS)
+    except ValueError as exc:  # name the file: the key may be in it or in a --set
+        raise ValueError(f"{args.config}: {exc}") from None
     return prepare_run(config, args.config, args.command, name=args.name,
                        runs_dir=args.runs_dir or RUNS_DIR, resume=args.resume,
                        overwrite=args.overwrite,
@@ -796,11 +800,16 @@ def _where(table, items: list[str]):
         cells = table[column]
         if pd.api.types.is_numeric_dtype(cells):
             try:
-                table = table[cells == float(value)]
-                continue
+                kept = table[cells == float(value)]
             except ValueError:
                 raise UsageError(f"--where {item!r}: {column} holds numbers") from None
-        table = table[cells.astype(str) == value]
+        else:
+            kept = table[cells.astype(str) == value]
+        if kept.empty:
+            values = sorted(cells.dropna().astype(str).unique())
+            raise UsageError(f"--where {item!r}: no row left; {column} holds "
+                             f"{', '.join(values[:12])}{' ...' if len(values) > 12 else ''}")
+        table = kept
     return table
 
 

@@ -126,8 +126,9 @@ def tradeoff(table: pd.DataFrame, x: str, y: str, color: str = "method",
     fig, ax = plt.subplots(figsize=(7, 4.6)) if own else (ax.figure, ax)
     groups = list(dict.fromkeys(table[color].astype(str)))
     kinds = list(dict.fromkeys(table[marker].astype(str)))
-    cmap = plt.get_cmap("tab10")
-    colors = {g: cmap(i % 10) for i, g in enumerate(groups)}
+    # tab10 without its grey: grey is the colour of the marker legend's entries.
+    palette = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]
+    colors = {g: palette[i % len(palette)] for i, g in enumerate(groups)}
     markers = {k: MARKERS[i % len(MARKERS)] for i, k in enumerate(kinds)}
     c_values, m_values = table[color].astype(str).to_numpy(), table[marker].astype(str).to_numpy()
     for g in groups:
@@ -194,6 +195,7 @@ def breakdown(layers: pd.DataFrame, title: str):
     bottom.legend(fontsize=8, ncol=2, loc="upper right")
     for ax in (top, bottom):
         ax.grid(True, axis="y", alpha=0.3)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.3)  # headroom: the legend sits above the bars
     bottom.set_xticks(pos, layers["name"].astype(str), rotation=90, fontsize=6)
     bottom.set_xlim(-0.6, n - 0.4)
     fig.suptitle(title, fontsize=10)

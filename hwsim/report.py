@@ -16,6 +16,9 @@ import math
 import shutil
 import textwrap
 
+from .catalog import MODELS
+from .record import dense_counterpart
+
 DEFAULT_WIDTH = 100
 
 
@@ -230,15 +233,19 @@ def format_headline(record: dict, width: int | None = None) -> str:
     clock = accel["clock_mhz"] if accel else None
     base = record.get("baseline")
     columns = [record] + ([base] if base else [])
-    header = ["", record["model"]] + ([f"{base['model']} (dense)", "ratio"] if base else [])
+    # A baseline named with --baseline NAME need not be this model's dense counterpart.
+    role = base and ("dense" if base["model"] == dense_counterpart(record["model"], MODELS)
+                     else "baseline")
+    header = ["", record["model"]] + ([f"{base['model']} ({role})", "ratio"] if base else [])
     rows = (HARDWARE_ROWS if accel else WORKLOAD_ROWS) + MODEL_ROWS
     cells = _rows(columns, rows, clock, base["ratios"] if base else None)
     lines = _context(record, width)
     if base:
-        lines += _wrap(f"compared with {base['model']}, its dense counterpart, on the same "
-                       f"accelerator (ratio = this / dense)", width)
+        what = "its dense counterpart" if role == "dense" else "the baseline"
+        lines += _wrap(f"compared with {base['model']}, {what}, on the same "
+                       f"accelerator (ratio = this / {role})", width)
     if base and _fitting(_widths(header, cells), width) < len(header):
-        header = ["", "this", "dense", "ratio"]  # the names are in the lines above
+        header = ["", "this", role, "ratio"]  # the names are in the lines above
     lines += [""] + _table(header, cells, width)
     if record.get("gating"):
         lines += [""] + format_gating(record["gating"], width)
@@ -354,6 +361,12 @@ def format_compare(records: list[dict], width: int | None = None) -> str:
         block.append(i)
     blocks.append(block)
     lines = []
+    for name, changes in {r["accelerator"]["name"]: r.get("accelerator_changes")
+                          for r in records if r["accelerator"]}.items():
+        if changes:  # the header names the preset: say what --set changed in it
+            parts = [f"{k} {_plain(old)} -> {_plain(new)}" for k, (old, new) in changes.items()]
+            lines += wrap_parts([f"{name} changed by --set: {parts[0]}", *parts[1:]], width)
+    lines += [""] if lines else []
     for block in blocks:
         for row in rows:
             lines.append("  ".join([row[0].ljust(widths[0]),

@@ -17,7 +17,10 @@ The points are points x zip x grid; their keys are the dotted ``--set`` keys of 
 training section (``data``, ``optimizer``, ``schedule``, ``train``, ``losses``, ``grad_hooks``,
 ``init``: the schema of ``hwsim train``) is trained first, its checkpoint keyed by the hash of
 its training config so that points differing only in hardware share one run; its accuracy is
-measured and the model traced with calibration batches as ``hwsim pipeline`` does.
+measured and the model traced with calibration batches as ``hwsim pipeline`` does. A trained
+point with ``quantize: ptq`` is scored after post-training quantization to the widths its trace
+runs (``trace.weight_bits`` / ``trace.act_bits``, ``models.ptq``; the fp32 accuracy stays in
+``test_acc_fp32``).
 
 Every point is keyed by the SHA-256 of its resolved config (defaults filled in, accelerator
 spec files by content); points already in the table are skipped, so an interrupted sweep
@@ -49,7 +52,8 @@ SWEEP_KEYS = ("results", "checkpoints", "base", "points", "zip", "grid")
 TRAIN_SECTIONS = ("data", "optimizer", "schedule", "train", "losses", "grad_hooks", "init")
 POINT_SECTIONS = ("model", "accel", "trace", *METHOD_NAMESPACES, *TRAIN_SECTIONS)
 POINT_SCALARS = {"batch": int, "objective": str, "input": str, "method": str,
-                 "calib_batches": int, "calib_batch_size": int}
+                 "calib_batches": int, "calib_batch_size": int, "quantize": str}
+QUANTIZE_MODES = ("none", "ptq")  # ptq: accuracy after post-training quantization (models.ptq)
 TRACE_KEYS = ("weight_bits", "act_bits")
 DEFAULT_ACCEL = "systolic_32"
 DEFAULT_RESULTS = "experiments/results/sweep.csv"
@@ -176,6 +180,12 @@ def _check_point(config: dict, where: str) -> None:
         if key not in TRACE_KEYS:
             raise ValueError(f"{where}: trace.{key}: unknown key; allowed: "
                              f"{', '.join(TRACE_KEYS)}")
+    if config.get("quantize", "none") not in QUANTIZE_MODES:
+        raise ValueError(f"{where}: quantize must be one of {', '.join(QUANTIZE_MODES)}, got "
+                         f"{config['quantize']!r}")
+    if config.get("quantize", "none") != "none" and _training_config(config) is None:
+        raise ValueError(f"{where}: quantize: {config['quantize']} needs a trained point "
+                         f"(a {' / '.join(TRAIN_SECTIONS)} section)")
     if "out_dir" in config.get("train", {}):
         raise ValueError(f"{where}: train.out_dir is set by the sweep (checkpoints/<hash>); "
                          "set checkpoints: instead")
@@ -366,7 +376,8 @@ def run_simulation_chunk(graphs: dict, points: list[Point]) -> list[dict]:
 
 def _trained_model(checkpoint: str, test_acc: float) -> tuple:
     """The model to cost for a finished training run (``test_acc``: as training measured it),
-    its metadata, its training split (for calibration) and the row columns it adds. ResRep
+    its metadata, its training split (for calibration), the test set training scored on and
+    the row columns it adds. ResRep
     compactor models are converted to their narrower network (``pruned.pt`` beside the
     checkpoint), as ``hwsim pipeline`` does, and scored again: the mask does not act in the
     forward pass, so conversion can change the accuracy."""
@@ -382,19 +393,39 @@ def _trained_model(checkpoint: str, test_acc: float) -> tuple:
     data = meta["config"]["data"]
     train_set, test_set = load_dataset(data["name"], data["root"], data["download"],
                                        data["split"])
+    scored = sample(test_set, data["test_subset"])  # what training scored on
     if not has_compactors(model):
-        return model, meta, train_set, {"test_acc": test_acc, "checkpoint": checkpoint,
-                                        "checkpoint_sha256": meta["sha256"]}
+        return model, meta, train_set, scored, {"test_acc": test_acc, "checkpoint": checkpoint,
+                                                "checkpoint_sha256": meta["sha256"]}
     pruned = str(Path(checkpoint).with_name("pruned.pt"))
     conversion = convert_checkpoint(checkpoint, pruned)
     model, meta = load_checkpoint_model(pruned)
-    scored = sample(test_set, data["test_subset"])  # what training scored on
     accuracy = evaluate_accuracy(model, scored, EVAL_BATCH_SIZE, torch.device("cpu"))[1]
-    return model, meta, train_set, {
+    return model, meta, train_set, scored, {
         "test_acc": accuracy, "test_acc_unconverted": test_acc,
         "dropped_row_norm": conversion.dropped_row_norm,
         "channels": json.dumps(meta["model_kwargs"].get("channels")), "checkpoint": pruned,
         "checkpoint_sha256": meta["sha256"], "unconverted_checkpoint": checkpoint}
+
+
+def _ptq_accuracy(model, scored, calib: list, trace_bits: dict, extra: dict) -> dict:
+    """Row columns of a ``quantize: ptq`` point: the test accuracy of ``model`` quantized
+    after training to the widths the point's trace runs (``models.ptq``); the unquantized
+    accuracy moves to ``test_acc_fp32``."""
+    import torch
+
+    from models.ptq import post_training_quantize
+    from models.train import evaluate as evaluate_accuracy
+
+    from .pipeline import EVAL_BATCH_SIZE
+    from .trace import trace
+
+    defaults = inspect.signature(trace).parameters
+    bits = {k: trace_bits.get(k, defaults[k].default) for k in TRACE_KEYS}
+    quantized = post_training_quantize(model, bits["weight_bits"], bits["act_bits"], calib)
+    accuracy = evaluate_accuracy(quantized, scored, EVAL_BATCH_SIZE, torch.device("cpu"))[1]
+    return {"test_acc": accuracy, "test_acc_fp32": extra["test_acc"],
+            "ptq_weight_bits": bits["weight_bits"], "ptq_act_bits": bits["act_bits"]}
 
 
 def run_training_group(points: list[Point], checkpoints: str) -> list[dict]:
@@ -414,8 +445,8 @@ def run_training_group(points: list[Point], checkpoints: str) -> list[dict]:
     train_cfg["train"] = {**train_cfg.get("train", {}), "out_dir": str(out_dir)}
     try:
         metrics = train(train_cfg, resume=(out_dir / CHECKPOINT_NAME).is_file(), progress=False)
-        model, meta, train_set, extra = _trained_model(metrics["checkpoint"],
-                                                       metrics["test_acc"])
+        model, meta, train_set, scored, extra = _trained_model(metrics["checkpoint"],
+                                                               metrics["test_acc"])
     except Exception as exc:  # noqa: BLE001
         return [error_row(point, exc) for point in points]
     extra = {**extra, "train_hash": first.train_hash}
@@ -423,7 +454,8 @@ def run_training_group(points: list[Point], checkpoints: str) -> list[dict]:
     for point in points:
         c = point.config
         try:
-            key = point.graph_key + str(c.get("calib_batches")) + str(c.get("calib_batch_size"))
+            key = point.graph_key + str(c.get("calib_batches")) + str(c.get("calib_batch_size")) \
+                + str(c.get("quantize"))
             if key not in graphs:
                 count = c.get("calib_batches", HARDWARE["calib_batches"][0])
                 size = c.get("calib_batch_size", HARDWARE["calib_batch_size"][0])
@@ -435,9 +467,12 @@ def run_training_group(points: list[Point], checkpoints: str) -> list[dict]:
                     full = create_model(meta["model"], **unpruned_kwargs(meta["model_kwargs"]))
                     full_macs = trace(full, shape, name=meta["model"], **c["trace"]).macs
                 # Conv + FC MACs against the same architecture at full width (1 unpruned).
-                graphs[key] = graph, {"flops_ratio": graph.macs / full_macs}
-            graph, flops = graphs[key]
-            rows.append(_hardware_row(point, graph, {**extra, **flops}))
+                columns = {"flops_ratio": graph.macs / full_macs}
+                if c.get("quantize") == "ptq":  # one quantized scoring for all its accelerators
+                    columns.update(_ptq_accuracy(model, scored, calib, c["trace"], extra))
+                graphs[key] = graph, columns
+            graph, columns = graphs[key]
+            rows.append(_hardware_row(point, graph, {**extra, **columns}))
         except Exception as exc:  # noqa: BLE001
             rows.append({**error_row(point, exc), **extra})
     return rows

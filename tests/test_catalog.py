@@ -19,6 +19,9 @@ def test_defaults_equal_their_homes():
 
     assert catalog.OBJECTIVES == OBJECTIVES and catalog.DEFAULT_OBJECTIVE == DEFAULT_OBJECTIVE
     assert catalog.CALIB_BATCHES == HARDWARE["calib_batches"][0]
+    from models.data import DATASETS
+
+    assert catalog.DATASETS == tuple(DATASETS)
 
 
 def test_unknown_model_names_the_closest():

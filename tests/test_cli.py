@@ -163,6 +163,8 @@ def test_train_then_run_checkpoint_with_accuracy(tmp_path, capsys):
     untrained = json.loads(out)
     assert "test_acc" not in untrained["totals"]
     assert untrained["baseline"]["totals"]["test_acc"] == compared["totals"]["test_acc"]
+    code, _, err = _run(capsys, "run", "--checkpoint", str(checkpoint), "--data", "digitz")
+    assert code == 2 and "--data: invalid choice: 'digitz'" in err and "digits" in err
     code, _, err = _run(capsys, "train", str(config), "--set", "optimizer.lrr=0.05")
     assert code == 2 and "lrr" in err and len(err.strip().splitlines()) == 1
     checkpoint.write_bytes(b"not a checkpoint")
@@ -183,6 +185,16 @@ def test_layer_rows_add_up_to_totals(capsys):
 
 def _widest(text: str) -> int:
     return max(len(line) for line in text.splitlines())
+
+
+def test_a_baseline_named_by_hand_is_not_called_dense(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    code, out, err = _run(capsys, "run", "--model", "resnet20", "--set", "model.width=0.25",
+                          "--input", "3x16x16", "--baseline", "mlg_resnet18")
+    assert code == 0, err
+    assert "compared with mlg_resnet18, the baseline," in out and "dense" not in out
+    header = next(line for line in out.splitlines() if line.rstrip().endswith("ratio")).split()
+    assert header == ["resnet20", "mlg_resnet18", "(baseline)", "ratio"]
 
 
 @pytest.mark.parametrize("width", [100, 80, 64])
@@ -284,6 +296,10 @@ def test_compare_sets_models_and_accelerators_side_by_side(capsys, monkeypatch):
                          "model.width=0.25", "--set", "mlg.base_in=2", "--format", "json")
     assert code == 0, err  # each model takes the --set keys it has
     assert [r["model"] for r in json.loads(js)] == ["resnet20", "mlg_resnet18"]
+    code, out, err = _run(capsys, *argv, "--set", "accel.array.rows=16")
+    assert code == 0, err  # the header names presets: what --set changed is said above it
+    assert out.splitlines()[:2] == ["systolic_32 changed by --set: array.rows 32 -> 16",
+                                    "mlg_gen changed by --set: array.rows 32 -> 16"]
     monkeypatch.setenv("COLUMNS", "50")  # too narrow for four columns: further blocks
     code, out, _ = _run(capsys, *argv)
     assert code == 0 and _widest(out) <= 50

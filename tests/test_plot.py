@@ -114,6 +114,16 @@ def test_breakdown_stacks_add_up_to_layer_totals(layers):
     assert top.get_ylabel() == "energy (µJ)" and bottom.get_ylabel() == "latency (kcycles)"
 
 
+def test_breakdown_legends_hide_no_bar(layers):
+    frame, _ = layers
+    tallest_last = frame.sort_values("energy_pj").reset_index(drop=True)  # legend corner
+    fig = plot.breakdown(tallest_last, "t")
+    fig.canvas.draw()
+    for ax in fig.axes:
+        box = ax.get_legend().get_window_extent()
+        assert not any(box.overlaps(patch.get_window_extent()) for patch in ax.patches)
+
+
 def test_roofline_layers_lie_under_the_roofs(layers):
     frame, accel = layers
     fig = plot.roofline(frame, accel.array.num_pes, accel.dram.bw_bytes_per_cycle, "t")
@@ -163,3 +173,6 @@ def test_cli_plot(tmp_path, capsys):
     assert main(["plot", "tradeoff", str(table), "--x", "dram_bytes", "--y", "test_acc",
                  "--where", "bw=x", "--out", str(out)]) == 2
     assert "bw holds numbers" in capsys.readouterr().err
+    assert main(["plot", "tradeoff", str(table), "--x", "dram_bytes", "--y", "test_acc",
+                 "--where", "bw=5", "--out", str(out)]) == 2
+    assert "--where 'bw=5': no row left; bw holds 4.0, 8.0" in capsys.readouterr().err

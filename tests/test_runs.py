@@ -97,6 +97,16 @@ def test_run_folder_misuse_is_one_line(config, tmp_path, capsys, argv, message):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_a_bad_config_key_names_the_config_file(config, tmp_path, capsys):
+    raw = config.read_text() + "bogus_section: 1\n"
+    config.write_text(raw)
+    for command in ("train", "pipeline"):
+        code, _, err = _run(capsys, command, str(config))
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"{config}: " in err and "bogus_section" in err
+    assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
+
+
 def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(config, tmp_path,
                                                                      capsys):
     # The model check happens in the training loop, after the folder was made.

@@ -239,3 +239,25 @@ class QuantConv2d(nn.Conv2d):
     def hw_stats(self) -> dict:
         return {**quantized_storage(self.weight, self.weight_bits),
                 "act_bits": hardware_bits(self.act_quantizer.bits)}
+
+
+# --- integer-grid quantization (post-training quantization, models/ptq.py) ----------------------
+def grid_max(bits: int, signed: bool) -> int:
+    """Largest integer of the ``bits``-wide grid: ``2^(b-1) - 1`` signed (symmetric, so -128 of
+    int8 is unused), ``2^b - 1`` unsigned."""
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits < FP_BITS:
+        raise ValueError(f"bits must be an int in [2, {FP_BITS - 1}] for an integer grid "
+                         f"(>= {FP_BITS}: unquantized fp32), got {bits!r}")
+    return 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1
+
+
+def grid_scale(max_abs: float, bits: int, signed: bool) -> float:
+    """Step of the grid that spans ``[-max_abs, max_abs]`` (signed) or ``[0, max_abs]``."""
+    return max(float(max_abs), torch.finfo(torch.float32).tiny) / grid_max(bits, signed)
+
+
+def quantize_grid(x: torch.Tensor, scale: float, bits: int, signed: bool) -> torch.Tensor:
+    """``x`` rounded to the nearest multiple of ``scale`` on the ``bits``-wide integer grid
+    (zero point 0), values beyond the grid clamped to its ends."""
+    top = grid_max(bits, signed)
+    return torch.clamp(torch.round(x / scale), -top if signed else 0, top) * scale
