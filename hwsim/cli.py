@@ -549,9 +549,9 @@ def cmd_compare(args) -> int:
     for name in args.model:
         graph = _graph_for(name, kwargs[name], cfg, args)
         for spec, accel in accels:
-            record = evaluate_record(graph, accel, args.objective,
-                                     accel_changes=_accel_changes(spec, accel))
-            records.append({k: v for k, v in record.items() if k != "layers"})
+            records.append(evaluate_record(graph, accel, args.objective,
+                                           accel_changes=_accel_changes(spec, accel),
+                                           per_layer=False))
     if args.format == "json":
         print(to_json(records))
     elif args.format == "csv":

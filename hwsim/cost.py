@@ -361,13 +361,13 @@ def fold_sums(q, c: mp.Candidates, array: PEArray, trips, order_runs,
     return fill_cycles(array) * fills + streamed, fills, folds_per_pass, sums
 
 
-def dram_transactions(q, c: mp.Candidates, accel: Accelerator, trips, fetch, w_pass):
+def dram_transactions(q, accel: Accelerator, trips, fetch, w_pass, rows_per_image):
     """DRAM bursts: NCHW, so a channel's rows of one tile are one contiguous chunk (one chunk
-    per row when the stride skips rows); a weight block is one chunk."""
+    per row when the stride skips rows); a weight block is one chunk. ``rows_per_image``:
+    ``input_rows_per_image`` of the candidates."""
     txn = float(accel.dram.transaction_bytes)
     plane = q.input_cols_read * q.act_bits / 8
     w_blocks = trips["G"] * trips["K"] * trips["C"]
-    rows_per_image = mp.input_rows_per_image(q, c.tile_rows)
     contiguous = q.kernel_h >= q.stride_h
     chunks = np.maximum(np.where(contiguous, trips["P_image"], rows_per_image), 1)
     chunk_bytes = rows_per_image * plane / chunks
@@ -512,7 +512,8 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
         "compute_utilization": work / np.maximum(compute, 1),
         "fold_cycles": fold, "trips": trips, "fetch": fetch, "counts": counts, **energy,
     })
-    out["dram_transactions"] = dram_transactions(q, c, accel, trips, fetch, w_pass)
+    out["dram_transactions"] = dram_transactions(q, accel, trips, fetch, w_pass,
+                                                 geo["input_rows"])
     return out
 
 
@@ -609,16 +610,12 @@ def _given(graph: LayerGraph, accel: Accelerator, mappings: dict) -> list[mp.Map
     return out
 
 
-def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = DEFAULT_OBJECTIVE,
-             mappings: dict[str, mp.Mapping] | None = None) -> pd.DataFrame:
-    """Per-layer analytical costs, one row per layer (index: layer name).
-
-    Columns: ``COLUMNS`` (the documented cost columns), ``EXTRA_COLUMNS``, the chosen tiling
-    (``MAPPING_COLUMNS``) and ``mapping`` (the frozen ``Mapping``). With ``mappings`` (layer
-    name -> Mapping, e.g. ``dict(df["mapping"])``) no search runs: the given tilings are
-    evaluated on ``graph``'s layers of those names. ``gen_macs`` counts generation MACs
-    actually executed (x weight re-fetches).
-    """
+def evaluate_columns(graph: LayerGraph, accel: Accelerator,
+                     objective: str = DEFAULT_OBJECTIVE,
+                     mappings: dict[str, mp.Mapping] | None = None) -> dict:
+    """``evaluate``'s columns, one array (or list) per column in layer order, without the
+    DataFrame (what totals alone need: building the frame costs more than a seen graph's
+    search)."""
     if mappings is None:
         _, inverse, arrays, legal, costs, best = _search(graph, accel, objective)
         cand = legal.take(best[inverse])
@@ -657,8 +654,26 @@ def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = DEFAULT_OBJ
         "num_tiles": (trips["G"] * trips["K"] * trips["C"] * trips["P"]),
         "weight_fetches": fetch["weight"], "input_fetches": fetch["input"],
         "output_visits": fetch["output"], "mapping": chosen})
-    return pd.DataFrame(data, index=pd.Index([layer.name for layer in graph.layers],
-                                             name="layer"))
+    return data
+
+
+def cost_frame(graph: LayerGraph, columns: dict) -> pd.DataFrame:
+    """``evaluate_columns``'s result as ``evaluate``'s DataFrame (index: layer name)."""
+    return pd.DataFrame(columns, index=pd.Index([layer.name for layer in graph.layers],
+                                                name="layer"))
+
+
+def evaluate(graph: LayerGraph, accel: Accelerator, objective: str = DEFAULT_OBJECTIVE,
+             mappings: dict[str, mp.Mapping] | None = None) -> pd.DataFrame:
+    """Per-layer analytical costs, one row per layer (index: layer name).
+
+    Columns: ``COLUMNS`` (the documented cost columns), ``EXTRA_COLUMNS``, the chosen tiling
+    (``MAPPING_COLUMNS``) and ``mapping`` (the frozen ``Mapping``). With ``mappings`` (layer
+    name -> Mapping, e.g. ``dict(df["mapping"])``) no search runs: the given tilings are
+    evaluated on ``graph``'s layers of those names. ``gen_macs`` counts generation MACs
+    actually executed (x weight re-fetches).
+    """
+    return cost_frame(graph, evaluate_columns(graph, accel, objective, mappings))
 
 
 _SUMMED = ("macs", "executed_macs", "vector_ops", "weight_dram_bytes", "ifmap_dram_bytes",
@@ -668,16 +683,23 @@ _SUMMED = ("macs", "executed_macs", "vector_ops", "weight_dram_bytes", "ifmap_dr
            "gen_energy_pj", "energy_pj", "compulsory_dram_bytes")
 
 
-def hardware_totals(df: pd.DataFrame, graph: LayerGraph, accel: Accelerator) -> dict:
-    """Whole-model totals from the rows, beside the physical limits and the tech citation.
+def hardware_totals(df, graph: LayerGraph, accel: Accelerator) -> dict:
+    """Whole-model totals from the rows (``evaluate``'s DataFrame or ``evaluate_columns``),
+    beside the physical limits and the tech citation.
 
     ``roofline_latency_cycles`` = max(``compute_bound_cycles``: sum of executed MACs x cycles
     per MAC / PEs, ``memory_bound_cycles``: compulsory bytes / DRAM bandwidth); layers run one
     after another, nothing stays on chip between them.
     """
-    sums = df[list(_SUMMED)].to_numpy(dtype=float).sum(axis=0)
+    # Layers x columns in the memory order of a DataFrame's block (columns contiguous), so
+    # the sums are the same floats whichever of the two comes in.
+    if isinstance(df, pd.DataFrame):
+        table = df[list(_SUMMED)].to_numpy(dtype=float)
+    else:
+        table = np.stack([np.asarray(df[key], dtype=float) for key in _SUMMED]).T
+    sums = table.sum(axis=0)
     totals = {key: float(v) for key, v in zip(_SUMMED, sums, strict=True)}
-    peak_work = float((df["executed_macs"].to_numpy() * df["cycles_per_mac"].to_numpy()).sum()
+    peak_work = float((np.asarray(df["executed_macs"]) * np.asarray(df["cycles_per_mac"])).sum()
                       / accel.array.num_pes)
     memory_bound = totals["compulsory_dram_bytes"] / accel.dram.bw_bytes_per_cycle
     roofline = max(peak_work, memory_bound)
@@ -702,8 +724,10 @@ __all__ = [
     "OBJECTIVES",
     "TileCosts",
     "candidate_costs",
+    "cost_frame",
     "cycles_per_mac",
     "evaluate",
+    "evaluate_columns",
     "hardware_totals",
     "search_mappings",
     "tile_costs",

@@ -216,7 +216,7 @@ def _stage_rows(stage: str, checkpoint_path: str, test_acc: float | None, extra:
     rows = []
     for accel in accelerators:
         record = evaluate_record(graph, accel, hw["objective"], baseline=baseline,
-                                 test_acc=test_acc)
+                                 test_acc=test_acc, per_layer=False)
         rows.append({
             "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "data": data_cfg["name"], "batch": hw["batch"], **provenance(), **extra,

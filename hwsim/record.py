@@ -147,29 +147,51 @@ def _records(frame) -> list[dict]:
     return [{k: plain(k, v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
-def _measure(graph: LayerGraph, accel, objective: str) -> tuple[dict, list[dict], dict | None]:
-    """Totals, per-layer records and (gated models) the gating summary of ``graph``."""
-    from .cost import evaluate, hardware_totals
+def _workload_totals(graph: LayerGraph) -> dict:
+    """The workload's totals (``WORKLOAD_TOTALS``), summed as the per-layer frame's columns."""
+    import numpy as np
 
-    layers = workload_frame(graph)
-    totals = {key: layers[key].sum() for key in WORKLOAD_TOTALS}
+    values = {"macs": [], "folded_params": [], "weight_bytes": [], "input_bytes": [],
+              "output_bytes": [], "gen_macs": []}
+    for layer in graph.layers:
+        for key, value in (("macs", layer.macs),
+                           ("folded_params", layer.weight_count + layer.bias_count),
+                           ("weight_bytes", layer.weight_bytes),
+                           ("input_bytes", layer.input_bytes),
+                           ("output_bytes", layer.output_bytes), ("gen_macs", layer.gen_macs)):
+            values[key].append(value)
+    return {key: np.asarray(values[key]).sum() for key in WORKLOAD_TOTALS}
+
+
+def _measure(graph: LayerGraph, accel, objective: str,
+             per_layer: bool = True) -> tuple[dict, list[dict] | None, dict | None]:
+    """Totals, per-layer records (``per_layer``; else None) and (gated models) the gating
+    summary of ``graph``."""
+    from .cost import cost_frame, evaluate_columns, hardware_totals
+
+    totals = _workload_totals(graph)
     totals["layers"] = len(graph.layers)
+    layers = workload_frame(graph) if per_layer else None
     gating = None
     if accel is not None:
         from .gating import gating_summary, is_gated
 
-        costs = evaluate(graph, accel, objective=objective)
-        columns = costs.drop(columns=["op", "mapping"])
-        # The cost model's figures win where names overlap: e.g. its gen_macs counts every
-        # regeneration pass, the workload's one generation.
-        keep = [c for c in layers.columns if c not in columns.columns]
-        layers = layers[keep].merge(columns, left_on="name", right_index=True, how="left")
+        costs = evaluate_columns(graph, accel, objective=objective)
+        gated = any(is_gated(layer) for layer in graph.layers)
+        if per_layer or gated:
+            costs = cost_frame(graph, costs)
+        if per_layer:
+            columns = costs.drop(columns=["op", "mapping"])
+            # The cost model's figures win where names overlap: e.g. its gen_macs counts
+            # every regeneration pass, the workload's one generation.
+            keep = [c for c in layers.columns if c not in columns.columns]
+            layers = layers[keep].merge(columns, left_on="name", right_index=True, how="left")
         totals.update({k: v for k, v in hardware_totals(costs, graph, accel).items()
                        if k not in ("model", "accelerator")})
-        if any(is_gated(layer) for layer in graph.layers):
+        if gated:
             gating = {k: plain(k, v) for k, v in gating_summary(graph, accel, costs).items()}
     totals = {k: plain(k, v) for k, v in totals.items()}
-    return totals, _records(layers), gating
+    return totals, _records(layers) if per_layer else None, gating
 
 
 def _storage(graph: LayerGraph) -> dict:
@@ -190,18 +212,20 @@ def ratios(totals: dict, storage: dict, base_totals: dict, base_storage: dict) -
 
 def evaluate_record(graph: LayerGraph, accel=None, objective: str | None = None,
                     baseline: Baseline | None = None, test_acc: float | None = None,
-                    accel_changes: dict | None = None) -> dict:
+                    accel_changes: dict | None = None, per_layer: bool = True) -> dict:
     """Map and cost ``graph`` on ``accel`` (``None``: the workload only) and return the record.
 
     ``baseline`` is costed on the same accelerator and objective; ``test_acc`` (and the
     baseline's) enter the totals when known; ``accel_changes`` (``accelerator_changes``) says
-    what ``--set accel.*`` changed in the preset.
+    what ``--set accel.*`` changed in the preset. ``per_layer=False`` leaves the ``layers``
+    key out (all ``record_row`` needs; building the per-layer records costs more than the
+    evaluation of a seen graph).
     """
     from .accel import accelerator_dict
     from .cost import DEFAULT_OBJECTIVE
 
     objective = objective or DEFAULT_OBJECTIVE
-    totals, layers, gating = _measure(graph, accel, objective)
+    totals, layers, gating = _measure(graph, accel, objective, per_layer)
     if test_acc is not None:
         totals["test_acc"] = float(test_acc)
     storage = _storage(graph)
@@ -210,8 +234,10 @@ def evaluate_record(graph: LayerGraph, accel=None, objective: str | None = None,
               "accelerator": accelerator_dict(accel) if accel is not None else None,
               "accelerator_changes": dict(accel_changes or {}),
               "totals": totals, "layers": layers, "storage": storage, "notes": list(graph.notes)}
+    if not per_layer:
+        del record["layers"]
     if baseline is not None:
-        base_totals, _, _ = _measure(baseline.graph, accel, objective)
+        base_totals, _, _ = _measure(baseline.graph, accel, objective, per_layer=False)
         if baseline.test_acc is not None:
             base_totals["test_acc"] = float(baseline.test_acc)
         base_storage = _storage(baseline.graph)

@@ -331,7 +331,7 @@ def _hardware_row(point: Point, graph, extra: dict | None = None) -> dict:
 
     c = point.config
     accel = _accelerator(point.accel_key)
-    record = evaluate_record(graph, accel, c["objective"])
+    record = evaluate_record(graph, accel, c["objective"], per_layer=False)
     row = _base_row(point)
     row.update({k: v for k, v in record_row(record).items()
                 if k not in ("model", "accelerator", "objective", "tech_citation")})
