@@ -305,7 +305,9 @@ def _cell(value):
 
 
 def error_row(point: Point, exc: BaseException) -> dict:
-    message = " ".join(str(exc).split()) or type(exc).__name__
+    # str() of a KeyError quotes its message (the registry's "unknown model ..." is one line)
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    message = " ".join(str(text).split()) or type(exc).__name__
     if not isinstance(exc, ValueError):  # ValueErrors are our one-line messages already
         message = f"{type(exc).__name__}: {message}"
     return {**_base_row(point), "status": "error", "error": message,

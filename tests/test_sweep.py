@@ -13,7 +13,7 @@ from hwsim.accel import load_accelerator
 from hwsim.cli import main
 from hwsim.cost import evaluate, hardware_totals
 from hwsim.results import read_table
-from hwsim.sweep import combinations, load_sweep, run_sweep
+from hwsim.sweep import combinations, error_row, load_sweep, run_sweep
 from hwsim.trace import trace
 from models.checkpoint import load_checkpoint
 from models.provenance import hwsim_version
@@ -192,6 +192,14 @@ def test_model_that_cannot_be_built_is_error_rows(tmp_path):
     assert report.ran == 4 and report.failed == 2
     assert (table[table["model.width"] == "wide"]["status"] == "error").all()
     assert table[table["status"] == "error"]["error"].str.contains("width").all()
+
+
+def test_error_row_message_is_one_unquoted_line(tmp_path):
+    point = load_sweep(write(tmp_path, sim_config(tmp_path))).points[0]
+    row = error_row(point, KeyError("unknown model 'x': available: resnet18"))
+    assert row["status"] == "error"
+    assert row["error"] == "KeyError: unknown model 'x': available: resnet18"
+    assert error_row(point, ValueError("bad\n value"))["error"] == "bad value"
 
 
 def test_parquet_table(tmp_path):
