@@ -15,6 +15,8 @@ import sys
 import threading
 from pathlib import Path
 
+from models.arguments import check_type
+
 from . import catalog
 from .config import METHOD_NAMESPACES, apply_overrides, dump_yaml, load_yaml
 
@@ -331,7 +333,10 @@ def model_kwargs(name: str, cfg: dict) -> dict:
         if key not in settable:
             raise UsageError(f"--set model.{key}: unknown argument of {name}; allowed: "
                              f"{', '.join(sorted(settable))}")
-        kwargs[key] = value
+        try:  # the builder's own type and size rule, against the catalog's copy of its defaults
+            kwargs[key] = check_type(name, key, value, settable[key])
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     for ns in METHOD_NAMESPACES:
         if ns in cfg:
             if ns not in entry["namespaces"]:

@@ -7,11 +7,12 @@ one-line error, not a silently ignored setting.
 
 import difflib
 import inspect
-import math
 from collections.abc import Callable
 
 import torch
 import torch.nn as nn
+
+from .arguments import check_type
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -39,8 +40,15 @@ def default_input_shape(name: str, in_channels: int | None = None) -> tuple[int,
     return (channels, *model_builder(name).input_hw)
 
 
+def _zoo() -> dict[str, Callable[..., nn.Module]]:
+    """The registry with the bundled zoo registered (``import models`` alone loads no torch)."""
+    from . import densenet, gating, mlg, mobilenet, resnet, resrep  # noqa: F401
+
+    return _MODELS
+
+
 def list_models() -> list[str]:
-    return sorted(_MODELS)
+    return sorted(_zoo())
 
 
 def model_builder(name: str) -> Callable[..., nn.Module]:
@@ -48,7 +56,7 @@ def model_builder(name: str) -> Callable[..., nn.Module]:
     if not isinstance(name, str):
         raise ValueError(f"model name must be a string, got {name!r}; available: "
                          f"{', '.join(list_models())}")
-    if name not in _MODELS:
+    if name not in _zoo():
         close = difflib.get_close_matches(name, _MODELS, n=3, cutoff=0.4)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise KeyError(f"unknown model {name!r}: {hint}available: {', '.join(list_models())}")
@@ -61,39 +69,8 @@ def model_arguments(name: str) -> dict[str, object]:
     return {p.name: p.default for p in sig.parameters.values()}
 
 
-# Builder arguments that size the network: a finite number > 0 (0 or -1 would silently build
-# one-channel layers, NaN or inf fail deep inside torch).
-POSITIVE_ARGUMENTS = ("num_classes", "in_channels", "width", "growth")
-MAX_ARGUMENT = 2 ** 20  # no zoo dimension comes near this; larger ones only exhaust memory
 MAX_PARAMS = 2 ** 28  # 1 GiB of fp32 weights, 10x ResNet-50
 PROBE_ABOVE = {"width": 2.0, "num_classes": 1000, "in_channels": 16, "growth": 64}
-
-
-def _check_type(model: str, key: str, value: object, default: object) -> object:
-    if callable(default) and not isinstance(default, type):
-        if not callable(value):  # a factory (conv=..., linear=...) set from Python only
-            raise ValueError(f"model {model}: argument {key!r} must be a callable (set it from "
-                             f"Python, not a config), got {value!r}")
-        return value
-    if default is None or value is None or isinstance(default, dict):
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ValueError(
-                f"model {model}: argument {key!r} must be true or false, got {value!r}")
-        return value
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if isinstance(default, (int, float, str)) and (
-            not isinstance(value, type(default)) or isinstance(value, bool)):
-        raise ValueError(
-            f"model {model}: argument {key!r} must be {type(default).__name__}, got {value!r}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"model {model}: argument {key!r} must be a finite number, got {value}")
-    if key in POSITIVE_ARGUMENTS and not 0 < value <= MAX_ARGUMENT:
-        raise ValueError(f"model {model}: argument {key!r} must be > 0 and at most "
-                         f"{MAX_ARGUMENT}, got {value!r}")
-    return value
 
 
 def check_arguments(name: str, kwargs: dict) -> dict:
@@ -105,7 +82,7 @@ def check_arguments(name: str, kwargs: dict) -> dict:
         if key not in allowed:
             raise ValueError(
                 f"model {name}: unknown argument {key!r}; allowed: {', '.join(allowed)}")
-        checked[key] = _check_type(name, key, value, allowed[key])
+        checked[key] = check_type(name, key, value, allowed[key])
     return checked
 
 

@@ -318,6 +318,8 @@ from hwsim.cli import main
 for argv in (['--help'], ['run', '--help'], ['compare', '--help'], ['list'],
              ['run', '--model', 'resnt18'], ['run', '--model', 'resnet18', '--batch', '0'],
              ['run', '--model', 'resnet18', '--set', 'model.depth=3'],
+             ['run', '--model', 'resnet18', '--set', 'model.width=abc'],
+             ['run', '--model', 'resnet18', '--set', 'model.num_classes=0'],
              ['run', '--model', 'resnet18', '--accel', 'systolik_32'], ['--version']):
     try:
         main(argv)
