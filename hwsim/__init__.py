@@ -26,13 +26,10 @@ __all__ = sorted(_HOMES)
 
 
 def __getattr__(name: str):
-    if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+    if name == "__version__":  # the version checkpoints and run.yaml record
+        from models.provenance import hwsim_version
 
-        try:
-            return version("hwsim")
-        except PackageNotFoundError:  # run from a source tree that was never installed
-            return "unknown"
+        return hwsim_version()
     if name not in _HOMES:
         raise AttributeError(f"module 'hwsim' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)

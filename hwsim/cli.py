@@ -545,7 +545,8 @@ def cmd_compare(args) -> int:
         own["model"] = {k: v for k, v in cfg.get("model", {}).items()
                         if k in entry["arguments"]}
         kwargs[name] = model_kwargs(name, own)
-    accels = [(spec, _load_accel(spec, cfg)) for spec in args.accel]
+    accels = [(accel, _accel_changes(spec, accel))
+              for spec, accel in ((spec, _load_accel(spec, cfg)) for spec in args.accel)]
 
     from .record import evaluate_record, record_row
     from .report import format_compare, to_json
@@ -553,9 +554,8 @@ def cmd_compare(args) -> int:
     records = []
     for name in args.model:
         graph = _graph_for(name, kwargs[name], cfg, args)
-        for spec, accel in accels:
-            records.append(evaluate_record(graph, accel, args.objective,
-                                           accel_changes=_accel_changes(spec, accel),
+        for accel, changes in accels:
+            records.append(evaluate_record(graph, accel, args.objective, accel_changes=changes,
                                            per_layer=False))
     if args.format == "json":
         print(to_json(records))

@@ -237,10 +237,11 @@ def generation(accel: Accelerator, q, gen_macs):
     return ops / accel.array.num_pes, ops
 
 
-def factors_held(q, accel: Accelerator) -> np.ndarray:
-    """Whether the generator's factor buffer holds each layer's compressed factors."""
+def factors_held(weight_bytes, accel: Accelerator):
+    """Whether the generator's factor buffer holds a layer's compressed factors (``weight_bytes``:
+    one layer's or an array of them)."""
     size = accel.weight_gen.factor_buffer_bytes if accel.weight_gen is not None else -1
-    return q.weight_bytes <= size
+    return weight_bytes <= size
 
 
 @dataclass(frozen=True)
@@ -390,7 +391,7 @@ def candidate_geometry(q, c: mp.Candidates, array: PEArray,
     trips = c.trips(q)
     order = c.order.astype(int)
     fetch = {t: mp.runs(order, trips, mp.USES[t]) for t in mp.TENSORS}
-    stationary_tensor = {"ws": "weight", "os": "output", "is": "input"}[array.dataflow]
+    stationary_tensor = mp.STATIONARY_TENSOR[array.dataflow]
     fold, fills, folds_per_pass, sums = fold_sums(q, c, array, trips, fetch[stationary_tensor],
                                                   gates)
     first = {d: np.minimum(getattr(c, f"tile_{name}"), n) for d, name, n in (
@@ -417,7 +418,7 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
     geo = candidate_geometry(q, c, array, gates) if geometry is None else geometry
     trips, fetch, sums, first = geo["trips"], geo["fetch"], geo["sums"], geo["first"]
     fold, fills, folds_per_pass = geo["fold_cycles"], geo["fills"], geo["folds_per_pass"]
-    held = factors_held(q, accel)
+    held = factors_held(q.weight_bytes, accel)
 
     # DRAM traffic: per-block bytes summed over blocks, times how often each block comes in.
     w_pass = mp.weight_pass_bytes(q, trips, held)
@@ -580,11 +581,11 @@ def _take(costs, index: np.ndarray):
 
 def _mappings(layers, cand: mp.Candidates, accel: Accelerator) -> list[mp.Mapping]:
     """The candidates as Mapping objects on ``accel`` (what ``Mapping.bind`` would set)."""
-    size = accel.weight_gen.factor_buffer_bytes if accel.weight_gen is not None else -1
     tiles = np.stack([cand.tile_groups, cand.tile_filters, cand.tile_channels,
                       cand.tile_rows, cand.order]).T.tolist()
     return [mp.Mapping(layer, g, k, c, h, mp.LOOP_ORDERS[o],
-                       factors_held=layer.weight_bytes <= size, array=accel.array)
+                       factors_held=factors_held(layer.weight_bytes, accel),
+                       array=accel.array)
             for layer, (g, k, c, h, o) in zip(layers, tiles, strict=True)]
 
 
@@ -639,7 +640,7 @@ def evaluate_columns(graph: LayerGraph, accel: Accelerator,
     dense = q.replace(mac_density=np.ones_like(q.mac_density),
                       filter_density=np.ones_like(q.mac_density))
     ungated = fold_sums(dense, cand, accel.array, c["trips"], c["fetch"][
-        {"ws": "weight", "os": "output", "is": "input"}[accel.array.dataflow]])[0]
+        mp.STATIONARY_TENSOR[accel.array.dataflow]])[0]
     dense_scale, _ = cycles_per_mac(accel, q.weight_bits, q.act_bits, 0, 1.0)
     c["gating_speedup"] = np.where(q.is_vector > 0, 1.0, ungated * dense_scale / np.maximum(
         c["fold_cycles"] * c["cycles_per_mac"], 1e-12))

@@ -154,6 +154,7 @@ def runs(order: np.ndarray, trips: dict[str, np.ndarray], used: tuple[str, str])
 
 
 STATIONARY = {"ws": ("K", "C"), "os": ("K", "P"), "is": ("C", "P")}
+STATIONARY_TENSOR = {"ws": "weight", "os": "output", "is": "input"}  # the block each keeps
 USES = {"weight": ("K", "C"), "input": ("C", "P"), "output": ("K", "P")}
 TENSORS = tuple(USES)
 
@@ -497,6 +498,7 @@ __all__ = [
     "LOOPS",
     "LOOP_ORDERS",
     "STATIONARY",
+    "STATIONARY_TENSOR",
     "TENSORS",
     "USES",
     "Candidates",

@@ -144,6 +144,12 @@ def _rows(columns: list[dict], rows: list[tuple], clock_mhz: float | None,
     return out
 
 
+def _changed_lines(prefix: str, changes: dict, width: int) -> list[str]:
+    """``changes`` (key: (preset value, value run)) as lines of ``PREFIX changed by --set: ...``."""
+    parts = [f"{k} {_plain(old)} -> {_plain(new)}" for k, (old, new) in changes.items()]
+    return wrap_parts([f"{prefix} changed by --set: {parts[0]}", *parts[1:]], width)
+
+
 def _widths(header: list[str], rows: list[list[str]]) -> list[int]:
     return [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
@@ -214,8 +220,7 @@ def _context(record: dict, width: int) -> list[str]:
     lines += wrap_parts([f"on {accel['name']}: {parts[0]}", *parts[1:]], width)
     changes = record.get("accelerator_changes") or {}
     if changes:
-        parts = [f"{k} {_plain(old)} -> {_plain(new)}" for k, (old, new) in changes.items()]
-        lines += wrap_parts([f"  changed by --set: {parts[0]}", *parts[1:]], width)
+        lines += _changed_lines(" ", changes, width)
     else:
         lines += ["  (preset as shipped: no --set accel.* changes)"]
     return lines
@@ -352,7 +357,7 @@ def format_compare(records: list[dict], width: int | None = None) -> str:
         if all(v is None for v in values) or ("nonzero" in flags and not any(values)):
             continue
         rows.append([label, *(human(v, kind, c) for v, c in zip(values, clocks))])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    widths = _widths(rows[0], rows[1:])
     blocks, block = [], []
     for i in range(1, len(widths)):
         if block and widths[0] + sum(widths[j] + 2 for j in [*block, i]) > width:
@@ -364,8 +369,7 @@ def format_compare(records: list[dict], width: int | None = None) -> str:
     for name, changes in {r["accelerator"]["name"]: r.get("accelerator_changes")
                           for r in records if r["accelerator"]}.items():
         if changes:  # the header names the preset: say what --set changed in it
-            parts = [f"{k} {_plain(old)} -> {_plain(new)}" for k, (old, new) in changes.items()]
-            lines += wrap_parts([f"{name} changed by --set: {parts[0]}", *parts[1:]], width)
+            lines += _changed_lines(name, changes, width)
     lines += [""] if lines else []
     for block in blocks:
         for row in rows:

@@ -100,12 +100,6 @@ def _digest(data) -> str:
     return hashlib.sha256(_canonical(data).encode()).hexdigest()[:16]
 
 
-def default_objective() -> str:
-    """The mapper objective ``hwsim.cost.evaluate`` uses when none is given."""
-    from .cost import evaluate
-    return inspect.signature(evaluate).parameters["objective"].default
-
-
 # --- expansion ---------------------------------------------------------------------------
 def _mapping(value, where: str) -> dict:
     if value is None:
@@ -254,7 +248,9 @@ def load_sweep(path: str | os.PathLike, overrides: list[str] | None = None) -> S
                          f"got {str(results)!r}")
     base = _mapping(raw.get("base"), f"{where}.base")
     digests: dict[str, str] = {}
-    objective = default_objective()
+    from .objective import DEFAULT_OBJECTIVE
+
+    objective = DEFAULT_OBJECTIVE
     points, trained = [], {}
     for i, assignments in enumerate(combinations(raw, where)):
         config = _point_config(base, assignments)
@@ -438,7 +434,7 @@ def run_training_group(points: list[Point], checkpoints: str) -> list[dict]:
     from models.resrep import unpruned_kwargs
     from models.train import CHECKPOINT_NAME, train
 
-    from .pipeline import HARDWARE
+    from .pipeline import HARDWARE, calibration_batches
     from .trace import trace
 
     first = points[0]
@@ -459,10 +455,9 @@ def run_training_group(points: list[Point], checkpoints: str) -> list[dict]:
             key = point.graph_key + str(c.get("calib_batches")) + str(c.get("calib_batch_size")) \
                 + str(c.get("quantize"))
             if key not in graphs:
-                count = c.get("calib_batches", HARDWARE["calib_batches"][0])
-                size = c.get("calib_batch_size", HARDWARE["calib_batch_size"][0])
-                # Calibration inputs come from the training split, unaugmented.
-                calib = [images for images, _ in itertools.islice(train_set.batches(size), count)]
+                calib = calibration_batches(
+                    train_set, c.get("calib_batches", HARDWARE["calib_batches"][0]),
+                    c.get("calib_batch_size", HARDWARE["calib_batch_size"][0]))
                 shape = (c["batch"], *meta["input_shape"])
                 with torch.no_grad():
                     graph = trace(model, shape, calib=calib, name=meta["model"], **c["trace"])
