@@ -448,7 +448,7 @@ def run_training_group(points: list[Point], checkpoints: str) -> list[dict]:
     except Exception as exc:  # noqa: BLE001
         return [error_row(point, exc) for point in points]
     extra = {**extra, "train_hash": first.train_hash}
-    rows, graphs = [], {}
+    rows, graphs, full_macs = [], {}, {}  # full_macs: the unpruned model's, per graph key
     for point in points:
         c = point.config
         try:
@@ -461,10 +461,13 @@ def run_training_group(points: list[Point], checkpoints: str) -> list[dict]:
                 shape = (c["batch"], *meta["input_shape"])
                 with torch.no_grad():
                     graph = trace(model, shape, calib=calib, name=meta["model"], **c["trace"])
-                    full = create_model(meta["model"], **unpruned_kwargs(meta["model_kwargs"]))
-                    full_macs = trace(full, shape, name=meta["model"], **c["trace"]).macs
+                    if point.graph_key not in full_macs:
+                        full = create_model(meta["model"],
+                                            **unpruned_kwargs(meta["model_kwargs"]))
+                        full_macs[point.graph_key] = trace(full, shape, name=meta["model"],
+                                                           **c["trace"]).macs
                 # Conv + FC MACs against the same architecture at full width (1 unpruned).
-                columns = {"flops_ratio": graph.macs / full_macs}
+                columns = {"flops_ratio": graph.macs / full_macs[point.graph_key]}
                 if c.get("quantize") == "ptq":  # one quantized scoring for all its accelerators
                     columns.update(_ptq_accuracy(model, scored, calib, c["trace"], extra))
                 graphs[key] = graph, columns
