@@ -364,6 +364,59 @@ def unique_layers(layers: tuple[Layer, ...]) -> tuple[tuple[Layer, ...], np.ndar
     return tuple(first), np.array(inverse), LayerArrays.from_layers(first)
 
 
+def _distinct_order_table() -> np.ndarray:
+    """Per set of live loops (bit j set: loop ``LOOPS[j]`` has more than one trip), the loop
+    orders that make different tiles: the first of those that nest the live loops alike (where
+    a one-trip loop sits changes nothing). The last row is for layers without weights (one
+    order). Rows are padded with -1."""
+    table = []
+    for mask in range(1 << len(LOOPS)):
+        live = [loop for j, loop in enumerate(LOOPS) if mask >> j & 1]
+        first = {}
+        for i, order in enumerate(LOOP_ORDERS):
+            first.setdefault(tuple(loop for loop in order if loop in live), i)
+        table.append(sorted(first.values()))
+    table.append([0])
+    return np.array([row + [-1] * (len(LOOP_ORDERS) - len(row)) for row in table])
+
+
+DISTINCT_ORDERS = _distinct_order_table()
+
+
+def smallest_tile(layer: Layer, array: PEArray) -> tuple[int, int, int]:
+    """The fewest filters, channels and output rows a tile may hold: it must cover the array
+    along the dimensions the dataflow maps spatially, or PEs idle (unless the layer itself is
+    narrower). WS maps filters to columns and Sr to rows, OS output pixels to rows and filters
+    to columns, IS Sr to rows and output pixels to columns. No bound without weights."""
+    if not layer.has_weights:
+        return 1, 1, 1
+    _, k, c, h = Mapping(layer, 1, 1, 1, 1).dims
+    kernel = layer.kernel_size[0] * layer.kernel_size[1]
+    out_w = layer.out_hw[1]
+    flow = array.dataflow
+    pixel_side = array.rows if flow == "os" else array.cols
+    return (min(k, array.cols) if flow != "is" else 1,
+            -(-min(c * kernel, array.rows) // kernel) if flow != "os" else 1,
+            -(-min(h * out_w, pixel_side) // out_w) if flow != "ws" else 1)
+
+
+def _mixed_radix(sizes: list[list[list[int]]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Every layer's grid of its per-dimension ``sizes`` at once, in meshgrid "ij" order (the
+    last dimension fastest): entry j of a layer is a mixed-radix number whose digits pick the
+    sizes. Returns each entry's layer and one column per dimension."""
+    counts = np.array([[len(d) for d in dims] for dims in sizes])
+    total = counts.prod(axis=1)
+    layer = np.repeat(np.arange(len(sizes)), total)
+    rest = np.arange(int(total.sum())) - np.repeat(np.cumsum(total) - total, total)
+    columns = [None] * counts.shape[1]
+    for d in reversed(range(counts.shape[1])):
+        rest, digit = np.divmod(rest, counts[layer, d])
+        flat = np.array([v for dims in sizes for v in dims[d]], dtype=np.int64)
+        start = np.concatenate([[0], np.cumsum(counts[:, d])[:-1]])
+        columns[d] = flat[start[layer] + digit]
+    return layer, columns
+
+
 @functools.lru_cache(maxsize=64)
 def candidate_space(layers: tuple[Layer, ...], rows: int, cols: int,
                     dataflow: str) -> tuple[Candidates, dict[str, np.ndarray]]:
@@ -373,60 +426,40 @@ def candidate_space(layers: tuple[Layer, ...], rows: int, cols: int,
 
     Per dimension: ``tile_sizes`` plus the array-aligned sizes (channel tiles whose kh·kw·C_t
     rows fill whole row folds, filter tiles in whole column folds, on OS / IS row tiles whose
-    pixels fill whole folds) and always the whole dimension; weight layers try all six loop
-    orders.
+    pixels fill whole folds) and always the whole dimension, none below ``smallest_tile``;
+    weight layers try the loop orders that differ in how the loops of more than one trip nest.
+    Candidates come grouped by layer, a tiling's orders together.
     """
     first, _, arrays = unique_layers(layers)
+    array = PEArray(rows, cols, dataflow)
     pixel_side = {"os": rows, "is": cols}.get(dataflow, 0)
-    sizes = []  # per layer: the sizes of G, K, C, P and the loop orders
+    sizes, dims = [], []  # per layer: the sizes of G, K, C, P; its dimensions and batch
     for layer in first:
         g, k, c, h = Mapping(layer, 1, 1, 1, 1).dims
         kernel = layer.kernel_size[0] * layer.kernel_size[1]
+        low_k, low_c, low_h = smallest_tile(layer, array)
         sizes.append((
             tile_sizes(g),
-            sorted(set(tile_sizes(k)) | set(aligned_sizes(k, cols if layer.has_weights else 0))),
-            sorted(set(tile_sizes(c)) | set(aligned_sizes(c, rows / kernel))),
-            sorted(set(tile_sizes(h)) | set(aligned_sizes(h, pixel_side / layer.out_hw[1]))),
-            list(range(len(LOOP_ORDERS) if layer.has_weights else 1))))
-    # Every layer's grid of (G, K, C, P, order) at once, in meshgrid "ij" order (the order
-    # fastest): candidate j of a layer is a mixed-radix number whose digits pick the sizes.
-    counts = np.array([[len(d) for d in dims] for dims in sizes])
-    total = counts.prod(axis=1)
-    layer = np.repeat(np.arange(len(first)), total)
-    rest = np.arange(int(total.sum())) - np.repeat(np.cumsum(total) - total, total)
-    columns = [None] * 5
-    for d in reversed(range(5)):
-        rest, digit = np.divmod(rest, counts[layer, d])
-        flat = np.array([v for dims in sizes for v in dims[d]], dtype=np.int64)
-        start = np.concatenate([[0], np.cumsum(counts[:, d])[:-1]])
-        columns[d] = flat[start[layer] + digit]
-    space = Candidates(layer=layer.astype(np.int64), tile_groups=columns[0],
-                       tile_filters=columns[1], tile_channels=columns[2],
-                       tile_rows=columns[3], order=columns[4])
-    space = space.take(fills_array(arrays.view(space.layer), space, PEArray(rows, cols, dataflow)))
-    space = space.take(_distinct_orders(arrays.view(space.layer), space))
+            [s for s in sorted(set(tile_sizes(k))
+                               | set(aligned_sizes(k, cols if layer.has_weights else 0)))
+             if s >= low_k],
+            [s for s in sorted(set(tile_sizes(c)) | set(aligned_sizes(c, rows / kernel)))
+             if s >= low_c],
+            [s for s in sorted(set(tile_sizes(h))
+                               | set(aligned_sizes(h, pixel_side / layer.out_hw[1])))
+             if s >= low_h]))
+        dims.append((k, c, h, layer.batch, layer.has_weights))
+    layer, (tile_g, tile_k, tile_c, tile_h) = _mixed_radix(sizes)
+    k, c, h, batch, weights = np.array(dims).T[:, layer]
+    live = ((tile_k < k) | (tile_c < c) << 1 | ((batch > 1) | (tile_h < h)) << 2)
+    orders = DISTINCT_ORDERS[np.where(weights > 0, live, len(DISTINCT_ORDERS) - 1)]
+    per_tiling = (orders >= 0).sum(axis=1)
+    tiling = np.repeat(np.arange(len(layer)), per_tiling)
+    nth = np.arange(len(tiling)) - np.repeat(np.cumsum(per_tiling) - per_tiling, per_tiling)
+    space = Candidates(layer=layer[tiling], tile_groups=tile_g[tiling],
+                       tile_filters=tile_k[tiling], tile_channels=tile_c[tiling],
+                       tile_rows=tile_h[tiling], order=orders[tiling, nth])
     return space, tile_footprint(arrays.view(space.layer), space)
-
-
-def _distinct_orders(q, c: Candidates) -> np.ndarray:
-    """Indices of the candidates left when loop orders that differ only in where a one-trip
-    loop sits (they make the same tiles) are kept once, in the order they came."""
-    trips = c.trips(q)
-    pos = _POS[c.order]
-    # The order of the loops with more than one trip, as one number: position digits of the
-    # live loops, 9 for a one-trip loop.
-    live = np.stack([np.where(trips[loop] > 1, pos[:, j], 9) for j, loop in enumerate(LOOPS)])
-    rank = np.argsort(np.argsort(live, axis=0, kind="stable"), axis=0, kind="stable")
-    code = np.where(live < 9, rank, 9)
-    code = code[0] * 100 + code[1] * 10 + code[2]
-    # A tiling's loop orders are adjacent (the order varies fastest in the grid).
-    sizes = np.stack([c.layer, c.tile_groups, c.tile_filters, c.tile_channels, c.tile_rows])
-    repeat = np.zeros(len(code), dtype=bool)
-    for shift in range(1, len(LOOP_ORDERS)):
-        same = np.all(sizes[:, shift:] == sizes[:, :-shift], axis=0) & (
-            code[shift:] == code[:-shift])
-        repeat[shift:] |= same
-    return np.flatnonzero(~repeat)
 
 
 def fixed_candidates(mappings: list[Mapping]) -> Candidates:
@@ -457,23 +490,6 @@ def tile_footprint(q, c: Candidates) -> dict[str, np.ndarray]:
     }
 
 
-def fills_array(q, c: Candidates, array: PEArray) -> np.ndarray:
-    """Whether each tile covers the array along the dimensions the dataflow maps spatially.
-
-    WS maps filters to columns and Sr to rows, OS output pixels to rows and filters to columns,
-    IS Sr to rows and output pixels to columns; a tile narrower than the array there (when the
-    layer is not) would idle PEs, so it is not a legal candidate.
-    """
-    rows, cols = array.rows, array.cols
-    sr_ok = c.tile_channels * q.kernel >= np.minimum(q.channels * q.kernel, rows)
-    flow = array.dataflow
-    pixel_ok = c.tile_rows * q.out_w >= np.minimum(q.out_h * q.out_w,
-                                                   rows if flow == "os" else cols)
-    filters_ok = c.tile_filters >= np.minimum(q.filters, cols)
-    legal = {"ws": sr_ok & filters_ok, "os": pixel_ok & filters_ok, "is": sr_ok & pixel_ok}[flow]
-    return legal | (q.is_vector > 0)
-
-
 def fits(tiles: dict[str, np.ndarray], accel: Accelerator) -> np.ndarray:
     """Whether each candidate's tiles fit their buffers (half of each when double-buffered)."""
     if accel.shared_buffer:
@@ -495,6 +511,7 @@ def misfit_message(layer: Layer, tiles: dict[str, float], accel: Accelerator,
 
 
 __all__ = [
+    "DISTINCT_ORDERS",
     "LOOPS",
     "LOOP_ORDERS",
     "STATIONARY",
@@ -507,7 +524,6 @@ __all__ = [
     "aligned_sizes",
     "candidate_space",
     "executed_filters",
-    "fills_array",
     "fits",
     "fixed_candidates",
     "fold_factor",
@@ -519,6 +535,7 @@ __all__ = [
     "misfit_message",
     "output_block_bytes",
     "runs",
+    "smallest_tile",
     "tile_footprint",
     "tile_sizes",
     "tile_table",
