@@ -26,7 +26,7 @@ from . import mapping as mp
 from .accel import Accelerator, PEArray
 from .energy import action_counts, action_energies, check_energy, energy_breakdown
 from .layer import LayerGraph
-from .objective import DEFAULT_OBJECTIVE, OBJECTIVES, check_objective, select
+from .objective import DEFAULT_OBJECTIVE, OBJECTIVES, SELECTION_COLUMNS, check_objective, select
 from .tech import get_tech
 from .workload import LayerArrays
 
@@ -397,50 +397,17 @@ def candidate_geometry(q, c: mp.Candidates, array: PEArray,
     first = {d: np.minimum(getattr(c, f"tile_{name}"), n) for d, name, n in (
         ("G", "groups", q.groups), ("K", "filters", q.filters), ("C", "channels", q.channels),
         ("P", "rows", q.out_h))}
-    return {
-        "trips": trips, "fetch": fetch, "fold_cycles": fold, "fills": fills,
-        "folds_per_pass": folds_per_pass, "sums": sums, "first": first,
-        "input_rows": mp.input_rows_per_image(q, c.tile_rows),
-        "first_input_bytes": mp.input_block_bytes(q, first["G"], first["C"], 0, first["P"]),
-        "last_output_bytes": mp.output_block_bytes(
-            q, _edge(q.groups, c.tile_groups), _edge(q.filters, c.tile_filters),
-            _edge(q.out_h, c.tile_rows), q.out_bits)}
+    input_rows = mp.input_rows_per_image(q, c.tile_rows)
 
-
-def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
-                    gates: ChannelGates | None = None,
-                    geometry: dict | None = None) -> dict[str, np.ndarray]:
-    """Every cost column but ``gating_speedup`` for each candidate (``q``: the layer numbers
-    per candidate); ``evaluate`` adds that one for the chosen candidates only. ``geometry``:
-    ``candidate_geometry`` of these candidates on this array, when already known."""
-    array = accel.array
+    # DRAM traffic of the activations: per-block bytes summed over blocks, times how often
+    # each block comes in (the weights' depend on the generator, see ``candidate_costs``).
     vector = q.is_vector > 0
-    geo = candidate_geometry(q, c, array, gates) if geometry is None else geometry
-    trips, fetch, sums, first = geo["trips"], geo["fetch"], geo["sums"], geo["first"]
-    fold, fills, folds_per_pass = geo["fold_cycles"], geo["fills"], geo["folds_per_pass"]
-    held = factors_held(q.weight_bytes, accel)
-
-    # DRAM traffic: per-block bytes summed over blocks, times how often each block comes in.
-    w_pass = mp.weight_pass_bytes(q, trips, held)
     plane = q.num_inputs * q.input_cols_read * q.act_bits / 8
-    i_pass = q.batch * q.groups * q.channels * plane * geo["input_rows"]
+    i_pass = q.batch * q.groups * q.channels * plane * input_rows
     psum_bytes = q.output_elements * q.accum_bits / 8
     spill = 2 * (fetch["output"] - 1)
-    out = {"weight_dram_bytes": w_pass * fetch["weight"],
-           "ifmap_dram_bytes": i_pass * fetch["input"],
-           "ofmap_dram_bytes": q.output_bytes + spill * psum_bytes}
-    dram = out["weight_dram_bytes"] + out["ifmap_dram_bytes"] + out["ofmap_dram_bytes"]
-
-    # Compute: fold model over the tiles, precision-scaled, plus generation on the array.
-    scale, gating = cycles_per_mac(accel, q.weight_bits, q.act_bits, q.pred_bits, q.lsb_density)
-    if gates is not None:
-        gating = np.where(gates.gated, "channel", gating)
-    gen_macs = (q.gen_macs + q.gen_in_macs * (trips["K"] - 1)) * fetch["weight"]
-    gen_cycles, gen_ops = generation(accel, q, gen_macs)
-    on_array = 0 if accel.weight_gen is not None else gen_cycles
-    vector_cycles = q.vector_ops / array.cols
-    compute = np.where(vector, vector_cycles, fold * scale + on_array)
-    gen_unit = gen_cycles - on_array
+    ifmap_dram = i_pass * fetch["input"]
+    ofmap_dram = q.output_bytes + spill * psum_bytes
 
     # SRAM bytes per buffer: array operand traffic plus DRAM fills and drains. The stationary
     # operand is read once per fill; a streamed operand once per fold of the other spatial
@@ -458,15 +425,62 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
     else:
         w_rd, i_rd, passes = weights * sums["P"] / q.batch, inputs * loads, sums["C"]
     psum_width = np.where(vector, q.out_bits, q.accum_bits) / 8
-    spill_bytes = out["ofmap_dram_bytes"] - q.output_bytes
+    spill_bytes = ofmap_dram - q.output_bytes
     reads = {"weight": np.where(vector, 0, w_rd) * q.weight_bits / 8,
              "input": np.where(vector, q.vector_ops, i_rd) * q.act_bits / 8,
              "output": np.where(vector, 0, outputs * (passes - 1)) * psum_width
              + q.output_bytes + spill_bytes / 2}
     writes = {"weight": q.dense_weight_bytes * fetch["weight"],
-              "input": out["ifmap_dram_bytes"],
+              "input": ifmap_dram,
               "output": np.where(vector, q.output_elements, outputs * passes) * psum_width
               + spill_bytes / 2}
+    return {
+        "trips": trips, "fetch": fetch, "fold_cycles": fold, "fills": fills,
+        "folds_per_pass": folds_per_pass, "sums": sums, "first": first,
+        "input_rows": input_rows,
+        "first_input_bytes": mp.input_block_bytes(q, first["G"], first["C"], 0, first["P"]),
+        "last_output_bytes": mp.output_block_bytes(
+            q, _edge(q.groups, c.tile_groups), _edge(q.filters, c.tile_filters),
+            _edge(q.out_h, c.tile_rows), q.out_bits),
+        "ifmap_dram_bytes": ifmap_dram, "ofmap_dram_bytes": ofmap_dram,
+        "sram_reads": reads, "sram_writes": writes,
+        "gen_macs": (q.gen_macs + q.gen_in_macs * (trips["K"] - 1)) * fetch["weight"],
+        "compulsory_dram_bytes": (q.weight_bytes + q.output_bytes + q.batch * q.in_channels
+                                  * plane * q.input_rows_read)}
+
+
+def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
+                    gates: ChannelGates | None = None,
+                    geometry: dict | None = None) -> dict[str, np.ndarray]:
+    """Every cost column but ``gating_speedup`` for each candidate (``q``: the layer numbers
+    per candidate); ``evaluate`` adds that one for the chosen candidates only. ``geometry``:
+    ``candidate_geometry`` of these candidates on this array, when already known."""
+    array = accel.array
+    vector = q.is_vector > 0
+    geo = candidate_geometry(q, c, array, gates) if geometry is None else geometry
+    trips, fetch, first, fold = geo["trips"], geo["fetch"], geo["first"], geo["fold_cycles"]
+    held = factors_held(q.weight_bytes, accel)
+
+    # DRAM traffic: the weights' per-block bytes depend on whether the generator holds the
+    # factors; the activations' come from the geometry.
+    w_pass = mp.weight_pass_bytes(q, trips, held)
+    out = {"weight_dram_bytes": w_pass * fetch["weight"],
+           "ifmap_dram_bytes": geo["ifmap_dram_bytes"],
+           "ofmap_dram_bytes": geo["ofmap_dram_bytes"]}
+    dram = out["weight_dram_bytes"] + out["ifmap_dram_bytes"] + out["ofmap_dram_bytes"]
+
+    # Compute: fold model over the tiles, precision-scaled, plus generation on the array.
+    scale, gating = cycles_per_mac(accel, q.weight_bits, q.act_bits, q.pred_bits, q.lsb_density)
+    if gates is not None:
+        gating = np.where(gates.gated, "channel", gating)
+    gen_macs = geo["gen_macs"]
+    gen_cycles, gen_ops = generation(accel, q, gen_macs)
+    on_array = 0 if accel.weight_gen is not None else gen_cycles
+    vector_cycles = q.vector_ops / array.cols
+    compute = np.where(vector, vector_cycles, fold * scale + on_array)
+    gen_unit = gen_cycles - on_array
+
+    reads, writes = geo["sram_reads"], geo["sram_writes"]
     if accel.shared_buffer:
         shared_bw = accel.buffers[0].bw_bytes_per_cycle
         sram_cycles = (sum(reads.values()) + sum(writes.values())) / shared_bw
@@ -492,8 +506,7 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
         latency = np.maximum(compute, sram_cycles) + memory + gen_unit
 
     executed = q.macs * q.mac_density
-    compulsory = (q.weight_bytes + q.output_bytes + q.batch * q.in_channels * plane
-                  * q.input_rows_read)
+    compulsory = geo["compulsory_dram_bytes"]
     work = np.where(vector, vector_cycles, executed * scale / array.num_pes)
     counts = action_counts(accel, q, executed * scale, gen_ops, reads, writes, dram)
     energy = energy_breakdown(counts, q.per_layer(lambda layers: action_energies(accel, layers)))
@@ -545,7 +558,8 @@ def search_space(layers: tuple, rows: int, cols: int, dataflow: str):
 
 def _search(graph: LayerGraph, accel: Accelerator, objective: str):
     """Search the distinct layer shapes: the shapes, each layer's shape, their arrays, the
-    legal candidates with their costs, and the index of each shape's chosen one."""
+    candidates with their costs, and the index of each shape's chosen one (among those whose
+    tiles fit the buffers)."""
     check_objective(objective)
     first, inverse, arrays = mp.unique_layers(graph.layers)
     space, tiles, gates, geometry = search_space(graph.layers, accel.array.rows,
@@ -561,13 +575,15 @@ def _search(graph: LayerGraph, accel: Accelerator, objective: str):
             f"the smallest tile that fills the array ({space.tile_groups[j]} groups, "
             f"{space.tile_filters[j]} filters, {space.tile_channels[j]} channels, "
             f"{space.tile_rows[j]} output rows)"))
-    keep = np.flatnonzero(ok)  # one index for many gathers (a mask recounts every time)
-    cand = space.take(keep)
-    costs = candidate_costs(accel, arrays.view(cand.layer), cand,
-                            gates=None if gates is None else _take(gates, keep),
-                            geometry=_take(geometry, keep))
-    best = select(cand.layer, costs, objective, np.bincount(inverse, minlength=len(first)))
-    return first, inverse, arrays, cand, costs, best
+    # Costs of every candidate (cheaper than gathering the geometry of the fitting ones), the
+    # choice among the fitting ones only.
+    costs = candidate_costs(accel, arrays.view(space.layer), space, gates=gates,
+                            geometry=geometry)
+    keep = np.flatnonzero(ok)
+    keys = {key: costs[key][keep] for key in SELECTION_COLUMNS}
+    best = keep[select(space.layer[keep], keys, objective,
+                       np.bincount(inverse, minlength=len(first)))]
+    return first, inverse, arrays, space, costs, best
 
 
 def _take(costs, index: np.ndarray):
@@ -618,8 +634,8 @@ def evaluate_columns(graph: LayerGraph, accel: Accelerator,
     DataFrame (what totals alone need: building the frame costs more than a seen graph's
     search)."""
     if mappings is None:
-        _, inverse, arrays, legal, costs, best = _search(graph, accel, objective)
-        cand = legal.take(best[inverse])
+        _, inverse, arrays, space, costs, best = _search(graph, accel, objective)
+        cand = space.take(best[inverse])
         chosen = _mappings(graph.layers, cand, accel)
         q = arrays.view(cand.layer)
         c = _take(costs, best[inverse])
