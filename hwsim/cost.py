@@ -385,19 +385,20 @@ def dram_transactions(q, accel: Accelerator, trips, fetch, w_pass, rows_per_imag
 def candidate_geometry(q, c: mp.Candidates, array: PEArray,
                        gates: ChannelGates | None = None) -> dict:
     """What each candidate costs that depends on its layer and the array's shape alone: loop
-    trips, block fetches, fold-model cycles and fills, the input rows its tiles read and the
-    first and last blocks (computed once per candidate space, shared by every accelerator with
-    that array; ``candidate_costs`` adds the rest)."""
+    trips, block fetches, fold-model cycles and fills, the input rows its tiles read, the
+    first and last blocks, the activations' DRAM bytes, the SRAM traffic per buffer and the
+    generation MACs (computed once per candidate space, shared by every accelerator with that
+    array; ``candidate_costs`` adds the rest)."""
     trips = c.trips(q)
     order = c.order.astype(int)
-    fetch = {t: mp.runs(order, trips, mp.USES[t]) for t in mp.TENSORS}
+    fetch = mp.block_fetches(order, trips)
     stationary_tensor = mp.STATIONARY_TENSOR[array.dataflow]
     fold, fills, folds_per_pass, sums = fold_sums(q, c, array, trips, fetch[stationary_tensor],
                                                   gates)
     first = {d: np.minimum(getattr(c, f"tile_{name}"), n) for d, name, n in (
         ("G", "groups", q.groups), ("K", "filters", q.filters), ("C", "channels", q.channels),
         ("P", "rows", q.out_h))}
-    input_rows = mp.input_rows_per_image(q, c.tile_rows)
+    input_rows = q.per_key(c.tile_rows, mp.input_rows_per_image)
 
     # DRAM traffic of the activations: per-block bytes summed over blocks, times how often
     # each block comes in (the weights' depend on the generator, see ``candidate_costs``).

@@ -31,7 +31,6 @@ from .workload import LayerArrays, clipped_sum, lines_read
 
 LOOPS = ("K", "C", "P")
 LOOP_ORDERS = tuple(itertools.permutations(LOOPS))
-_POS = np.array([[order.index(loop) for loop in LOOPS] for order in LOOP_ORDERS])
 
 
 # --- one mapping and its tiles ---------------------------------------------------------------
@@ -141,22 +140,36 @@ def untiled(layer: Layer) -> Mapping:
     return Mapping(layer=layer, tile_groups=g, tile_filters=k, tile_channels=c, tile_rows=h)
 
 
-def runs(order: np.ndarray, trips: dict[str, np.ndarray], used: tuple[str, str]) -> np.ndarray:
-    """How often each block of a tensor indexed by the loops ``used`` is brought on chip: the
-    trips of its unused loop when a used loop (with more than one trip) sits inside it."""
-    positions = _POS[order]
-    pos = {loop: positions[..., j] for j, loop in enumerate(LOOPS)}
-    unused = next(loop for loop in LOOPS if loop not in used)
-    inside = np.zeros(np.shape(order), dtype=bool)
-    for loop in used:
-        inside |= (pos[loop] > pos[unused]) & (trips[loop] > 1)
-    return np.where(inside, trips[unused], 1)
+def _inside_table() -> dict[str, np.ndarray]:
+    """Per tensor, indexed [loop order, live loops (bit j: ``LOOPS[j]`` has more than one
+    trip)]: whether a live loop the tensor uses sits inside the loop it does not use."""
+    table = {}
+    for tensor, used in USES.items():
+        unused = next(loop for loop in LOOPS if loop not in used)
+        table[tensor] = np.array([[any(mask >> LOOPS.index(loop) & 1
+                                       and order.index(loop) > order.index(unused)
+                                       for loop in used)
+                                   for mask in range(1 << len(LOOPS))]
+                                  for order in LOOP_ORDERS])
+    return table
+
+
+def block_fetches(order: np.ndarray, trips: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """How often each block of each tensor is brought on chip: the trips of the loop it does
+    not use when a loop it uses (with more than one trip) sits inside that loop, else once."""
+    live = (trips["K"] > 1) | (trips["C"] > 1) << 1 | (trips["P"] > 1) << 2
+    out = {}
+    for tensor, used in USES.items():
+        unused = next(loop for loop in LOOPS if loop not in used)
+        out[tensor] = np.where(_INSIDE[tensor][order, live], trips[unused], 1)
+    return out
 
 
 STATIONARY = {"ws": ("K", "C"), "os": ("K", "P"), "is": ("C", "P")}
 STATIONARY_TENSOR = {"ws": "weight", "os": "output", "is": "input"}  # the block each keeps
 USES = {"weight": ("K", "C"), "input": ("C", "P"), "output": ("K", "P")}
 TENSORS = tuple(USES)
+_INSIDE = _inside_table()
 
 
 def tile_table(m: Mapping) -> dict[str, np.ndarray]:
@@ -345,9 +358,14 @@ class Candidates:
                 "P": q.batch * row_tiles, "P_image": row_tiles}
 
 
-def layer_key(layer: Layer) -> Layer:
-    """The layer without its name and producers: equal keys cost the same everywhere."""
-    return dataclasses.replace(layer, name="", inputs=("",) * len(layer.inputs))
+_KEY_FIELDS = tuple(f.name for f in dataclasses.fields(Layer)
+                    if f.name not in ("name", "inputs"))
+
+
+def layer_key(layer: Layer) -> tuple:
+    """The layer's fields but its name and producers (their count kept): equal keys cost the
+    same everywhere."""
+    return (*(getattr(layer, name) for name in _KEY_FIELDS), len(layer.inputs))
 
 
 @functools.lru_cache(maxsize=16)
@@ -522,6 +540,7 @@ __all__ = [
     "Mapping",
     "Tile",
     "aligned_sizes",
+    "block_fetches",
     "candidate_space",
     "executed_filters",
     "fits",
@@ -534,7 +553,6 @@ __all__ = [
     "layer_key",
     "misfit_message",
     "output_block_bytes",
-    "runs",
     "smallest_tile",
     "tile_footprint",
     "tile_sizes",
