@@ -439,7 +439,8 @@ def candidate_geometry(q, c: mp.Candidates, array: PEArray,
         "trips": trips, "fetch": fetch, "fold_cycles": fold, "fills": fills,
         "folds_per_pass": folds_per_pass, "sums": sums, "first": first,
         "input_rows": input_rows,
-        "first_input_bytes": mp.input_block_bytes(q, first["G"], first["C"], 0, first["P"]),
+        "first_input_bytes": mp.input_block_bytes(q, first["G"], first["C"], q.per_key(
+            c.tile_rows, lambda v, rows: mp.input_rows_read(v, 0, np.minimum(rows, v.out_h)))),
         "last_output_bytes": mp.output_block_bytes(
             q, _edge(q.groups, c.tile_groups), _edge(q.filters, c.tile_filters),
             _edge(q.out_h, c.tile_rows), q.out_bits),
@@ -546,15 +547,16 @@ def _checked(c: dict, accel: Accelerator, q) -> None:
 @functools.lru_cache(maxsize=16)
 def search_space(layers: tuple, rows: int, cols: int, dataflow: str):
     """The candidate space of a graph's distinct layers on an array of that shape
-    (``hwsim.mapping.candidate_space``: candidates and tile footprints), their channel gates
-    and ``candidate_geometry`` (cached per graph and array shape: what is left per
+    (``hwsim.mapping.candidate_space``: candidates and tile footprints), the layer numbers per
+    candidate (a ``LayerView``, its gathered fields kept for every accelerator), their channel
+    gates and ``candidate_geometry`` (cached per graph and array shape: what is left per
     accelerator is the fit test and the costs that depend on the rest of it)."""
     first, _, arrays = mp.unique_layers(layers)
     space, tiles = mp.candidate_space(layers, rows, cols, dataflow)
     array = PEArray(rows, cols, dataflow)
     gates = channel_gates(first, space, array)
-    return space, tiles, gates, candidate_geometry(arrays.view(space.layer), space, array,
-                                                   gates)
+    q = arrays.view(space.layer)
+    return space, tiles, q, gates, candidate_geometry(q, space, array, gates)
 
 
 def _search(graph: LayerGraph, accel: Accelerator, objective: str):
@@ -563,8 +565,8 @@ def _search(graph: LayerGraph, accel: Accelerator, objective: str):
     tiles fit the buffers)."""
     check_objective(objective)
     first, inverse, arrays = mp.unique_layers(graph.layers)
-    space, tiles, gates, geometry = search_space(graph.layers, accel.array.rows,
-                                                 accel.array.cols, accel.array.dataflow)
+    space, tiles, q, gates, geometry = search_space(graph.layers, accel.array.rows,
+                                                    accel.array.cols, accel.array.dataflow)
     ok = mp.fits(tiles, accel)
     fitting = np.bincount(space.layer[ok], minlength=len(first))
     if not fitting.all():
@@ -578,8 +580,7 @@ def _search(graph: LayerGraph, accel: Accelerator, objective: str):
             f"{space.tile_rows[j]} output rows)"))
     # Costs of every candidate (cheaper than gathering the geometry of the fitting ones), the
     # choice among the fitting ones only.
-    costs = candidate_costs(accel, arrays.view(space.layer), space, gates=gates,
-                            geometry=geometry)
+    costs = candidate_costs(accel, q, space, gates=gates, geometry=geometry)
     keep = np.flatnonzero(ok)
     keys = {key: costs[key][keep] for key in SELECTION_COLUMNS}
     best = keep[select(space.layer[keep], keys, objective,

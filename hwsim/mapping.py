@@ -210,7 +210,7 @@ def tile_table(m: Mapping) -> dict[str, np.ndarray]:
         "weight_read_bytes": np.where(w_new, weight_block_bytes(
             q, trips, size["G"], size["K"], size["C"], held), 0.0),
         "input_read_bytes": np.where(i_new, input_block_bytes(
-            q, size["G"], size["C"], first_row, size["P"]), 0.0),
+            q, size["G"], size["C"], input_rows_read(q, first_row, size["P"])), 0.0),
         "psum_read_bytes": np.where(o_new & (idx["C"] > 0), output_block_bytes(
             q, size["G"], size["K"], size["P"], q.accum_bits), 0.0),
         "output_write_bytes": np.where(leaving(USES["output"]), output_block_bytes(
@@ -294,10 +294,16 @@ def weight_pass_bytes(q, trips, held) -> np.ndarray:
     return (q.weight_bytes * 8 - factors + np.where(held, factors, per_pass)) / 8
 
 
-def input_block_bytes(q, groups, channels, first_row, rows) -> np.ndarray:
-    """Bytes of the input rows and columns an output-row block reads (no padding)."""
-    read = lines_read(first_row, rows, q.stride_h, q.kernel_h, q.pad_h, q.in_h)
-    return groups * channels * q.num_inputs * read * q.input_cols_read * q.act_bits / 8
+def input_rows_read(q, first_row, rows) -> np.ndarray:
+    """Input rows (padding excluded) that output rows ``first_row`` to ``first_row + rows``
+    read."""
+    return lines_read(first_row, rows, q.stride_h, q.kernel_h, q.pad_h, q.in_h)
+
+
+def input_block_bytes(q, groups, channels, rows_read) -> np.ndarray:
+    """Bytes of an input block: ``rows_read`` input rows (``input_rows_read``) and the columns
+    they read, of a block's channels."""
+    return groups * channels * q.num_inputs * rows_read * q.input_cols_read * q.act_bits / 8
 
 
 def input_rows_per_image(q, tile_rows) -> np.ndarray:
@@ -550,6 +556,7 @@ __all__ = [
     "group_packing",
     "input_block_bytes",
     "input_rows_per_image",
+    "input_rows_read",
     "layer_key",
     "misfit_message",
     "output_block_bytes",
