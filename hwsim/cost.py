@@ -362,24 +362,34 @@ def fold_sums(q, c: mp.Candidates, array: PEArray, trips, order_runs,
     return fill_cycles(array) * fills + streamed, fills, folds_per_pass, sums
 
 
-def dram_transactions(q, accel: Accelerator, trips, fetch, w_pass, rows_per_image):
-    """DRAM bursts: NCHW, so a channel's rows of one tile are one contiguous chunk (one chunk
-    per row when the stride skips rows); a weight block is one chunk. ``rows_per_image``:
-    ``input_rows_per_image`` of the candidates."""
-    txn = float(accel.dram.transaction_bytes)
+def transaction_terms(q, trips, fetch, rows_per_image) -> dict[str, np.ndarray]:
+    """The accelerator-independent factors of ``dram_transactions``. NCHW, so a channel's rows
+    of one tile are one contiguous chunk (one chunk per row when the stride skips rows); a
+    weight block is one chunk. ``rows_per_image``: ``input_rows_per_image`` of the
+    candidates."""
     plane = q.input_cols_read * q.act_bits / 8
     w_blocks = trips["G"] * trips["K"] * trips["C"]
     contiguous = q.kernel_h >= q.stride_h
     chunks = np.maximum(np.where(contiguous, trips["P_image"], rows_per_image), 1)
-    chunk_bytes = rows_per_image * plane / chunks
-    planes = q.batch * q.out_channels * trips["P_image"]
     pixels = q.out_h * q.out_w / trips["P_image"]
-    spill = 2 * (fetch["output"] - 1)
-    return (w_blocks * fetch["weight"] * np.ceil(w_pass / w_blocks / txn)
-            + fetch["input"] * q.batch * q.num_inputs * q.in_channels * chunks
-            * np.ceil(chunk_bytes / txn)
-            + planes * (np.ceil(pixels * q.out_bits / 8 / txn)
-                        + spill * np.ceil(pixels * q.accum_bits / 8 / txn)))
+    return {"weight_blocks": w_blocks, "weight_blocks_fetched": w_blocks * fetch["weight"],
+            "input_chunks": fetch["input"] * q.batch * q.num_inputs * q.in_channels * chunks,
+            "input_chunk_bytes": rows_per_image * plane / chunks,
+            "output_planes": q.batch * q.out_channels * trips["P_image"],
+            "output_plane_bytes": pixels * q.out_bits / 8,
+            "spills": 2 * (fetch["output"] - 1),
+            "psum_plane_bytes": pixels * q.accum_bits / 8}
+
+
+def dram_transactions(terms: dict, accel: Accelerator, w_pass) -> np.ndarray:
+    """DRAM bursts of each candidate: every chunk of ``transaction_terms`` rounded up to whole
+    transactions (``w_pass``: the bytes of one pass over the weights)."""
+    txn = float(accel.dram.transaction_bytes)
+    return (terms["weight_blocks_fetched"] * np.ceil(w_pass / terms["weight_blocks"] / txn)
+            + terms["input_chunks"] * np.ceil(terms["input_chunk_bytes"] / txn)
+            + terms["output_planes"] * (np.ceil(terms["output_plane_bytes"] / txn)
+                                        + terms["spills"]
+                                        * np.ceil(terms["psum_plane_bytes"] / txn)))
 
 
 def candidate_geometry(q, c: mp.Candidates, array: PEArray,
@@ -447,6 +457,14 @@ def candidate_geometry(q, c: mp.Candidates, array: PEArray,
         "ifmap_dram_bytes": ifmap_dram, "ofmap_dram_bytes": ofmap_dram,
         "sram_reads": reads, "sram_writes": writes,
         "gen_macs": (q.gen_macs + q.gen_in_macs * (trips["K"] - 1)) * fetch["weight"],
+        # Weight bytes with and without the generator holding the factors (an accelerator
+        # picks one per layer).
+        "weight_pass_bytes": {held: mp.weight_pass_bytes(q, trips, held)
+                              for held in (False, True)},
+        "first_weight_bytes": {held: mp.weight_block_bytes(
+            q, trips, first["G"], first["K"], first["C"], held) for held in (False, True)},
+        "transactions": transaction_terms(q, trips, fetch, input_rows),
+        "first_gen_macs": block_gen_macs(q, first["G"], first["K"], first["C"]),
         "compulsory_dram_bytes": (q.weight_bytes + q.output_bytes + q.batch * q.in_channels
                                   * plane * q.input_rows_read)}
 
@@ -460,12 +478,12 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
     array = accel.array
     vector = q.is_vector > 0
     geo = candidate_geometry(q, c, array, gates) if geometry is None else geometry
-    trips, fetch, first, fold = geo["trips"], geo["fetch"], geo["first"], geo["fold_cycles"]
+    trips, fetch, fold = geo["trips"], geo["fetch"], geo["fold_cycles"]
     held = factors_held(q.weight_bytes, accel)
 
     # DRAM traffic: the weights' per-block bytes depend on whether the generator holds the
     # factors; the activations' come from the geometry.
-    w_pass = mp.weight_pass_bytes(q, trips, held)
+    w_pass = np.where(held, geo["weight_pass_bytes"][True], geo["weight_pass_bytes"][False])
     out = {"weight_dram_bytes": w_pass * fetch["weight"],
            "ifmap_dram_bytes": geo["ifmap_dram_bytes"],
            "ofmap_dram_bytes": geo["ofmap_dram_bytes"]}
@@ -495,10 +513,10 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
     # after it ends; in between the slowest resource sets the pace.
     bw = accel.dram.bw_bytes_per_cycle
     memory = np.ceil(dram / bw)
-    first_w = mp.weight_block_bytes(q, trips, first["G"], first["K"], first["C"], held)
+    first_w = np.where(held, geo["first_weight_bytes"][True], geo["first_weight_bytes"][False])
     prologue = (np.where(vector, 0, first_w) + geo["first_input_bytes"]) / bw
     epilogue = geo["last_output_bytes"] / bw
-    gen_first = generation(accel, q, block_gen_macs(q, first["G"], first["K"], first["C"]))[0]
+    gen_first = generation(accel, q, geo["first_gen_macs"])[0]
     gen_first = np.where(gen_unit > 0, gen_first, 0)
     if all(b.double_buffered for b in accel.buffers):
         steady = np.max([compute, sram_cycles, memory - prologue - epilogue,
@@ -528,8 +546,7 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
         "compute_utilization": work / np.maximum(compute, 1),
         "fold_cycles": fold, "trips": trips, "fetch": fetch, "counts": counts, **energy,
     })
-    out["dram_transactions"] = dram_transactions(q, accel, trips, fetch, w_pass,
-                                                 geo["input_rows"])
+    out["dram_transactions"] = dram_transactions(geo["transactions"], accel, w_pass)
     return out
 
 
