@@ -32,7 +32,9 @@ class UsageError(ValueError):
     """Bad command-line input; printed as one line."""
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are ``UsageError``s (one line through ``guarded``)."""
+
     def error(self, message: str):
         raise UsageError(f"{self.prog}: {message}")
 
@@ -45,7 +47,7 @@ def _input_shape(text: str) -> tuple[int, int, int]:
     return dims
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -110,10 +112,10 @@ def _command(sub, name: str, text: str, *examples: str) -> argparse.ArgumentPars
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="hwsim", description=__doc__.splitlines()[0], epilog=EXAMPLES,
+    parser = Parser(prog="hwsim", description=__doc__.splitlines()[0], epilog=EXAMPLES,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action=_Version, help="print the hwsim version and exit")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser,
                                 metavar="COMMAND")
 
     run = _command(sub, "run", "trace a model and evaluate it on an accelerator",
@@ -183,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
                              f"bitserial_32 (default {DEFAULT_ACCEL})")
     export.add_argument("--format", choices=("scalesim",), default="scalesim",
                         help="peer tool's format, e.g. --format scalesim (the default)")
-    export.add_argument("--batch", type=_positive_int, default=1, metavar="N",
+    export.add_argument("--batch", type=positive_int, default=1, metavar="N",
                         help="batch size, e.g. --batch 4 (default 1)")
     export.add_argument("--input", type=_input_shape, metavar="CxHxW",
                         help="input shape, e.g. 3x64x64 (default: the model's)")
@@ -231,7 +233,7 @@ def _sweep_parsers(sub) -> None:
     sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                        help="address of a running Dask scheduler (implies --executor dask), "
                             "e.g. tcp://10.0.0.5:8786")
-    sweep.add_argument("--workers", type=_positive_int, metavar="N",
+    sweep.add_argument("--workers", type=positive_int, metavar="N",
                        help="pool / local Dask cluster size, e.g. --workers 4 (default: one "
                             "per core)")
     sweep.add_argument("--train-resource", default="GPU", metavar="NAME",
@@ -293,7 +295,7 @@ def _model_options(cmd: argparse.ArgumentParser) -> None:
 
 
 def _shape_options(cmd: argparse.ArgumentParser, objective_default=DEFAULT_OBJECTIVE) -> None:
-    cmd.add_argument("--batch", type=_positive_int, default=1, metavar="N",
+    cmd.add_argument("--batch", type=positive_int, default=1, metavar="N",
                      help="batch size, e.g. --batch 4 (default 1)")
     cmd.add_argument("--input", type=_input_shape, metavar="CxHxW",
                      help="input shape, e.g. 3x64x64 (default: the model's)")
@@ -448,6 +450,10 @@ def cmd_run(args) -> int:
         raise UsageError("--baseline-checkpoint and --baseline NAME: give one baseline")
     if args.baseline not in ("auto", "none"):
         catalog.check_model(args.baseline)
+    fixed = [ns for ns in ("model", *METHOD_NAMESPACES) if ns in cfg]
+    if args.checkpoint and fixed:  # the checkpoint rebuilds its model from its own arguments
+        raise UsageError(f"--set {fixed[0]}.*: the checkpoint fixes the model's arguments; "
+                         f"with --checkpoint only accel.* and trace.* apply")
     if args.checkpoint is None:
         if not args.model:
             raise UsageError("hwsim run: give --model NAME or --checkpoint FILE")
@@ -684,7 +690,7 @@ def _prepare_run(args):
     from models.train import resolve_config
 
     from .pipeline import PIPELINE_SECTIONS, hardware_section
-    from .runs import RUNS_DIR, prepare_run
+    from .runs import prepare_run
 
     config = apply_overrides(load_yaml(args.config), args.set)
     try:  # a bad config fails here, before a run folder exists
@@ -693,7 +699,7 @@ def _prepare_run(args):
     except ValueError as exc:  # name the file: the key may be in it or in a --set
         raise ValueError(f"{args.config}: {exc}") from None
     return prepare_run(config, args.config, args.command, name=args.name,
-                       runs_dir=args.runs_dir or RUNS_DIR, resume=args.resume,
+                       runs_dir=args.runs_dir, resume=args.resume,
                        overwrite=args.overwrite,
                        main_process=_is_main_process(),
                        distributed=os.environ.get("WORLD_SIZE", "1") != "1")
@@ -767,6 +773,9 @@ def cmd_sweep(args) -> int:
     from .results import done_hashes
     from .sweep import load_sweep, run_sweep
 
+    if args.scheduler and not re.fullmatch(r"\w+://\S+|[^\s/:]+:\d+", args.scheduler):
+        raise UsageError(f"--scheduler {args.scheduler!r}: expected a Dask scheduler address "
+                         f"HOST:PORT, e.g. tcp://10.0.0.5:8786")
     sweep = load_sweep(args.config, args.set)
     if args.dry_run:
         done = done_hashes(sweep.results, errors=not args.retry_errors)
@@ -826,6 +835,7 @@ def cmd_plot(args) -> int:
 
     from . import plot
 
+    plot.figure_paths(args.out)  # a bad --out fails before the figure's work
     args.objective = args.objective or DEFAULT_OBJECTIVE
     if args.kind == "tradeoff":
         from .results import read_table
@@ -879,25 +889,36 @@ def _exit_on_sigterm() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     _exit_on_sigterm()
-    try:
+
+    def dispatch() -> int:
         args, extra = build_parser().parse_known_args(argv)
         if extra:
             if not hasattr(args, "set"):
                 raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
             args.set = [*args.set, *_seed_style_sets(extra)]
         return COMMANDS[args.command](args)
+
+    return guarded(dispatch)
+
+
+def guarded(work, prog: str = "hwsim") -> int:
+    """``work()``'s exit code; bad input (a ``UsageError``, ``ValueError``, ``KeyError`` or OS
+    error) is one line on stderr and exit code 2, a bug one line and exit code 1, unless
+    ``HWSIM_DEBUG=1`` asks for the traceback. The study scripts share it."""
+    try:
+        return work()
     except BrokenPipeError:  # the reader (e.g. `| head`) left: silence the final flush too
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (UsageError, ValueError, KeyError, OSError) as exc:
         if os.environ.get("HWSIM_DEBUG") == "1":
             raise
-        print(f"hwsim: error: {_message(exc)}", file=sys.stderr)
+        print(f"{prog}: error: {_message(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug, not bad input: still one line, exit 1
         if os.environ.get("HWSIM_DEBUG") == "1":
             raise
-        print(f"hwsim: internal error: {type(exc).__name__}: {_message(exc)} (a bug; "
+        print(f"{prog}: internal error: {type(exc).__name__}: {_message(exc)} (a bug; "
               f"HWSIM_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
 

@@ -35,6 +35,7 @@ from torch import nn
 
 from models.checkpoint import build_model, file_digest, load_checkpoint
 from models.data import ImageSet, load_dataset, sample
+from models.paths import check_destination
 from models.provenance import provenance
 from models.registry import create_model, list_models
 from models.resrep import convert_checkpoint, has_compactors, seed_flops, unpruned_kwargs
@@ -43,7 +44,7 @@ from models.train import CHECKPOINT_NAME, check_section, evaluate, resolve_confi
 from .accel import load_accelerator
 from .cost import DEFAULT_OBJECTIVE, OBJECTIVES
 from .record import Baseline, baseline_name, evaluate_record, record_row, trace_baseline
-from .results import append_table
+from .results import append_table, check_table_format
 from .trace import MAX_BATCH, MAX_BITS, trace
 
 # key -> (default, allowed types)
@@ -76,9 +77,14 @@ def hardware_section(config: dict) -> dict:
     if not hw["accelerators"]:
         raise ValueError("hardware.accelerators: give at least one accelerator")
     results = Path(hw["results"])
-    if results.is_dir() or not results.name:
+    if not results.name:
         raise ValueError(f"hardware.results: {results} is a folder; give the CSV file to "
                          f"append to")
+    try:
+        check_destination(results, "file")
+        check_table_format(results)
+    except ValueError as exc:
+        raise ValueError(f"hardware.results: {exc}") from None
     checkpoint = config.get("checkpoint")
     if checkpoint is not None and not (isinstance(checkpoint, str) and checkpoint):
         raise ValueError(f"checkpoint: must be the path of a trained checkpoint, got "

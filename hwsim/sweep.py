@@ -44,15 +44,18 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from models.paths import check_destination
+
 from .config import METHOD_NAMESPACES, load_yaml, set_dotted
 from .executors import dask_results, local_results
-from .results import HASH_COLUMN, TABLE_SUFFIXES, append_table, done_hashes
+from .results import HASH_COLUMN, TABLE_SUFFIXES, append_table, check_table_format, done_hashes
 
 SWEEP_KEYS = ("results", "checkpoints", "base", "points", "zip", "grid")
 TRAIN_SECTIONS = ("data", "optimizer", "schedule", "train", "losses", "grad_hooks", "init")
 POINT_SECTIONS = ("model", "accel", "trace", *METHOD_NAMESPACES, *TRAIN_SECTIONS)
 POINT_SCALARS = {"batch": int, "objective": str, "input": str, "method": str,
                  "calib_batches": int, "calib_batch_size": int, "quantize": str}
+CALIB_LEAST = {"calib_batches": 0, "calib_batch_size": 1}  # as hwsim pipeline's hardware keys
 QUANTIZE_MODES = ("none", "ptq")  # ptq: accuracy after post-training quantization (models.ptq)
 TRACE_KEYS = ("weight_bits", "act_bits")
 DEFAULT_ACCEL = "systolic_32"
@@ -174,6 +177,9 @@ def _check_point(config: dict, where: str) -> None:
         if key not in TRACE_KEYS:
             raise ValueError(f"{where}: trace.{key}: unknown key; allowed: "
                              f"{', '.join(TRACE_KEYS)}")
+    for key, least in CALIB_LEAST.items():
+        if key in config and config[key] < least:
+            raise ValueError(f"{where}: {key} must be >= {least}, got {config[key]!r}")
     if config.get("quantize", "none") not in QUANTIZE_MODES:
         raise ValueError(f"{where}: quantize must be one of {', '.join(QUANTIZE_MODES)}, got "
                          f"{config['quantize']!r}")
@@ -242,10 +248,25 @@ def load_sweep(path: str | os.PathLike, overrides: list[str] | None = None) -> S
     for key in raw:
         if key not in SWEEP_KEYS:
             raise ValueError(f"{where}: unknown key {key!r}; allowed: {', '.join(SWEEP_KEYS)}")
-    results = Path(raw.get("results", DEFAULT_RESULTS))
+    paths = {}
+    for key, default, kind in (("results", DEFAULT_RESULTS, "file"),
+                               ("checkpoints", DEFAULT_CHECKPOINTS, "folder")):
+        given = raw.get(key, default)
+        if not isinstance(given, str) or not given:
+            raise ValueError(f"{where}: {key} must be a path, got {given!r}")
+        try:  # now, not after the models are traced (or trained)
+            check_destination(Path(given), kind)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {key}: {exc}") from None
+        paths[key] = Path(given)
+    results, checkpoints = paths["results"], paths["checkpoints"]
     if results.suffix not in TABLE_SUFFIXES:
         raise ValueError(f"{where}: results must end in {' or '.join(TABLE_SUFFIXES)}, "
                          f"got {str(results)!r}")
+    try:
+        check_table_format(results)
+    except ValueError as exc:
+        raise ValueError(f"{where}: results: {exc}") from None
     base = _mapping(raw.get("base"), f"{where}.base")
     digests: dict[str, str] = {}
     from .objective import DEFAULT_OBJECTIVE
@@ -269,7 +290,7 @@ def load_sweep(path: str | os.PathLike, overrides: list[str] | None = None) -> S
         j = seen.setdefault(point.config_hash, i)
         if j != i:
             raise ValueError(f"{where}: points {j} and {i} resolve to the same config")
-    return Sweep(results, Path(raw.get("checkpoints", DEFAULT_CHECKPOINTS)), tuple(points))
+    return Sweep(results, checkpoints, tuple(points))
 
 
 def _describe(assignments: dict) -> str:
