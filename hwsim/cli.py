@@ -493,7 +493,7 @@ def cmd_run(args) -> int:
     sim = _simulate(graph, accel, args.objective) if args.sim == "event" else None
     if sim is not None:
         _add_simulation(report, sim, accel)
-    if args.out:
+    if args.out is not None:  # "" too: write_file_set refuses the working folder
         resolved = {"command": "run", "model": {"name": name, **kwargs},
                     "accel": args.accel, "accel_overrides": cfg.get("accel", {}),
                     "trace": cfg.get("trace", {}), "batch": args.batch,

@@ -102,6 +102,8 @@ def prepare_run(config: dict, config_path: str, command: str, *, name: str | Non
         if value is not None and given:
             raise ValueError(f"{flag} {value}: the config already sets train.out_dir ({given}); "
                              f"give one of the two")
+    if runs_dir == "":
+        raise ValueError("--runs-dir '': give a folder, e.g. runs (the default)")
     runs_dir = RUNS_DIR if runs_dir is None else runs_dir
     explicit = Path(given) if given else Path(runs_dir) / name if name else None
     if explicit is None and (resume or overwrite):

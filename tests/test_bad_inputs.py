@@ -397,6 +397,8 @@ CASES = [
     (["train", "{d}/train.yaml", "--runs-dir", "{d}/runs"],
      "--runs-dir {d}/runs: the config already sets train.out_dir"),
     (["train", "{d}/train.yaml", "--name", "../x"], "--name '../x': use letters, digits"),
+    (["train", "{d}/no_out_dir.yaml", "--runs-dir", ""], "--runs-dir '': give a folder"),
+    ([*RUN, "--accel", "none", "--out", ""], "is the working folder or holds it"),
     (["train", "{d}/no_out_dir.yaml", "--resume", "--overwrite", "--name", "x"],
      "--resume and --overwrite: give one"),
     (["train", "{d}/train.yaml", "--set", "train.out_dir={d}/a_file/run"],
