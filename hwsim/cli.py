@@ -442,6 +442,11 @@ def _baseline_for(name: str, kwargs: dict, graph, cfg: dict, args):
 def cmd_run(args) -> int:
     cfg = apply_overrides({}, args.set)
     _check_namespaces(cfg)
+    fixed = [key for key in ("model", *METHOD_NAMESPACES) if cfg.get(key)]
+    if args.checkpoint and fixed:
+        raise UsageError(f"--set {fixed[0]}.*: a checkpoint's model is rebuilt with the "
+                         f"settings it was trained with; these cannot change it (train "
+                         f"another, e.g. hwsim pipeline CONFIG --set {fixed[0]}.KEY=VALUE)")
     if args.calib is not None and not args.checkpoint:
         raise UsageError("--calib needs --checkpoint FILE (calibration runs a trained model's "
                          "gated layers on training images; an untrained model has no gates "

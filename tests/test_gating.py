@@ -256,6 +256,8 @@ def test_run_checkpoint_calibrates_and_reports_ideal_vs_realized(trained_pg, cap
     capsys.readouterr()
     assert main(["run", "--model", "pg_resnet20", "--calib", "2"]) == 2  # nothing to calibrate
     assert "--calib needs --checkpoint" in capsys.readouterr().err
+    assert main(["run", "--checkpoint", checkpoint, "--set", "pg.abits=4"]) == 2
+    assert "--set pg.*: a checkpoint's model is rebuilt" in capsys.readouterr().err
     # The layer table shows each layer's ideal MAC reduction beside its realized speed-up.
     assert main(["run", "--checkpoint", checkpoint, "--accel", "bitserial_32", "--calib", "1",
                  "--layers"]) == 0
