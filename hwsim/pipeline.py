@@ -151,6 +151,19 @@ def calibration_batches(train_set: ImageSet, batches: int = HARDWARE["calib_batc
     return [images for images, _ in itertools.islice(train_set.batches(batch_size), batches)]
 
 
+def checkpoint_calibration(meta: dict) -> tuple[int, int]:
+    """(calib_batches, calib_batch_size) of the pipeline that trained a checkpoint (the
+    ``hardware`` section of the config it stores), else the defaults: what ``hwsim run
+    --checkpoint`` calibrates on unless ``--calib`` says, so it reproduces the results rows."""
+    hw = ((meta.get("config") or {}).get("hardware") or {})
+    out = []
+    for key, low in (("calib_batches", 0), ("calib_batch_size", 1)):
+        value = hw.get(key) if isinstance(hw, dict) else None
+        valid = isinstance(value, int) and not isinstance(value, bool) and value >= low
+        out.append(value if valid else HARDWARE[key][0])
+    return out[0], out[1]
+
+
 def calibration_set(model: nn.Module, data_name: str | None, data_root: str | None = None
                     ) -> ImageSet | None:
     """Training split of ``data_name`` when ``model`` keeps dynamic statistics, else None."""
