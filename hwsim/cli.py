@@ -460,10 +460,6 @@ def cmd_run(args) -> int:
         raise UsageError("--baseline-checkpoint and --baseline NAME: give one baseline")
     if args.baseline not in ("auto", "none"):
         catalog.check_model(args.baseline)
-    fixed = [ns for ns in ("model", *METHOD_NAMESPACES) if ns in cfg]
-    if args.checkpoint and fixed:  # the checkpoint rebuilds its model from its own arguments
-        raise UsageError(f"--set {fixed[0]}.*: the checkpoint fixes the model's arguments; "
-                         f"with --checkpoint only accel.* and trace.* apply")
     if args.checkpoint is None:
         if not args.model:
             raise UsageError("hwsim run: give --model NAME or --checkpoint FILE")

@@ -40,8 +40,9 @@ _NON_NEGATIVE = ("sg",)
 
 
 def _from_dict(section: str, given: dict | None, defaults):
-    """``settings_from_dict``, each given value also of its default's type (an int for a float),
-    finite, and of the sign its meaning needs (``_POSITIVE``, ``_NON_NEGATIVE``)."""
+    """``settings_from_dict`` (which refuses NaN and infinities), each given value also of its
+    default's type (an int for a float) and of the sign its meaning needs (``_POSITIVE``,
+    ``_NON_NEGATIVE``)."""
     settings = settings_from_dict(section, given, defaults)
     for key, value in (given or {}).items():
         default = getattr(defaults, key)
@@ -49,8 +50,6 @@ def _from_dict(section: str, given: dict | None, defaults):
                 value, (type(default), int) if isinstance(default, float) else type(default)):
             raise ValueError(f"{section}.{key}: must be {type(default).__name__}, "
                              f"got {value!r}")
-        if isinstance(default, float) and not math.isfinite(value):
-            raise ValueError(f"{section}.{key}: must be a finite number, got {value!r}")
         if key in _POSITIVE and value <= 0 or key in _NON_NEGATIVE and value < 0:
             raise ValueError(f"{section}.{key}: must be {'> 0' if key in _POSITIVE else '>= 0'}"
                              f", got {value!r}")

@@ -25,5 +25,5 @@ def settings_from_dict(section: str, given: object, defaults: Settings) -> Setti
             raise ValueError(f"{section}: unknown key {key!r}; allowed: {', '.join(allowed)}")
         value = given[key]
         if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{section}.{key} must be a finite number, got {value!r}")
+            raise ValueError(f"{section}.{key}: must be a finite number, got {value!r}")
     return replace(defaults, **given)
