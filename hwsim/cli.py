@@ -8,6 +8,7 @@ instead. Help, ``list`` and argument errors answer before torch, pandas or numpy
 """
 
 import argparse
+import math
 import os
 import re
 import signal
@@ -132,11 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--accel", default=DEFAULT_ACCEL, metavar="NAME|FILE",
                      help=f"accelerator preset or YAML file, e.g. mlg_gen or my_accel.yaml "
                           f"(default {DEFAULT_ACCEL}); none: the workload only")
-    run.add_argument("--calib", type=_non_negative_int, default=catalog.CALIB_BATCHES,
-                     metavar="N",
-                     help="calibration batches of 64 training images run through a "
-                          "checkpoint's gated layers before tracing, e.g. --calib 4 (default "
-                          f"{catalog.CALIB_BATCHES}; 0: none, densities 1.0)")
+    run.add_argument("--calib", type=_non_negative_int, metavar="N",
+                     help="calibration batches of training images run through a checkpoint's "
+                          "gated layers before tracing, e.g. --calib 4 (default: the "
+                          "checkpoint pipeline's hardware.calib_batches and calib_batch_size, "
+                          f"else {catalog.CALIB_BATCHES} of 64; 0: none, densities 1.0)")
     run.add_argument("--baseline", default="auto", metavar="auto|none|NAME",
                      help="dense model to compare with: auto (the dense counterpart of a "
                           "compressed model, e.g. resnet18 for mlg_resnet18), none, or a "
@@ -441,6 +442,15 @@ def _baseline_for(name: str, kwargs: dict, graph, cfg: dict, args):
 def cmd_run(args) -> int:
     cfg = apply_overrides({}, args.set)
     _check_namespaces(cfg)
+    fixed = [key for key in ("model", *METHOD_NAMESPACES) if cfg.get(key)]
+    if args.checkpoint and fixed:
+        raise UsageError(f"--set {fixed[0]}.*: a checkpoint's model is rebuilt with the "
+                         f"settings it was trained with; these cannot change it (train "
+                         f"another, e.g. hwsim pipeline CONFIG --set {fixed[0]}.KEY=VALUE)")
+    if args.calib is not None and not args.checkpoint:
+        raise UsageError("--calib needs --checkpoint FILE (calibration runs a trained model's "
+                         "gated layers on training images; an untrained model has no gates "
+                         "worth measuring)")
     if args.data and not (args.checkpoint or args.baseline_checkpoint):
         raise UsageError("--data needs --checkpoint or --baseline-checkpoint (accuracy of a "
                          "trained model)")
@@ -459,6 +469,7 @@ def cmd_run(args) -> int:
     from .pipeline import (
         calibration_batches,
         calibration_set,
+        checkpoint_calibration,
         evaluate_accuracy,
         load_checkpoint_model,
     )
@@ -475,9 +486,13 @@ def cmd_run(args) -> int:
     else:
         name = args.model
     calib = None
-    if args.checkpoint and args.calib:  # gate densities are measured, not assumed
-        calib_set = calibration_set(model, args.data or meta.get("data"), args.data_root)
-        calib = calibration_batches(calib_set, args.calib) if calib_set is not None else None
+    if args.checkpoint:  # gate densities are measured, not assumed
+        batches, batch_size = checkpoint_calibration(meta)
+        batches = batches if args.calib is None else args.calib
+        calib_set = calibration_set(model, args.data or meta.get("data"),
+                                    args.data_root) if batches else None
+        if calib_set is not None:
+            calib = calibration_batches(calib_set, batches, batch_size)
     graph = _graph_for(name, kwargs, cfg, args, model, shape, calib)
     test_acc = (evaluate_accuracy(model, args.data, args.data_root)
                 if args.data and args.checkpoint else None)
@@ -747,13 +762,20 @@ PIPELINE_SUMMARY = [  # (column, header, kind of hwsim.report.human), dropped fr
 
 def cmd_pipeline(args) -> int:
     from .pipeline import hardware_section, run_pipeline
-    from .report import format_rows
+    from .report import format_gating, format_rows, terminal_width
 
     run = _prepare_run(args)
     rows = _in_run(run, lambda: run_pipeline(run.config, progress=not args.no_progress,
                                              resume=args.resume))
     if _is_main_process():
-        print(format_rows(rows.to_dict(orient="records"), PIPELINE_SUMMARY), end="")
+        records = rows.to_dict(orient="records")
+        print(format_rows(records, PIPELINE_SUMMARY), end="")
+        for record in records:  # gated models: the gating block hwsim run prints, per row
+            if isinstance(record.get("gating_mode"), str):
+                summary = {k: v for k, v in record.items()
+                           if not (isinstance(v, float) and math.isnan(v))}
+                print(f"\n{record['model']} on {record['accelerator']}:")
+                print("\n".join(format_gating(summary, terminal_width())))
         print(f"appended {len(rows)} row(s) to {hardware_section(run.config)['results']}; "
               f"run folder {run.folder}")
     return 0

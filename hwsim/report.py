@@ -342,6 +342,12 @@ DES_LAYER_COLUMNS = [
     ("dram_under_compute_fraction", "DRAM hidden", "fraction"),
     ("gen_under_compute_fraction", "gen hidden", "fraction"),
 ]
+# A gated model's layer table shows each layer's ideal MAC reduction and realized cycle
+# reduction side by side, right after the latency (so a narrow terminal keeps them).
+GATING_LAYER_COLUMNS = [
+    ("gating_mode", "gating", None), ("flop_reduction", "MAC red.", "ratio"),
+    ("ideal_speedup", "ideal", "ratio"), ("gating_speedup", "realized", "ratio"),
+]
 NAME_WIDTH = 24
 
 
@@ -349,6 +355,8 @@ def format_layers(record: dict, width: int | None = None, columns: list | None =
     """One line per layer with as many of ``columns`` (default: by accelerator or not) as fit
     ``width``; times in human units at the accelerator's clock. Every column is in the CSV."""
     accel = record["accelerator"]
+    if columns is None and accel and record.get("gating"):
+        columns = HARDWARE_LAYER_COLUMNS[:3] + GATING_LAYER_COLUMNS + HARDWARE_LAYER_COLUMNS[3:]
     columns = columns or (HARDWARE_LAYER_COLUMNS if accel else WORKLOAD_LAYER_COLUMNS)
     return format_rows(record["layers"], columns, width, accel["clock_mhz"] if accel else None)
 

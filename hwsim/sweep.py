@@ -223,7 +223,7 @@ def resolve_point(config: dict, where: str, spec_digests: dict[str, str],
 def method_label(model_name: str) -> str:
     """``mlg`` for ``mlg_resnet18``, ``dense`` for a plain model: the default plot colour."""
     prefix = model_name.split("_", 1)[0]
-    return prefix if prefix in (*METHOD_NAMESPACES, "resrep") and "_" in model_name else "dense"
+    return prefix if prefix in METHOD_NAMESPACES and "_" in model_name else "dense"
 
 
 def _training_config(config: dict) -> dict | None:
@@ -375,35 +375,27 @@ def run_simulation_chunk(graphs: dict, points: list[Point]) -> list[dict]:
 def _trained_model(checkpoint: str, test_acc: float) -> tuple:
     """The model to cost for a finished training run (``test_acc``: as training measured it),
     its metadata, its training split (for calibration), the test set training scored on and
-    the row columns it adds. ResRep
-    compactor models are converted to their narrower network (``pruned.pt`` beside the
-    checkpoint), as ``hwsim pipeline`` does, and scored again: the mask does not act in the
-    forward pass, so conversion can change the accuracy."""
+    the row columns it adds. A ResRep compactor model is converted to its narrower network
+    and scored again, as ``hwsim pipeline`` does (``pipeline.pruned_checkpoint``)."""
     import torch
 
     from models.data import load_dataset, sample
-    from models.resrep import convert_checkpoint, has_compactors
+    from models.resrep import seed_flops
     from models.train import evaluate as evaluate_accuracy
 
-    from .pipeline import EVAL_BATCH_SIZE, load_checkpoint_model
+    from .pipeline import EVAL_BATCH_SIZE, load_checkpoint_model, pruned_checkpoint
 
-    model, meta = load_checkpoint_model(checkpoint)
+    costed, extra = pruned_checkpoint(checkpoint, test_acc)
+    model, meta = load_checkpoint_model(costed)
     data = meta["config"]["data"]
     train_set, test_set = load_dataset(data["name"], data["root"], data["download"],
                                        data["split"])
     scored = sample(test_set, data["test_subset"])  # what training scored on
-    if not has_compactors(model):
-        return model, meta, train_set, scored, {"test_acc": test_acc, "checkpoint": checkpoint,
-                                                "checkpoint_sha256": meta["sha256"]}
-    pruned = str(Path(checkpoint).with_name("pruned.pt"))
-    conversion = convert_checkpoint(checkpoint, pruned)
-    model, meta = load_checkpoint_model(pruned)
-    accuracy = evaluate_accuracy(model, scored, EVAL_BATCH_SIZE, torch.device("cpu"))[1]
+    if extra:  # the seed's FLOPs counter beside ours, as the pipeline's rows
+        test_acc = evaluate_accuracy(model, scored, EVAL_BATCH_SIZE, torch.device("cpu"))[1]
+        extra["seed_flops"] = seed_flops(model, meta["input_shape"])
     return model, meta, train_set, scored, {
-        "test_acc": accuracy, "test_acc_unconverted": test_acc,
-        "dropped_row_norm": conversion.dropped_row_norm,
-        "channels": json.dumps(meta["model_kwargs"].get("channels")), "checkpoint": pruned,
-        "checkpoint_sha256": meta["sha256"], "unconverted_checkpoint": checkpoint}
+        "test_acc": test_acc, **extra, "checkpoint": costed, "checkpoint_sha256": meta["sha256"]}
 
 
 def _ptq_accuracy(model, scored, calib: list, trace_bits: dict, extra: dict) -> dict:
