@@ -21,12 +21,12 @@ The DRAM link (``dram_link``) is one resource shared by the DMA and the write-ba
 whole bursts of ``transaction_bytes`` (a transfer takes ceil(bytes / burst) bursts of
 ``transaction_bytes / bw_bytes_per_cycle`` cycles) and is granted in batches of
 ``ARBITRATION_BYTES`` worth of bursts, first come first served, so a long write-back and the
-next tiles' loads interleave as a memory controller's read and write queues do. Events are per tile and per batch (a handful
-each), never per cycle. Each tensor has its own banks, a ``shared`` buffer included (the
-mapper makes a tile's whole working set fit half of it, so two of each tensor fit); a bank
-holds one tile, and ``simulate`` refuses a mapping whose tiles do not fit the spec's buffers.
-SRAM port bandwidth is not modelled (the analytical model takes the slowest of compute and
-SRAM).
+next tiles' loads interleave as a memory controller's read and write queues do. Events are per
+tile and per batch (a handful each), never per cycle. Each tensor has its own banks, a
+``shared`` buffer included (the mapper makes a tile's whole working set fit half of it, so two
+of each tensor fit); a bank holds one tile, and ``simulate`` refuses a mapping whose tiles do
+not fit the spec's buffers. SRAM port bandwidth is not modelled (the analytical model takes the
+slowest of compute and SRAM).
 """
 
 from collections.abc import Iterator
