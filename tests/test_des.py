@@ -241,7 +241,7 @@ def mlg_resnet18():
     return _network("mlg_resnet18", "mlg_gen")
 
 
-def test_unlimited_bandwidth_is_compute_bound(resnet18):
+def test_unlimited_bandwidth_is_compute_bound(resnet18, mlg_resnet18):
     from hwsim.des import simulate
 
     graph, hw, df = resnet18
@@ -249,6 +249,17 @@ def test_unlimited_bandwidth_is_compute_bound(resnet18):
     sim = simulate(graph, free, dict(df["mapping"]))
     assert sim.latency_cycles == pytest.approx(df["compute_cycles"].sum(), abs=1e-6)
     assert (sim.layers["array_wait_data_cycles"] < 1e-6).all()
+    # MLG: the array waits only for the generator, which runs one weight bank ahead; with a
+    # generator of 2^40 MACs/cycle too, it is compute-bound as well.
+    graph, hw, df = mlg_resnet18
+    free = dataclasses.replace(hw, dram=DRAM(bw_bytes_per_cycle=UNLIMITED))
+    sim = simulate(graph, free, dict(df["mapping"]))
+    compute = df["compute_cycles"].sum()
+    assert compute < sim.latency_cycles < compute + df["gen_cycles"].sum()
+    fast = dataclasses.replace(free, weight_gen=dataclasses.replace(hw.weight_gen,
+                                                                    macs_per_cycle=2 ** 40))
+    sim = simulate(graph, fast, dict(df["mapping"]))
+    assert sim.latency_cycles == pytest.approx(compute, abs=1e-3)
 
 
 def test_free_compute_is_transfer_bound(resnet18):
