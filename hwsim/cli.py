@@ -600,15 +600,11 @@ def _add_simulation(report: dict, sim, accel) -> None:
     for record in report["layers"]:
         record.update({k: plain(k, float(v)) for k, v in sim.layers.loc[record["name"]].items()})
     totals = report["totals"]
+    totals.update({k: plain(k, v) for k, v in sim.totals().items()})
     totals.update({
-        "latency_cycles_des": sim.latency_cycles,
         "latency_ms_des": sim.latency_cycles / (accel.clock_mhz * 1e3),
         "des_over_analytic_latency": sim.latency_cycles / totals["latency_cycles"],
-        "array_wait_data_cycles": float(sim.layers["array_wait_data_cycles"].sum()),
-        "dma_wait_space_cycles": float(sim.layers["dma_wait_space_cycles"].sum()),
         "des_events": sim.events})
-    for key in ("latency_cycles_des", "array_wait_data_cycles", "dma_wait_space_cycles"):
-        totals[key] = plain(key, totals[key])
 
 
 def _zoom(text: str | None, names: list[str]) -> tuple[int, int] | None:
