@@ -5,11 +5,12 @@ points are skipped, trained points reuse their checkpoints), reads back its rows
 figure next to the results table (PNG and SVG) with a small PNG copy in ``docs/``.
 """
 
-import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from hwsim import plot
+from hwsim.cli import Parser, guarded, positive_int
 from hwsim.results import read_table
 from hwsim.sweep import Sweep, load_sweep, run_sweep
 
@@ -24,10 +25,11 @@ def run(config: str, description: str):
     """Parse ``--set`` / ``--workers``, run the sweep ``experiments/sweeps/<config>`` and return
     it with its ``ok`` rows (only the points of this config, whatever else the table holds, in
     its point order)."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = Parser(prog=Path(sys.argv[0]).name, description=description)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a key of the sweep config, e.g. base.train.epochs=200")
-    parser.add_argument("--workers", type=int, default=None, help="pool size (default: cores)")
+    parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                        help="pool size (default: cores)")
     args = parser.parse_args()
     sweep = load_sweep(SWEEPS / config, args.set)
     report = run_sweep(sweep, workers=args.workers)
@@ -42,6 +44,12 @@ def run(config: str, description: str):
     order = {p.config_hash: i for i, p in enumerate(sweep.points)}
     rows = table[ours & (table["status"] == "ok")]
     return sweep, rows.sort_values("config_hash", key=lambda h: h.map(order)).reset_index(drop=True)
+
+
+def command(study: Callable[[], None]) -> None:
+    """Run a study's ``main`` as a command: bad input (a ``--set`` key, a value of the sweep
+    config) is one line on stderr and exit code 2, as for ``hwsim sweep``."""
+    sys.exit(guarded(lambda: study() or 0, prog=Path(sys.argv[0]).name))
 
 
 def save(figure: Callable, sweep: Sweep, docs_name: str) -> None:

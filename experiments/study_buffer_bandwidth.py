@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.ticker import FormatStrFormatter
-from studies import run, save
+from studies import command, run, save
 
 BUFFER = "accel.buffers.weight.size_bytes"
 BANDWIDTH = "accel.dram.bw_bytes_per_cycle"
@@ -91,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    command(main)

@@ -10,7 +10,7 @@ accuracy each trained model kept for its measured gate sparsity.
 """
 
 import matplotlib.pyplot as plt
-from studies import run, save, show, training_note
+from studies import command, run, save, show, training_note
 
 ARRAYS = {"bitserial_32": ("bit-serial (bitserial_32)", "tab:blue"),
           "systolic_32": ("bit-parallel (systolic_32)", "tab:orange")}
@@ -79,4 +79,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    command(main)

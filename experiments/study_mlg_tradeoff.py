@@ -10,7 +10,7 @@ full-scale CIFAR-10 settings).
 """
 
 import matplotlib.pyplot as plt
-from studies import run, save, show, training_note
+from studies import command, run, save, show, training_note
 
 from hwsim import plot
 
@@ -49,4 +49,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    command(main)

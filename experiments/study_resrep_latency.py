@@ -10,7 +10,7 @@ the accuracy of every trained model.
 """
 
 import matplotlib.pyplot as plt
-from studies import run, save, show, training_note
+from studies import command, run, save, show, training_note
 
 WIDTHS = (16, 32, 64)
 COLORS = {"ResRep": "tab:blue", "ResRep, widths x16": "tab:orange",
@@ -83,4 +83,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    command(main)

@@ -8,6 +8,7 @@ instead. Help, ``list`` and argument errors answer before torch, pandas or numpy
 """
 
 import argparse
+import math
 import os
 import re
 import signal
@@ -32,7 +33,9 @@ class UsageError(ValueError):
     """Bad command-line input; printed as one line."""
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are ``UsageError``s (one line through ``guarded``)."""
+
     def error(self, message: str):
         raise UsageError(f"{self.prog}: {message}")
 
@@ -45,7 +48,7 @@ def _input_shape(text: str) -> tuple[int, int, int]:
     return dims
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -110,10 +113,10 @@ def _command(sub, name: str, text: str, *examples: str) -> argparse.ArgumentPars
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="hwsim", description=__doc__.splitlines()[0], epilog=EXAMPLES,
+    parser = Parser(prog="hwsim", description=__doc__.splitlines()[0], epilog=EXAMPLES,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action=_Version, help="print the hwsim version and exit")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser,
                                 metavar="COMMAND")
 
     run = _command(sub, "run", "trace a model and evaluate it on an accelerator",
@@ -132,11 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--accel", default=DEFAULT_ACCEL, metavar="NAME|FILE",
                      help=f"accelerator preset or YAML file, e.g. mlg_gen or my_accel.yaml "
                           f"(default {DEFAULT_ACCEL}); none: the workload only")
-    run.add_argument("--calib", type=_non_negative_int, default=catalog.CALIB_BATCHES,
-                     metavar="N",
-                     help="calibration batches of 64 training images run through a "
-                          "checkpoint's gated layers before tracing, e.g. --calib 4 (default "
-                          f"{catalog.CALIB_BATCHES}; 0: none, densities 1.0)")
+    run.add_argument("--calib", type=_non_negative_int, metavar="N",
+                     help="calibration batches of training images run through a checkpoint's "
+                          "gated layers before tracing, e.g. --calib 4 (default: the "
+                          "checkpoint pipeline's hardware.calib_batches and calib_batch_size, "
+                          f"else {catalog.CALIB_BATCHES} of 64; 0: none, densities 1.0)")
     run.add_argument("--baseline", default="auto", metavar="auto|none|NAME",
                      help="dense model to compare with: auto (the dense counterpart of a "
                           "compressed model, e.g. resnet18 for mlg_resnet18), none, or a "
@@ -183,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
                              f"bitserial_32 (default {DEFAULT_ACCEL})")
     export.add_argument("--format", choices=("scalesim",), default="scalesim",
                         help="peer tool's format, e.g. --format scalesim (the default)")
-    export.add_argument("--batch", type=_positive_int, default=1, metavar="N",
+    export.add_argument("--batch", type=positive_int, default=1, metavar="N",
                         help="batch size, e.g. --batch 4 (default 1)")
     export.add_argument("--input", type=_input_shape, metavar="CxHxW",
                         help="input shape, e.g. 3x64x64 (default: the model's)")
@@ -231,7 +234,7 @@ def _sweep_parsers(sub) -> None:
     sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                        help="address of a running Dask scheduler (implies --executor dask), "
                             "e.g. tcp://10.0.0.5:8786")
-    sweep.add_argument("--workers", type=_positive_int, metavar="N",
+    sweep.add_argument("--workers", type=positive_int, metavar="N",
                        help="pool / local Dask cluster size, e.g. --workers 4 (default: one "
                             "per core)")
     sweep.add_argument("--train-resource", default="GPU", metavar="NAME",
@@ -293,7 +296,7 @@ def _model_options(cmd: argparse.ArgumentParser) -> None:
 
 
 def _shape_options(cmd: argparse.ArgumentParser, objective_default=DEFAULT_OBJECTIVE) -> None:
-    cmd.add_argument("--batch", type=_positive_int, default=1, metavar="N",
+    cmd.add_argument("--batch", type=positive_int, default=1, metavar="N",
                      help="batch size, e.g. --batch 4 (default 1)")
     cmd.add_argument("--input", type=_input_shape, metavar="CxHxW",
                      help="input shape, e.g. 3x64x64 (default: the model's)")
@@ -441,6 +444,15 @@ def _baseline_for(name: str, kwargs: dict, graph, cfg: dict, args):
 def cmd_run(args) -> int:
     cfg = apply_overrides({}, args.set)
     _check_namespaces(cfg)
+    fixed = [key for key in ("model", *METHOD_NAMESPACES) if cfg.get(key)]
+    if args.checkpoint and fixed:
+        raise UsageError(f"--set {fixed[0]}.*: a checkpoint's model is rebuilt with the "
+                         f"settings it was trained with; these cannot change it (train "
+                         f"another, e.g. hwsim pipeline CONFIG --set {fixed[0]}.KEY=VALUE)")
+    if args.calib is not None and not args.checkpoint:
+        raise UsageError("--calib needs --checkpoint FILE (calibration runs a trained model's "
+                         "gated layers on training images; an untrained model has no gates "
+                         "worth measuring)")
     if args.data and not (args.checkpoint or args.baseline_checkpoint):
         raise UsageError("--data needs --checkpoint or --baseline-checkpoint (accuracy of a "
                          "trained model)")
@@ -459,6 +471,7 @@ def cmd_run(args) -> int:
     from .pipeline import (
         calibration_batches,
         calibration_set,
+        checkpoint_calibration,
         evaluate_accuracy,
         load_checkpoint_model,
     )
@@ -475,9 +488,13 @@ def cmd_run(args) -> int:
     else:
         name = args.model
     calib = None
-    if args.checkpoint and args.calib:  # gate densities are measured, not assumed
-        calib_set = calibration_set(model, args.data or meta.get("data"), args.data_root)
-        calib = calibration_batches(calib_set, args.calib) if calib_set is not None else None
+    if args.checkpoint:  # gate densities are measured, not assumed
+        batches, batch_size = checkpoint_calibration(meta)
+        batches = batches if args.calib is None else args.calib
+        calib_set = calibration_set(model, args.data or meta.get("data"),
+                                    args.data_root) if batches else None
+        if calib_set is not None:
+            calib = calibration_batches(calib_set, batches, batch_size)
     graph = _graph_for(name, kwargs, cfg, args, model, shape, calib)
     test_acc = (evaluate_accuracy(model, args.data, args.data_root)
                 if args.data and args.checkpoint else None)
@@ -487,7 +504,7 @@ def cmd_run(args) -> int:
     sim = _simulate(graph, accel, args.objective) if args.sim == "event" else None
     if sim is not None:
         _add_simulation(report, sim, accel)
-    if args.out:
+    if args.out is not None:  # "" too: write_file_set refuses the working folder
         resolved = {"command": "run", "model": {"name": name, **kwargs},
                     "accel": args.accel, "accel_overrides": cfg.get("accel", {}),
                     "trace": cfg.get("trace", {}), "batch": args.batch,
@@ -583,15 +600,11 @@ def _add_simulation(report: dict, sim, accel) -> None:
     for record in report["layers"]:
         record.update({k: plain(k, float(v)) for k, v in sim.layers.loc[record["name"]].items()})
     totals = report["totals"]
+    totals.update({k: plain(k, v) for k, v in sim.totals().items()})
     totals.update({
-        "latency_cycles_des": sim.latency_cycles,
         "latency_ms_des": sim.latency_cycles / (accel.clock_mhz * 1e3),
         "des_over_analytic_latency": sim.latency_cycles / totals["latency_cycles"],
-        "array_wait_data_cycles": float(sim.layers["array_wait_data_cycles"].sum()),
-        "dma_wait_space_cycles": float(sim.layers["dma_wait_space_cycles"].sum()),
         "des_events": sim.events})
-    for key in ("latency_cycles_des", "array_wait_data_cycles", "dma_wait_space_cycles"):
-        totals[key] = plain(key, totals[key])
 
 
 def _zoom(text: str | None, names: list[str]) -> tuple[int, int] | None:
@@ -684,7 +697,7 @@ def _prepare_run(args):
     from models.train import resolve_config
 
     from .pipeline import PIPELINE_SECTIONS, hardware_section
-    from .runs import RUNS_DIR, prepare_run
+    from .runs import prepare_run
 
     config = apply_overrides(load_yaml(args.config), args.set)
     try:  # a bad config fails here, before a run folder exists
@@ -693,7 +706,7 @@ def _prepare_run(args):
     except ValueError as exc:  # name the file: the key may be in it or in a --set
         raise ValueError(f"{args.config}: {exc}") from None
     return prepare_run(config, args.config, args.command, name=args.name,
-                       runs_dir=args.runs_dir or RUNS_DIR, resume=args.resume,
+                       runs_dir=args.runs_dir, resume=args.resume,
                        overwrite=args.overwrite,
                        main_process=_is_main_process(),
                        distributed=os.environ.get("WORLD_SIZE", "1") != "1")
@@ -751,13 +764,20 @@ PIPELINE_SUMMARY = [  # (column, header, kind of hwsim.report.human), dropped fr
 
 def cmd_pipeline(args) -> int:
     from .pipeline import hardware_section, run_pipeline
-    from .report import format_rows
+    from .report import format_gating, format_rows, terminal_width
 
     run = _prepare_run(args)
     rows = _in_run(run, lambda: run_pipeline(run.config, progress=not args.no_progress,
                                              resume=args.resume))
     if _is_main_process():
-        print(format_rows(rows.to_dict(orient="records"), PIPELINE_SUMMARY), end="")
+        records = rows.to_dict(orient="records")
+        print(format_rows(records, PIPELINE_SUMMARY), end="")
+        for record in records:  # gated models: the gating block hwsim run prints, per row
+            if isinstance(record.get("gating_mode"), str):
+                summary = {k: v for k, v in record.items()
+                           if not (isinstance(v, float) and math.isnan(v))}
+                print(f"\n{record['model']} on {record['accelerator']}:")
+                print("\n".join(format_gating(summary, terminal_width())))
         print(f"appended {len(rows)} row(s) to {hardware_section(run.config)['results']}; "
               f"run folder {run.folder}")
     return 0
@@ -767,6 +787,9 @@ def cmd_sweep(args) -> int:
     from .results import done_hashes
     from .sweep import load_sweep, run_sweep
 
+    if args.scheduler and not re.fullmatch(r"\w+://\S+|[^\s/:]+:\d+", args.scheduler):
+        raise UsageError(f"--scheduler {args.scheduler!r}: expected a Dask scheduler address "
+                         f"HOST:PORT, e.g. tcp://10.0.0.5:8786")
     sweep = load_sweep(args.config, args.set)
     if args.dry_run:
         done = done_hashes(sweep.results, errors=not args.retry_errors)
@@ -826,6 +849,7 @@ def cmd_plot(args) -> int:
 
     from . import plot
 
+    plot.figure_paths(args.out)  # a bad --out fails before the figure's work
     args.objective = args.objective or DEFAULT_OBJECTIVE
     if args.kind == "tradeoff":
         from .results import read_table
@@ -879,25 +903,36 @@ def _exit_on_sigterm() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     _exit_on_sigterm()
-    try:
+
+    def dispatch() -> int:
         args, extra = build_parser().parse_known_args(argv)
         if extra:
             if not hasattr(args, "set"):
                 raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
             args.set = [*args.set, *_seed_style_sets(extra)]
         return COMMANDS[args.command](args)
+
+    return guarded(dispatch)
+
+
+def guarded(work, prog: str = "hwsim") -> int:
+    """``work()``'s exit code; bad input (a ``UsageError``, ``ValueError``, ``KeyError`` or OS
+    error) is one line on stderr and exit code 2, a bug one line and exit code 1, unless
+    ``HWSIM_DEBUG=1`` asks for the traceback. The study scripts share it."""
+    try:
+        return work()
     except BrokenPipeError:  # the reader (e.g. `| head`) left: silence the final flush too
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (UsageError, ValueError, KeyError, OSError) as exc:
         if os.environ.get("HWSIM_DEBUG") == "1":
             raise
-        print(f"hwsim: error: {_message(exc)}", file=sys.stderr)
+        print(f"{prog}: error: {_message(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug, not bad input: still one line, exit 1
         if os.environ.get("HWSIM_DEBUG") == "1":
             raise
-        print(f"hwsim: internal error: {type(exc).__name__}: {_message(exc)} (a bug; "
+        print(f"{prog}: internal error: {type(exc).__name__}: {_message(exc)} (a bug; "
               f"HWSIM_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
 

@@ -17,14 +17,16 @@ processes, one per hardware actor, so what overlaps and what stalls comes out of
   weight banks after a block's last tile, and hands finished or spilled output blocks on.
 - ``write_back``: drains output blocks to DRAM and frees their bank.
 
-The DRAM link is one resource shared by the DMA and the write-back. It moves whole bursts of
-``transaction_bytes`` (a transfer takes ceil(bytes / burst) bursts of ``transaction_bytes /
-bw_bytes_per_cycle`` cycles) and is granted in batches of ``ARBITRATION_BYTES`` worth of
-bursts, first come first served, so a long write-back and the next tiles' loads interleave as a
-memory controller's read and write queues do. Events are per tile and per batch (a handful
-each), never per cycle. Each tensor has its own banks, a ``shared`` buffer included (the
-mapper makes a tile's whole working set fit half of it, so two of each tensor fit). SRAM port
-bandwidth is not modelled (the analytical model takes the slowest of compute and SRAM).
+The DRAM link (``dram_link``) is one resource shared by the DMA and the write-back. It moves
+whole bursts of ``transaction_bytes`` (a transfer takes ceil(bytes / burst) bursts of
+``transaction_bytes / bw_bytes_per_cycle`` cycles) and is granted in batches of
+``ARBITRATION_BYTES`` worth of bursts, first come first served, so a long write-back and the
+next tiles' loads interleave as a memory controller's read and write queues do. Events are per
+tile and per batch (a handful each), never per cycle. Each tensor has its own banks, a
+``shared`` buffer included (the mapper makes a tile's whole working set fit half of it, so two
+of each tensor fit); a bank holds one tile, and ``simulate`` refuses a mapping whose tiles do
+not fit the spec's buffers. SRAM port bandwidth is not modelled (the analytical model takes the
+slowest of compute and SRAM).
 """
 
 from collections.abc import Iterator
@@ -37,12 +39,13 @@ import simpy
 from .accel import DRAM, Accelerator
 from .cost import DEFAULT_OBJECTIVE, search_mappings, tile_costs
 from .layer import LayerGraph
+from .mapping import fits, misfit_message
 
 ACTIVITIES = ("load", "store", "generate", "compute", "wait_data", "wait_space", "wait_producer")
 RESOURCES = ("dram", "gen", "array")
 COLUMNS = ("latency_cycles_des", "array_wait_data_cycles", "dma_wait_space_cycles",
            "transfer_cycles_des", "dram_busy_fraction", "gen_busy_fraction",
-           "array_busy_fraction")
+           "array_busy_fraction", "dram_under_compute_fraction", "gen_under_compute_fraction")
 TIMELINE_COLUMNS = ("start", "end", "resource", "layer", "tile", "activity")
 # Bytes the link moves for one requester before the next in line gets it (16 bursts of 64 B,
 # the order of a DRAM controller's write-drain batch).
@@ -168,8 +171,9 @@ class Hardware:
         self.records.append((start, self.env.now, resource, layer, tile, activity))
 
 
-def _transfer(env, hw: Hardware, count: float, layer: int, tile: int, activity: str):
-    """Move ``count`` bursts over the link, giving it up after every batch."""
+def dram_link(env, hw: Hardware, count: float, layer: int, tile: int, activity: str):
+    """DRAM link: moves ``count`` bursts of ``transaction_bytes`` for one requester (the DMA or
+    the write-back), ``burst_cycles`` each, giving the link up after every batch."""
     while count > 0:
         batch = min(count, hw.batch_bursts)
         with hw.link.request() as turn:
@@ -198,7 +202,7 @@ def dma(env, hw: Hardware, layers: tuple[LayerSchedule, ...]):
             if new_weights:
                 yield from _reserve(env, hw, "weight", li, tile)
                 if weights is not None:
-                    yield from _transfer(env, hw, weights, li, tile, "load")
+                    yield from dram_link(env, hw, weights, li, tile, "load")
                 if generate:
                     hw.to_generator.put(tile)
             if tile == layer.first_input:
@@ -210,11 +214,11 @@ def dma(env, hw: Hardware, layers: tuple[LayerSchedule, ...]):
                     hw.log(asked, "dram", li, tile, "wait_producer")
             if inputs is not None:
                 yield from _reserve(env, hw, "input", li, tile)
-                yield from _transfer(env, hw, inputs, li, tile, "load")
+                yield from dram_link(env, hw, inputs, li, tile, "load")
             if new_output:
                 yield from _reserve(env, hw, "output", li, tile)
             if psums is not None:
-                yield from _transfer(env, hw, psums, li, tile, "load")
+                yield from dram_link(env, hw, psums, li, tile, "load")
             hw.tile_loaded.put(tile)
 
 
@@ -257,9 +261,9 @@ def pe_array(env, hw: Hardware, layers: tuple[LayerSchedule, ...]):
 def write_back(env, hw: Hardware, layers: tuple[LayerSchedule, ...]):
     """Write-back engine: drains finished (or spilled) output blocks to DRAM, frees the bank."""
     for li, layer in enumerate(layers):
-        for tile, cycles in layer.stores:
+        for tile, count in layer.stores:
             yield hw.to_write_back.get()
-            yield from _transfer(env, hw, cycles, li, tile, "store")
+            yield from dram_link(env, hw, count, li, tile, "store")
             hw.banks["output"].put(1)
         hw.layer_written[li].succeed()
 
@@ -272,7 +276,9 @@ class Simulation:
     activity, ``TIMELINE_COLUMNS`` (cycles). A layer's
     ``latency_cycles_des`` runs from the array finishing the previous layer to it finishing this
     one (the last layer also counts the final write-back), so the rows add up to
-    ``latency_cycles``; busy fractions are over that window.
+    ``latency_cycles``; busy fractions are over that window, and ``*_under_compute_fraction``
+    is the share of a unit's busy time in it during which the array computes (what the
+    overlap hides; NaN when the unit is idle).
     """
 
     layers: pd.DataFrame
@@ -280,13 +286,35 @@ class Simulation:
     latency_cycles: float
     events: int
 
+    def totals(self) -> dict[str, float]:
+        """The whole run's figures: the waits summed, the fractions over the whole clock (the
+        layers' windows tile it, so busy and hidden cycles add up across them)."""
+        t = self.layers
+        span = t["latency_cycles_des"]
+        out = {"latency_cycles_des": self.latency_cycles,
+               "array_wait_data_cycles": float(t["array_wait_data_cycles"].sum()),
+               "dma_wait_space_cycles": float(t["dma_wait_space_cycles"].sum())}
+        for unit in ("dram", "gen", "array"):
+            busy = t[f"{unit}_busy_fraction"] * span
+            out[f"{unit}_busy_fraction"] = float(busy.sum() / max(self.latency_cycles, 1e-12))
+            if unit != "array":
+                hidden = (t[f"{unit}_under_compute_fraction"] * busy).sum()
+                out[f"{unit}_under_compute_fraction"] = (float(hidden / busy.sum())
+                                                         if busy.sum() > 0 else float("nan"))
+        return out
 
-def _busy_between(timeline: pd.DataFrame, resource: str, activities: tuple[str, ...],
-                  t0: np.ndarray, t1: np.ndarray) -> np.ndarray:
-    """Busy cycles of ``resource`` inside each window [t0, t1] (its intervals never overlap)."""
+
+def intervals(timeline: pd.DataFrame, resource: str, activities: tuple[str, ...]):
+    """(starts, ends) of ``resource``'s ``activities``, sorted (one actor's never overlap)."""
     rows = timeline[(timeline["resource"] == resource) & timeline["activity"].isin(activities)]
     rows = rows.sort_values("start")
-    starts, ends = rows["start"].to_numpy(), rows["end"].to_numpy()
+    return rows["start"].to_numpy(), rows["end"].to_numpy()
+
+
+def busy_between(spans, t0: np.ndarray, t1: np.ndarray) -> np.ndarray:
+    """Busy cycles of the sorted, disjoint ``spans`` (starts, ends) inside each window
+    [t0, t1]."""
+    starts, ends = spans
     done = np.r_[0.0, np.cumsum(ends - starts)]
     last_end = np.r_[0.0, ends]
 
@@ -298,13 +326,32 @@ def _busy_between(timeline: pd.DataFrame, resource: str, activities: tuple[str, 
     return busy_until(t1) - busy_until(t0)
 
 
+def _covered(spans, points: np.ndarray) -> np.ndarray:
+    """Whether each point lies inside one of the sorted, disjoint ``spans``."""
+    starts, ends = spans
+    if len(starts) == 0:
+        return np.zeros(len(points), dtype=bool)
+    last = np.searchsorted(starts, points, side="right") - 1
+    return (last >= 0) & (ends[np.maximum(last, 0)] > points)
+
+
+def _overlap_between(first, second, edges: np.ndarray) -> np.ndarray:
+    """Cycles in which both sets of disjoint intervals are busy, inside each window between
+    consecutive ``edges``: cut the clock at every boundary, test each piece's midpoint."""
+    cuts = np.unique(np.concatenate([*first, *second, edges]))
+    mids, lengths = (cuts[:-1] + cuts[1:]) / 2, np.diff(cuts)
+    both = _covered(first, mids) & _covered(second, mids)
+    window = np.clip(np.searchsorted(edges, mids[both]) - 1, 0, len(edges) - 2)
+    return np.bincount(window, weights=lengths[both], minlength=len(edges) - 1)
+
+
 def _layer_table(timeline: pd.DataFrame, layers: tuple[LayerSchedule, ...],
                  makespan: float) -> pd.DataFrame:
     """Per-layer figures from the timeline (its records are the only source)."""
     n = len(layers)
     dur = timeline["end"] - timeline["start"]
     by_layer = {}
-    for activity in ("compute", "wait_data", "wait_space"):
+    for activity in ("wait_data", "wait_space"):
         mask = timeline["activity"] == activity
         by_layer[activity] = dur[mask].groupby(timeline["layer"][mask]).sum().reindex(
             range(n), fill_value=0.0).to_numpy()
@@ -317,14 +364,20 @@ def _layer_table(timeline: pd.DataFrame, layers: tuple[LayerSchedule, ...],
     window_start = np.r_[0.0, array_end[:-1]]
     latency = array_end - window_start
     window = np.maximum(latency, 1e-12)
-    fraction = {res: _busy_between(timeline, res, acts, window_start, array_end) / window
-                for res, acts in (("dram", ("load", "store")), ("gen", ("generate",)),
-                                  ("array", ("compute",)))}
+    acts = {"dram": ("load", "store"), "gen": ("generate",), "array": ("compute",)}
+    spans = {res: intervals(timeline, res, a) for res, a in acts.items()}
+    busy = {res: busy_between(iv, window_start, array_end) for res, iv in spans.items()}
+    fraction = {res: b / window for res, b in busy.items()}
+    # Share of each unit's busy time in the window that the array's compute hides (NaN: idle).
+    edges = np.r_[0.0, array_end]
+    hidden = {res: _overlap_between(spans[res], spans["array"], edges)
+              / np.where(busy[res] > 0, busy[res], np.nan) for res in ("dram", "gen")}
     return pd.DataFrame({
         "latency_cycles_des": latency, "array_wait_data_cycles": by_layer["wait_data"],
         "dma_wait_space_cycles": by_layer["wait_space"], "transfer_cycles_des": transfer,
         "dram_busy_fraction": fraction["dram"], "gen_busy_fraction": fraction["gen"],
         "array_busy_fraction": fraction["array"],
+        "dram_under_compute_fraction": hidden["dram"], "gen_under_compute_fraction": hidden["gen"],
     }, index=pd.Index([layer.name for layer in layers], name="layer"))
 
 
@@ -393,10 +446,16 @@ def replay(layer_costs: dict, accel: Accelerator, producers: dict | None = None)
 
 
 def _layer_costs(graph: LayerGraph, accel: Accelerator, mappings) -> Iterator:
+    """Each layer's per-tile costs; a bank holds one tile, so every tile must fit one."""
     for layer in graph.layers:
         if layer.name not in mappings:
             raise ValueError(f"mappings: no mapping for layer {layer.name}")
-        yield layer.name, tile_costs(mappings[layer.name], accel)
+        costs = tile_costs(mappings[layer.name], accel)
+        footprint = {"weight": costs.weight_tile_bytes, "input": costs.input_tile_bytes,
+                     "output": costs.output_tile_bytes}
+        if not fits(footprint, accel):
+            raise ValueError("mappings: " + misfit_message(layer, footprint, accel, "a tile"))
+        yield layer.name, costs
 
 
 def simulate(graph: LayerGraph, accel: Accelerator, mappings: dict | None = None) -> Simulation:
@@ -424,6 +483,9 @@ __all__ = [
     "dma",
     "burst_cycles",
     "bursts",
+    "busy_between",
+    "dram_link",
+    "intervals",
     "pe_array",
     "replay",
     "schedule",

@@ -62,7 +62,7 @@ def dask_results(run, tasks, graphs: dict, checkpoints: str, workers: int,
     if scheduler:
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a malformed address
             raise ValueError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler "
                              f"({' '.join(str(exc).split())[:120]})") from None
     else:  # this machine's own cluster: any worker may train

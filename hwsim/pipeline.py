@@ -35,15 +35,30 @@ from torch import nn
 
 from models.checkpoint import build_model, file_digest, load_checkpoint
 from models.data import ImageSet, load_dataset, sample
+from models.paths import check_destination
 from models.provenance import provenance
 from models.registry import create_model, list_models
-from models.resrep import convert_checkpoint, has_compactors, seed_flops, unpruned_kwargs
-from models.train import CHECKPOINT_NAME, check_section, evaluate, resolve_config, train
+from models.resrep import (
+    DENSE_FORM,
+    convert_checkpoint,
+    dense_mismatch,
+    has_compactors,
+    seed_flops,
+    unpruned_kwargs,
+)
+from models.train import (
+    CHECKPOINT_NAME,
+    check_section,
+    evaluate,
+    model_spec,
+    resolve_config,
+    train,
+)
 
 from .accel import load_accelerator
 from .cost import DEFAULT_OBJECTIVE, OBJECTIVES
 from .record import Baseline, baseline_name, evaluate_record, record_row, trace_baseline
-from .results import append_table
+from .results import append_table, check_table_format
 from .trace import MAX_BATCH, MAX_BITS, trace
 
 # key -> (default, allowed types)
@@ -76,9 +91,14 @@ def hardware_section(config: dict) -> dict:
     if not hw["accelerators"]:
         raise ValueError("hardware.accelerators: give at least one accelerator")
     results = Path(hw["results"])
-    if results.is_dir() or not results.name:
+    if not results.name:
         raise ValueError(f"hardware.results: {results} is a folder; give the CSV file to "
                          f"append to")
+    try:
+        check_destination(results, "file")
+        check_table_format(results)
+    except ValueError as exc:
+        raise ValueError(f"hardware.results: {exc}") from None
     checkpoint = config.get("checkpoint")
     if checkpoint is not None and not (isinstance(checkpoint, str) and checkpoint):
         raise ValueError(f"checkpoint: must be the path of a trained checkpoint, got "
@@ -137,6 +157,19 @@ def calibration_batches(train_set: ImageSet, batches: int = HARDWARE["calib_batc
     return [images for images, _ in itertools.islice(train_set.batches(batch_size), batches)]
 
 
+def checkpoint_calibration(meta: dict) -> tuple[int, int]:
+    """(calib_batches, calib_batch_size) of the pipeline that trained a checkpoint (the
+    ``hardware`` section of the config it stores), else the defaults: what ``hwsim run
+    --checkpoint`` calibrates on unless ``--calib`` says, so it reproduces the results rows."""
+    hw = ((meta.get("config") or {}).get("hardware") or {})
+    out = []
+    for key, low in (("calib_batches", 0), ("calib_batch_size", 1)):
+        value = hw.get(key) if isinstance(hw, dict) else None
+        valid = isinstance(value, int) and not isinstance(value, bool) and value >= low
+        out.append(value if valid else HARDWARE[key][0])
+    return out[0], out[1]
+
+
 def calibration_set(model: nn.Module, data_name: str | None, data_root: str | None = None
                     ) -> ImageSet | None:
     """Training split of ``data_name`` when ``model`` keeps dynamic statistics, else None."""
@@ -183,6 +216,44 @@ def _with_base(config: dict, base_checkpoint: str) -> dict:
     if "resrep_base" in init and not (init["resrep_base"] or {}).get("checkpoint"):
         init["resrep_base"] = {**(init["resrep_base"] or {}), "checkpoint": base_checkpoint}
     return {**config, "init": init}
+
+
+def pruned_checkpoint(checkpoint: str, test_acc: float | None) -> tuple[str, dict]:
+    """The checkpoint to cost for the trained ``checkpoint`` and the columns its rows gain.
+
+    A ResRep compactor model is converted to its narrower network, saved as ``pruned.pt``
+    beside it; the columns keep what training measured (``test_acc_unconverted``: the mask
+    does not act in the forward pass, so conversion can change the accuracy, which the caller
+    scores again), the largest dropped compactor row, the channel plan and the unconverted
+    checkpoint. Any other checkpoint is returned as it is, with no columns.
+    """
+    if not has_compactors(load_checkpoint_model(checkpoint)[0]):
+        return checkpoint, {}
+    pruned = str(Path(checkpoint).with_name("pruned.pt"))
+    conversion = convert_checkpoint(checkpoint, pruned)
+    return pruned, {"test_acc_unconverted": test_acc,
+                    "dropped_row_norm": conversion.dropped_row_norm,
+                    "channels": json.dumps(list(conversion.channels)),
+                    "unconverted_checkpoint": checkpoint}
+
+
+def _check_dense_base(config: dict, base_train: dict) -> None:
+    """A base that the main model's ``resrep_base`` initializer cannot start from is an error
+    before the base trains, not after."""
+    init = config.get("init") or {}
+    if "resrep_base" not in init or (init["resrep_base"] or {}).get("checkpoint"):
+        return
+    built = []
+    for cfg in (resolve_config(config, PIPELINE_SECTIONS), resolve_config(base_train)):
+        data = cfg["data"]
+        train_set = load_dataset(data["name"], data["root"], data["download"], data["split"])[0]
+        name, kwargs = model_spec(cfg, train_set.input_shape, train_set.num_classes)
+        built.append((name, create_model(name, **kwargs)))
+    (name, model), (dense_name, dense) = built
+    bad = dense_mismatch(model, dense.state_dict())
+    if bad:
+        raise ValueError(f"base.model: {dense_name} is not the dense form of {name} (first "
+                         f"mismatch: {bad}); {DENSE_FORM}")
 
 
 def _stage_rows(stage: str, checkpoint_path: str, test_acc: float | None, extra: dict,
@@ -253,6 +324,7 @@ def run_pipeline(config: dict, progress: bool = True, resume: bool = False) -> p
             stages.append(("base", str(base["checkpoint"]), None, {}))
         else:
             base_train = {k: v for k, v in base.items() if k != "checkpoint"}
+            _check_dense_base(config, base_train)
             metrics = train(base_train, resume=_resumes(base_train, resume), progress=progress)
             stages.append(("base", metrics["checkpoint"], metrics["test_acc"], {}))
         config = _with_base(config, stages[0][1])
@@ -261,15 +333,9 @@ def run_pipeline(config: dict, progress: bool = True, resume: bool = False) -> p
     else:
         metrics = train_from_config(config, resume=_resumes(config, resume), progress=progress)
         checkpoint_path, test_acc = metrics["checkpoint"], metrics["test_acc"]
-    stage, extra = "trained", {}
-    if has_compactors(load_checkpoint_model(checkpoint_path)[0]):
-        pruned = str(Path(checkpoint_path).with_name("pruned.pt"))
-        conversion = convert_checkpoint(checkpoint_path, pruned)
-        stage, extra = "pruned", {"test_acc_unconverted": test_acc,
-                                  "dropped_row_norm": conversion.dropped_row_norm,
-                                  "unconverted_checkpoint": checkpoint_path}
-        checkpoint_path, test_acc = pruned, None
-    stages.append((stage, checkpoint_path, test_acc, extra))
+    costed, extra = pruned_checkpoint(checkpoint_path, test_acc)
+    stage = "pruned" if extra else "trained"
+    stages.append((stage, costed, None if extra else test_acc, extra))
     train_set, test_set = load_dataset(data_cfg["name"], data_cfg["root"], data_cfg["download"],
                                        data_cfg["split"])
     resrep_columns = base is not None or stage == "pruned"

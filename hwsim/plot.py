@@ -111,6 +111,9 @@ def tradeoff(table: pd.DataFrame, x: str, y: str, color: str = "method",
         if column not in table.columns:
             raise ValueError(f"plot tradeoff: no column {column!r} in the table; columns: "
                              f"{', '.join(map(str, table.columns))}")
+    for column in maximize:
+        if column not in (x, y):
+            raise ValueError(f"--maximize {column}: give the --x or the --y column ({x} or {y})")
     if "status" in table.columns:
         table = table[table["status"] == "ok"]
     table = table.dropna(subset=[x, y])
@@ -246,15 +249,29 @@ def roofline(layers: pd.DataFrame, num_pes: int, dram_bw_bytes_per_cycle: float,
     return fig
 
 
-def save(fig, path: str | os.PathLike, dpi: int = 200) -> list[Path]:
-    """Write ``fig`` to ``path`` (.png or .svg; no suffix: both), atomically; returns paths."""
-    from models.checkpoint import atomic_write_bytes
+def figure_paths(path: str | os.PathLike) -> list[Path]:
+    """The files ``save`` writes for ``--out path``; a one-line error, before any figure is
+    drawn, when it cannot write them."""
+    from models.paths import check_destination
 
     path = Path(path)
     if path.suffix and path.suffix not in FIGURE_SUFFIXES:
         raise ValueError(f"--out {path}: a figure must end in .png or .svg (or have no "
                          "suffix for both)")
+    if path.is_dir():  # not a stem: adir.png beside the folder is not what was meant
+        raise ValueError(f"--out {path}: is a folder; give a figure file, e.g. "
+                         f"{path / 'figure.png'}")
     targets = [path] if path.suffix else [path.with_suffix(s) for s in FIGURE_SUFFIXES]
+    for target in targets:
+        check_destination(target, "file")
+    return targets
+
+
+def save(fig, path: str | os.PathLike, dpi: int = 200) -> list[Path]:
+    """Write ``fig`` to ``path`` (.png or .svg; no suffix: both), atomically; returns paths."""
+    from models.checkpoint import atomic_write_bytes
+
+    targets = figure_paths(path)
     for target in targets:
         buffer = io.BytesIO()
         fig.savefig(buffer, format=target.suffix[1:], dpi=dpi)
@@ -263,4 +280,5 @@ def save(fig, path: str | os.PathLike, dpi: int = 200) -> list[Path]:
     return targets
 
 
-__all__ = ["axis_label", "breakdown", "pareto_mask", "roofline", "save", "tradeoff"]
+__all__ = ["axis_label", "breakdown", "figure_paths", "pareto_mask", "roofline", "save",
+           "tradeoff"]

@@ -26,7 +26,7 @@ COMPRESSED_PREFIXES = tuple(f"{ns}_" for ns in METHOD_NAMESPACES)
 WORKLOAD_COLUMNS = ["name", "op", "batch", "in_channels", "out_channels", "in_hw", "out_hw",
                     "kernel_size", "stride", "groups", "weight_bits", "act_bits", "macs",
                     "folded_params", "weight_bytes", "input_bytes", "output_bytes", "gen_macs",
-                    "mac_density", "lsb_density"]
+                    "mac_density", "pred_bits", "lsb_density", "avg_act_bits"]
 WORKLOAD_TOTALS = ["macs", "folded_params", "weight_bytes", "input_bytes", "output_bytes",
                    "gen_macs"]
 # Totals compared with the dense baseline (ratio = this / baseline).
@@ -138,7 +138,8 @@ def workload_frame(graph: LayerGraph):
             "folded_params": layer.weight_count + layer.bias_count,
             "weight_bytes": layer.weight_bytes, "input_bytes": layer.input_bytes,
             "output_bytes": layer.output_bytes, "gen_macs": layer.gen_macs,
-            "mac_density": layer.mac_density, "lsb_density": layer.lsb_density,
+            "mac_density": layer.mac_density, "pred_bits": layer.pred_bits,
+            "lsb_density": layer.lsb_density, "avg_act_bits": layer.average_act_bits,
         })
     return pd.DataFrame(rows, columns=WORKLOAD_COLUMNS)
 

@@ -254,8 +254,54 @@ def format_headline(record: dict, width: int | None = None) -> str:
     lines += [""] + _table(header, cells, width)
     if record.get("gating"):
         lines += [""] + format_gating(record["gating"], width)
+    if _value(record, "totals", "latency_cycles_des") is not None:
+        lines += [""] + format_simulation(record, width)
     lines += [""] + [line for note in record["notes"] for line in _wrap(f"note: {note}", width)]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def format_simulation(record: dict, width: int, top: int = 3) -> list[str]:
+    """What the event-driven replay (``--sim event``) saw: how busy each unit was and how much
+    of the DRAM link's and the generator's time compute hid, then the layers where the array
+    stalls for data longest (with what was busy meanwhile) and where the DMA, ahead of a busy
+    array, waits for a free buffer bank (there the transfers are hidden)."""
+    totals, clock = record["totals"], record["accelerator"]["clock_mhz"]
+    has_gen = bool(record["accelerator"].get("weight_gen"))
+
+    def time(cycles):
+        return human(cycles, "cycles", clock)
+
+    def pct(value):
+        return "-" if value is None else f"{100 * value:.0f} %"
+
+    busy = [f"PE array {pct(totals['array_busy_fraction'])}",
+            f"DRAM link {pct(totals['dram_busy_fraction'])} "
+            f"({pct(totals['dram_under_compute_fraction'])} of it under compute)"]
+    if has_gen:
+        busy.append(f"weight generation {pct(totals['gen_busy_fraction'])} "
+                    f"({pct(totals['gen_under_compute_fraction'])} under compute)")
+    latency = totals["latency_cycles_des"]
+    lines = _wrap(f"event-driven simulation (--sim event): {time(latency)}, "
+                  f"{human(totals['des_over_analytic_latency'], 'ratio')} the analytical "
+                  "latency", width)
+    lines += wrap_parts([f"  busy: {busy[0]}", *busy[1:]], width, "      ")
+
+    def meanwhile(r):
+        units = [("link", "dram")] + ([("generator", "gen")] if has_gen else [])
+        return ", ".join(f"{name} {pct(r[f'{unit}_busy_fraction'])} busy" for name, unit in units
+                         if r[f"{unit}_busy_fraction"] or unit == "dram")
+
+    for key, what, detail in (
+            ("array_wait_data_cycles", "stalls: the array waits for data", meanwhile),
+            ("dma_wait_space_cycles", "hidden transfers: the DMA, ahead of the array, waits "
+             "for a free buffer bank", lambda r: f"array {pct(r['array_busy_fraction'])} busy")):
+        layers = sorted((r for r in record["layers"] if r.get(key)), key=lambda r: -r[key])
+        parts = [f"{r['name']} {time(r[key])} of its {time(r['latency_cycles_des'])} "
+                 f"({detail(r)})" for r in layers[:top]]
+        lines += _wrap(f"  {what} {time(totals[key])}" + (", longest in:" if parts else ""),
+                       width, "      ")
+        lines += wrap_parts([f"      {parts[0]}", *parts[1:]], width, "      ") if parts else []
+    return lines + ["  per layer: --layers; Gantt chart: hwsim plot timeline"]
 
 
 def format_gating(summary: dict, width: int) -> list[str]:
@@ -293,6 +339,14 @@ DES_LAYER_COLUMNS = [
     ("array_busy_fraction", "array busy", "fraction"),
     ("dram_busy_fraction", "DRAM busy", "fraction"),
     ("gen_busy_fraction", "gen busy", "fraction"),
+    ("dram_under_compute_fraction", "DRAM hidden", "fraction"),
+    ("gen_under_compute_fraction", "gen hidden", "fraction"),
+]
+# A gated model's layer table shows each layer's ideal MAC reduction and realized cycle
+# reduction side by side, right after the latency (so a narrow terminal keeps them).
+GATING_LAYER_COLUMNS = [
+    ("gating_mode", "gating", None), ("flop_reduction", "MAC red.", "ratio"),
+    ("ideal_speedup", "ideal", "ratio"), ("gating_speedup", "realized", "ratio"),
 ]
 NAME_WIDTH = 24
 
@@ -301,6 +355,8 @@ def format_layers(record: dict, width: int | None = None, columns: list | None =
     """One line per layer with as many of ``columns`` (default: by accelerator or not) as fit
     ``width``; times in human units at the accelerator's clock. Every column is in the CSV."""
     accel = record["accelerator"]
+    if columns is None and accel and record.get("gating"):
+        columns = HARDWARE_LAYER_COLUMNS[:3] + GATING_LAYER_COLUMNS + HARDWARE_LAYER_COLUMNS[3:]
     columns = columns or (HARDWARE_LAYER_COLUMNS if accel else WORKLOAD_LAYER_COLUMNS)
     return format_rows(record["layers"], columns, width, accel["clock_mhz"] if accel else None)
 

@@ -6,6 +6,7 @@ file. Where rows carry ``config_hash`` / ``status`` (sweeps) one row per point s
 """
 
 import fcntl
+import importlib.util
 import io
 import os
 from pathlib import Path
@@ -19,11 +20,20 @@ ID_COLUMNS = ("config_hash", "status", "error", "method", "model", "accelerator"
               "objective", "test_acc")
 
 
+def check_table_format(path: str | os.PathLike) -> None:
+    """A one-line error when ``path`` names a Parquet table and pyarrow is not installed (a
+    sweep would find out only when it writes its first rows)."""
+    if Path(path).suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise ValueError(f"{path}: a .parquet table needs pyarrow (pip install pyarrow); or "
+                         f"name a .csv table")
+
+
 def read_table(path: str | os.PathLike, columns: list[str] | None = None):
     """The results table at ``path`` (Parquet if it ends in .parquet, else CSV)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such results table")
+    check_table_format(path)
     try:
         if path.suffix == ".parquet":
             return pd.read_parquet(path, columns=columns)

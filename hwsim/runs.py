@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from models.checkpoint import atomic_write_bytes
+from models.paths import check_destination
 from models.provenance import provenance
 
 RUNS_DIR = "runs"
@@ -82,7 +83,7 @@ class Run:
 
 
 def prepare_run(config: dict, config_path: str, command: str, *, name: str | None = None,
-                runs_dir: str = RUNS_DIR, resume: bool = False, overwrite: bool = False,
+                runs_dir: str | None = None, resume: bool = False, overwrite: bool = False,
                 main_process: bool = True, distributed: bool = False) -> Run:
     """The run folder for ``config``, created and holding ``run.yaml``, and the config that
     trains into it.
@@ -97,9 +98,13 @@ def prepare_run(config: dict, config_path: str, command: str, *, name: str | Non
         raise ValueError(f"--name {name!r}: use letters, digits and . _ + - (a folder name, "
                          f"not a path; --runs-dir sets where it goes)")
     given = _train_section(config).get("out_dir")
-    if name is not None and given:
-        raise ValueError(f"--name {name}: the config already sets train.out_dir ({given}); "
-                         f"give one of the two")
+    for flag, value in (("--name", name), ("--runs-dir", runs_dir)):
+        if value is not None and given:
+            raise ValueError(f"{flag} {value}: the config already sets train.out_dir ({given}); "
+                             f"give one of the two")
+    if runs_dir == "":
+        raise ValueError("--runs-dir '': give a folder, e.g. runs (the default)")
+    runs_dir = RUNS_DIR if runs_dir is None else runs_dir
     explicit = Path(given) if given else Path(runs_dir) / name if name else None
     if explicit is None and (resume or overwrite):
         flag = "--resume" if resume else "--overwrite"
@@ -112,6 +117,11 @@ def prepare_run(config: dict, config_path: str, command: str, *, name: str | Non
     base_given = Path(base_dir) if base_dir else None  # else <folder>/base (hwsim.pipeline)
 
     if main_process:  # check every folder before creating any
+        try:  # a file where the run folder or one of its parents should be
+            check_destination(explicit or Path(runs_dir), "folder")
+        except ValueError as exc:
+            flag = "train.out_dir" if given else f"--name {name}" if name else "--runs-dir"
+            raise ValueError(f"{flag}: {exc}") from None
         if explicit is not None:
             _check_explicit(explicit, "train.out_dir" if given else f"--name {name}", resume,
                             overwrite)

@@ -44,15 +44,18 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from models.paths import check_destination
+
 from .config import METHOD_NAMESPACES, load_yaml, set_dotted
 from .executors import dask_results, local_results
-from .results import HASH_COLUMN, TABLE_SUFFIXES, append_table, done_hashes
+from .results import HASH_COLUMN, TABLE_SUFFIXES, append_table, check_table_format, done_hashes
 
 SWEEP_KEYS = ("results", "checkpoints", "base", "points", "zip", "grid")
 TRAIN_SECTIONS = ("data", "optimizer", "schedule", "train", "losses", "grad_hooks", "init")
 POINT_SECTIONS = ("model", "accel", "trace", *METHOD_NAMESPACES, *TRAIN_SECTIONS)
 POINT_SCALARS = {"batch": int, "objective": str, "input": str, "method": str,
                  "calib_batches": int, "calib_batch_size": int, "quantize": str}
+CALIB_LEAST = {"calib_batches": 0, "calib_batch_size": 1}  # as hwsim pipeline's hardware keys
 QUANTIZE_MODES = ("none", "ptq")  # ptq: accuracy after post-training quantization (models.ptq)
 TRACE_KEYS = ("weight_bits", "act_bits")
 DEFAULT_ACCEL = "systolic_32"
@@ -174,6 +177,9 @@ def _check_point(config: dict, where: str) -> None:
         if key not in TRACE_KEYS:
             raise ValueError(f"{where}: trace.{key}: unknown key; allowed: "
                              f"{', '.join(TRACE_KEYS)}")
+    for key, least in CALIB_LEAST.items():
+        if key in config and config[key] < least:
+            raise ValueError(f"{where}: {key} must be >= {least}, got {config[key]!r}")
     if config.get("quantize", "none") not in QUANTIZE_MODES:
         raise ValueError(f"{where}: quantize must be one of {', '.join(QUANTIZE_MODES)}, got "
                          f"{config['quantize']!r}")
@@ -223,7 +229,7 @@ def resolve_point(config: dict, where: str, spec_digests: dict[str, str],
 def method_label(model_name: str) -> str:
     """``mlg`` for ``mlg_resnet18``, ``dense`` for a plain model: the default plot colour."""
     prefix = model_name.split("_", 1)[0]
-    return prefix if prefix in (*METHOD_NAMESPACES, "resrep") and "_" in model_name else "dense"
+    return prefix if prefix in METHOD_NAMESPACES and "_" in model_name else "dense"
 
 
 def _training_config(config: dict) -> dict | None:
@@ -242,10 +248,25 @@ def load_sweep(path: str | os.PathLike, overrides: list[str] | None = None) -> S
     for key in raw:
         if key not in SWEEP_KEYS:
             raise ValueError(f"{where}: unknown key {key!r}; allowed: {', '.join(SWEEP_KEYS)}")
-    results = Path(raw.get("results", DEFAULT_RESULTS))
+    paths = {}
+    for key, default, kind in (("results", DEFAULT_RESULTS, "file"),
+                               ("checkpoints", DEFAULT_CHECKPOINTS, "folder")):
+        given = raw.get(key, default)
+        if not isinstance(given, str) or not given:
+            raise ValueError(f"{where}: {key} must be a path, got {given!r}")
+        try:  # now, not after the models are traced (or trained)
+            check_destination(Path(given), kind)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {key}: {exc}") from None
+        paths[key] = Path(given)
+    results, checkpoints = paths["results"], paths["checkpoints"]
     if results.suffix not in TABLE_SUFFIXES:
         raise ValueError(f"{where}: results must end in {' or '.join(TABLE_SUFFIXES)}, "
                          f"got {str(results)!r}")
+    try:
+        check_table_format(results)
+    except ValueError as exc:
+        raise ValueError(f"{where}: results: {exc}") from None
     base = _mapping(raw.get("base"), f"{where}.base")
     digests: dict[str, str] = {}
     from .objective import DEFAULT_OBJECTIVE
@@ -269,7 +290,7 @@ def load_sweep(path: str | os.PathLike, overrides: list[str] | None = None) -> S
         j = seen.setdefault(point.config_hash, i)
         if j != i:
             raise ValueError(f"{where}: points {j} and {i} resolve to the same config")
-    return Sweep(results, Path(raw.get("checkpoints", DEFAULT_CHECKPOINTS)), tuple(points))
+    return Sweep(results, checkpoints, tuple(points))
 
 
 def _describe(assignments: dict) -> str:
@@ -375,35 +396,27 @@ def run_simulation_chunk(graphs: dict, points: list[Point]) -> list[dict]:
 def _trained_model(checkpoint: str, test_acc: float) -> tuple:
     """The model to cost for a finished training run (``test_acc``: as training measured it),
     its metadata, its training split (for calibration), the test set training scored on and
-    the row columns it adds. ResRep
-    compactor models are converted to their narrower network (``pruned.pt`` beside the
-    checkpoint), as ``hwsim pipeline`` does, and scored again: the mask does not act in the
-    forward pass, so conversion can change the accuracy."""
+    the row columns it adds. A ResRep compactor model is converted to its narrower network
+    and scored again, as ``hwsim pipeline`` does (``pipeline.pruned_checkpoint``)."""
     import torch
 
     from models.data import load_dataset, sample
-    from models.resrep import convert_checkpoint, has_compactors
+    from models.resrep import seed_flops
     from models.train import evaluate as evaluate_accuracy
 
-    from .pipeline import EVAL_BATCH_SIZE, load_checkpoint_model
+    from .pipeline import EVAL_BATCH_SIZE, load_checkpoint_model, pruned_checkpoint
 
-    model, meta = load_checkpoint_model(checkpoint)
+    costed, extra = pruned_checkpoint(checkpoint, test_acc)
+    model, meta = load_checkpoint_model(costed)
     data = meta["config"]["data"]
     train_set, test_set = load_dataset(data["name"], data["root"], data["download"],
                                        data["split"])
     scored = sample(test_set, data["test_subset"])  # what training scored on
-    if not has_compactors(model):
-        return model, meta, train_set, scored, {"test_acc": test_acc, "checkpoint": checkpoint,
-                                                "checkpoint_sha256": meta["sha256"]}
-    pruned = str(Path(checkpoint).with_name("pruned.pt"))
-    conversion = convert_checkpoint(checkpoint, pruned)
-    model, meta = load_checkpoint_model(pruned)
-    accuracy = evaluate_accuracy(model, scored, EVAL_BATCH_SIZE, torch.device("cpu"))[1]
+    if extra:  # the seed's FLOPs counter beside ours, as the pipeline's rows
+        test_acc = evaluate_accuracy(model, scored, EVAL_BATCH_SIZE, torch.device("cpu"))[1]
+        extra["seed_flops"] = seed_flops(model, meta["input_shape"])
     return model, meta, train_set, scored, {
-        "test_acc": accuracy, "test_acc_unconverted": test_acc,
-        "dropped_row_norm": conversion.dropped_row_norm,
-        "channels": json.dumps(meta["model_kwargs"].get("channels")), "checkpoint": pruned,
-        "checkpoint_sha256": meta["sha256"], "unconverted_checkpoint": checkpoint}
+        "test_acc": test_acc, **extra, "checkpoint": costed, "checkpoint_sha256": meta["sha256"]}
 
 
 def _ptq_accuracy(model, scored, calib: list, trace_bits: dict, extra: dict) -> dict:

@@ -2,41 +2,75 @@
 
 The top panel shows the whole network, the bottom one zooms on a few consecutive layers (by
 default the ones where the array waits longest). Lanes, top to bottom: DRAM reads (the DMA),
-DRAM writes (write-back), weight generation and the PE array. Red hatching on the array lane
-is a stall: the array waits for data. The thin strip under the DRAM reads shows the DMA held
-back: grey while every bank of a buffer it needs is in use (back-pressure from a busy array
-or write-back), black while a layer's inputs wait for the previous layer's outputs. Intervals
-closer than a pixel are merged, so tens of thousands of tiles draw in well under a second.
+DRAM writes (write-back), weight generation (only on an accelerator with a generator) and the
+PE array. Each lane is drawn column by column (``COLUMNS`` across a panel), a bar as high as
+the share of the column the unit is busy, so a link busy 10% of the time never reads as a
+solid bar at network scale. Red hatching stacked on the array lane is a stall: the array waits
+for data. The thin strip under the DRAM reads shows the DMA held back: grey while every bank of
+a buffer it needs is in use (back-pressure from a busy array or write-back), black while a
+layer's inputs wait for the previous layer's outputs; each wait there is at least a pixel wide.
 """
 
 import numpy as np
 import pandas as pd
 
-from .des import Simulation
+from .des import Simulation, busy_between
 
 LANES = (("DRAM read", "dram", ("load",)), ("DRAM write", "dram", ("store",)),
          ("generation", "gen", ("generate",)), ("PE array", "array", ("compute",)))
 STALL_COLOUR = "#d62728"
 DMA_WAITS = (("wait_space", "0.6"), ("wait_producer", "0.1"))
-PIXELS = 2000  # horizontal resolution intervals are merged to
-
-
-def _merged(rows: pd.DataFrame, gap: float) -> pd.DataFrame:
-    """Runs of intervals of one layer separated by at most ``gap`` cycles, as single bars."""
-    rows = rows.sort_values("start")
-    starts, ends = rows["start"].to_numpy(), rows["end"].to_numpy()
-    codes = rows["layer"].cat.codes.to_numpy()
-    if len(starts) == 0:
-        return pd.DataFrame({"start": [], "end": [], "code": []})
-    reach = np.maximum.accumulate(ends)
-    breaks = np.r_[True, (codes[1:] != codes[:-1]) | (starts[1:] - reach[:-1] > gap)]
-    first = np.flatnonzero(breaks)
-    return pd.DataFrame({"start": starts[first], "end": np.maximum.reduceat(ends, first),
-                         "code": codes[first]})
+COLUMNS = 1500  # about a pixel each at the CLI's size and dpi
+LEVELS = 40  # bar heights are rounded to 1/LEVELS of a lane's height (about a pixel)
+# tab20 without its reds (the stall colour) and greys (the DMA waits): dark shades first.
+PALETTE_INDICES = [i for i in range(0, 20, 2) if i not in (6, 14)] + [
+    i for i in range(1, 20, 2) if i not in (7, 15)]
 
 
 def _pick(timeline: pd.DataFrame, resource: str, activities: tuple[str, ...]) -> pd.DataFrame:
-    return timeline[(timeline["resource"] == resource) & timeline["activity"].isin(activities)]
+    rows = timeline[(timeline["resource"] == resource) & timeline["activity"].isin(activities)]
+    return rows.sort_values("start")
+
+
+def _occupancy(rows: pd.DataFrame, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Busy share of each column between ``edges`` and the layer of the last interval that
+    started before the column ends."""
+    starts, ends = rows["start"].to_numpy(), rows["end"].to_numpy()
+    share = busy_between((starts, ends), edges[:-1], edges[1:]) / np.diff(edges)
+    last = np.maximum(np.searchsorted(starts, edges[1:], side="left") - 1, 0)
+    codes = rows["layer"].cat.codes.to_numpy()
+    return share, codes[last] if len(codes) else np.zeros(len(share), dtype=int)
+
+
+def _columns(ax, edges, bottom, height, codes, colours, **style) -> None:
+    """Bars of ``height`` on ``bottom`` per column, coloured ``colours[codes]``, heights in
+    steps of ``LEVELS`` (finer than a lane's pixels); runs of equal columns are one bar."""
+    from matplotlib.collections import PolyCollection
+
+    height = np.round(height * LEVELS) / LEVELS
+    bottom = np.broadcast_to(bottom, height.shape)
+    starts = np.flatnonzero(np.r_[True, (height[1:] != height[:-1])
+                                  | (codes[1:] != codes[:-1]) | (bottom[1:] != bottom[:-1])])
+    stops = np.r_[starts[1:], len(height)]
+    keep = height[starts] > 0
+    x0, x1 = edges[starts[keep]], edges[stops[keep]]
+    y0 = bottom[starts[keep]]
+    y1 = y0 + height[starts[keep]]
+    boxes = np.stack([np.c_[x0, y0], np.c_[x0, y1], np.c_[x1, y1], np.c_[x1, y0]], axis=1)
+    ax.add_collection(PolyCollection(boxes, facecolors=list(colours[codes[starts[keep]]]),
+                                     linewidths=0, **style))
+
+
+def _strip(ax, rows: pd.DataFrame, pixel: float, y: float, colour: str) -> None:
+    """Waits as a thin strip, each drawn at least a pixel wide, runs closer than that merged."""
+    starts, ends = rows["start"].to_numpy(), rows["end"].to_numpy()
+    if len(starts) == 0:
+        return
+    reach = np.maximum.accumulate(ends)
+    first = np.flatnonzero(np.r_[True, starts[1:] - reach[:-1] > pixel])
+    merged_end = np.maximum.reduceat(ends, first)
+    widths = np.maximum(merged_end - starts[first], pixel)
+    ax.broken_barh(list(zip(starts[first], widths)), (y, 0.1), facecolors=colour, linewidth=0)
 
 
 def busiest_stall_window(sim: Simulation, width: int = 3) -> tuple[int, int]:
@@ -48,35 +82,32 @@ def busiest_stall_window(sim: Simulation, width: int = 3) -> tuple[int, int]:
     return first, first + width - 1
 
 
+def _lanes(sim: Simulation) -> tuple:
+    has_gen = (sim.timeline["resource"] == "gen").any()
+    return tuple(lane for lane in LANES if lane[1] != "gen" or has_gen)
+
+
 def _draw(ax, sim: Simulation, t0: float, t1: float, colours: np.ndarray) -> None:
-    gap = (t1 - t0) / PIXELS
+    edges = np.linspace(t0, t1, COLUMNS + 1)
+    pixel = (t1 - t0) / COLUMNS
     window = sim.timeline[(sim.timeline["end"] >= t0) & (sim.timeline["start"] <= t1)]
-    ticks = []
-    for lane, (label, resource, activities) in enumerate(LANES):
-        y = len(LANES) - 1 - lane
-        ticks.append((y, label))
-        bars = _merged(_pick(window, resource, activities), gap)
-        ax.broken_barh(list(zip(bars["start"], bars["end"] - bars["start"])), (y - 0.4, 0.8),
-                       facecolors=colours[bars["code"].to_numpy().astype(int)], linewidth=0)
+    lanes = _lanes(sim)
+    for lane, (_, resource, activities) in enumerate(lanes):
+        y = len(lanes) - 1 - lane
+        share, codes = _occupancy(_pick(window, resource, activities), edges)
+        _columns(ax, edges, y - 0.4, 0.8 * share, codes, colours)
         if resource == "array":
+            stall, _ = _occupancy(_pick(window, "array", ("wait_data",)), edges)
+            _columns(ax, edges, y - 0.4 + 0.8 * share, 0.8 * stall, np.zeros(COLUMNS, int),
+                     np.array([STALL_COLOUR]), alpha=0.6, hatch="////", edgecolor="white")
             _labels(ax, sim, t0, t1, y)
-        if resource == "array":
-            _bars(ax, _pick(window, "array", ("wait_data",)), gap, (y - 0.4, 0.8),
-                  facecolors=STALL_COLOUR, alpha=0.6, linewidth=0, hatch="////",
-                  edgecolor="white")
         if activities == ("load",):
             for activity, colour in DMA_WAITS:
-                _bars(ax, _pick(window, "dram", (activity,)), gap, (y - 0.5, 0.1),
-                      facecolors=colour, linewidth=0)
-    ax.set_yticks([y for y, _ in ticks], [label for _, label in ticks])
-    ax.set_ylim(-0.6, len(LANES) - 0.4)
+                _strip(ax, _pick(window, "dram", (activity,)), pixel, y - 0.5, colour)
+    ax.set_yticks(range(len(lanes) - 1, -1, -1), [label for label, _, _ in lanes])
+    ax.set_ylim(-0.6, len(lanes) - 0.4)
     ax.set_xlim(t0, t1)
     ax.grid(axis="x", alpha=0.3)
-
-
-def _bars(ax, rows: pd.DataFrame, gap: float, span: tuple[float, float], **style) -> None:
-    bars = _merged(rows, gap)
-    ax.broken_barh(list(zip(bars["start"], bars["end"] - bars["start"])), span, **style)
 
 
 def _labels(ax, sim: Simulation, t0: float, t1: float, y: float) -> None:
@@ -105,8 +136,8 @@ def timeline_figure(sim: Simulation, zoom: tuple[int, int] | None = None, title:
 
     names = list(sim.layers.index)
     palette = plt.get_cmap("tab20").colors
-    colours = np.array([palette[(2 * i) % 20 if i % 20 < 10 else (2 * i + 1) % 20]
-                        for i in range(len(names))], dtype=object)
+    colours = np.empty(len(names), dtype=object)
+    colours[:] = [palette[PALETTE_INDICES[i % len(PALETTE_INDICES)]] for i in range(len(names))]
     first, last = zoom if zoom is not None else busiest_stall_window(sim)
     if not 0 <= first <= last < len(names):
         raise ValueError(f"zoom: layers {first}..{last} outside 0..{len(names) - 1}")
@@ -119,8 +150,9 @@ def timeline_figure(sim: Simulation, zoom: tuple[int, int] | None = None, title:
     _draw(bottom, sim, starts[first], ends[last], colours)
     for t in ends[first:last]:
         bottom.axvline(t, color="0.3", linewidth=0.8, linestyle=":")
-    bottom.set_title(f"zoom: layers {names[first]} .. {names[last]} (dotted lines: the array "
-                     "finishes a layer)", loc="left")
+    bottom.set_title(f"zoom: {names[first]} .. {names[last]} (dotted lines: the array finishes "
+                     "a layer; bar height: the share of each pixel column a unit is busy)",
+                     loc="left")
     for ax in (top, bottom):
         ax.xaxis.set_major_formatter(EngFormatter(unit=""))
         ax.set_xlabel("cycles")

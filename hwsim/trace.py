@@ -185,8 +185,9 @@ def _function_layer(name: str, node: fx.Node, out_shape, tensor_inputs, batch: i
     return None
 
 
-def _prune_producer(node, module, src, layers, module_of) -> None:
-    """Narrow the conv before a pruning normalization to its ``hw_kept_channels()``."""
+def _prune_producer(node, module, src, layers, module_of, pruned) -> None:
+    """Narrow the conv before a pruning normalization to its ``hw_kept_channels()``; append
+    (kept, traced) channels to ``pruned``."""
     index = module_of.get(src) if src is not None else None
     layer = layers[index][0] if index is not None else None
     if layer is None or layer.op != "conv" or layer.groups != 1 or len(src.users) != 1:
@@ -196,7 +197,18 @@ def _prune_producer(node, module, src, layers, module_of) -> None:
     if not 1 <= count <= layer.out_channels:
         raise ValueError(f"trace: {node.target}.hw_kept_channels() must lie in 1.."
                          f"{layer.out_channels}, got {count}")
+    pruned.append((count, layer.out_channels))
     layers[index][0] = dataclasses.replace(layer, out_channels=count)
+
+
+def _pruning_note(pruned: list[tuple[int, int]]) -> str:
+    kept, traced = (sum(column) for column in zip(*pruned))
+    where = f"{traced} channels of the {len(pruned)} prunable convs"
+    if kept == traced:  # e.g. resrep_* before training: flops_target acts in training
+        return (f"channel pruning: all {where} kept (no channel masked yet: masks are set in "
+                f"training), so this costs the unpruned network")
+    return (f"channel pruning: {kept} of {where} kept; masked channels costed as removed, "
+            f"as in the converted network")
 
 
 def _pruned_inputs(node, layer, tensor_inputs, kept):
@@ -334,6 +346,7 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], calib=None, batch: int
             calibrated = _calibrate(model, calib, name)
         layers, producers, module_of, folded = [], {}, {}, set()
         kept: dict[fx.Node, int] = {}  # nodes carrying fewer channels than traced (pruning)
+        pruned: list[tuple[int, int]] = []  # (kept, traced) channels per pruned conv
         names_seen: dict[str, int] = {}
         for node in graph_module.graph.nodes:
             tensor_inputs = [a for a in node.all_input_nodes if _shape(a) is not None]
@@ -354,7 +367,7 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], calib=None, batch: int
                         folded.add(module_of[src])
                 if hasattr(module, "hw_kept_channels"):
                     src = tensor_inputs[0] if tensor_inputs else None
-                    _prune_producer(node, module, src, layers, module_of)
+                    _prune_producer(node, module, src, layers, module_of, pruned)
                     kept[node] = layers[module_of[src]][0].out_channels
                 layer = _module_layer(node.target, module, _shape(tensor_inputs[0]), out_shape,
                                       batch, bits) if tensor_inputs else None
@@ -390,6 +403,7 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], calib=None, batch: int
             by_module.setdefault(node.target, layer)
         final.append(layer)
     notes = ((FOLD_NOTE,) if folded else ()) + (
-        () if calibrated is None else (_calibration_note(calibrated),))
+        () if calibrated is None else (_calibration_note(calibrated),)) + (
+        (_pruning_note(pruned),) if pruned else ())
     return LayerGraph(name, (batch, *input_shape), tuple(final), _storage(model, by_module),
                       notes)

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .paths import check_destination
 from .provenance import provenance
 from .registry import create_model
 
@@ -30,22 +31,17 @@ REQUIRED_KEYS = ("format", "version", "model_name", "model_kwargs", "state_dict"
                  "input_shape")
 
 
-def _check_destination(path: Path, kind: str) -> None:
-    """A one-line error when ``path`` cannot become a ``kind`` ("file" or "folder")."""
-    for folder in (path.parent, *path.parent.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise ValueError(f"{folder}: exists and is not a folder; cannot write {path}")
-            break
-    if kind == "file" and path.is_dir():
-        raise ValueError(f"{path}: is a folder; cannot write a file there")
-    if kind == "folder" and path.exists() and not path.is_dir():
-        raise ValueError(f"{path}: exists and is not a folder; cannot write files into it")
-
-
 def _temp_name(path: Path) -> Path:
     """A fresh hidden name beside ``path`` for a temporary file or folder."""
     return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+
+
+def _cannot_write(path: Path, exc: BaseException) -> None:
+    """An OS error while writing ``path`` raised again naming ``path`` (not the temporary name
+    beside it, which the user never gave); anything else is raised as it is."""
+    if isinstance(exc, OSError):
+        raise OSError(exc.errno, f"cannot write there ({exc.strerror or exc})", str(path)
+                      ) from None
 
 
 def _write_new_file(path: Path, data: bytes, mode: int = 0o666) -> None:
@@ -69,16 +65,17 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     ``path`` as it was.
     """
     path = Path(path)
-    _check_destination(path, "file")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_destination(path, "file")
     tmp = _temp_name(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         _write_new_file(tmp, data)
         if path.exists():
             os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        _cannot_write(path, exc)
         raise
 
 
@@ -93,7 +90,7 @@ def write_file_set(folder: str | os.PathLike, files: dict[str, bytes],
     same command wrote); other files are not ours to delete. Returns the paths written.
     """
     given, folder = Path(folder), Path(os.path.realpath(folder))  # replace what a link names
-    _check_destination(folder, "folder")
+    check_destination(folder, "folder")
     if folder == Path.cwd() or folder in Path.cwd().parents:
         raise ValueError(f"{folder}: is the working folder or holds it; give a folder inside it")
     if folder.is_dir():
@@ -103,19 +100,20 @@ def write_file_set(folder: str | os.PathLike, files: dict[str, bytes],
             shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
             raise ValueError(f"{folder}: holds files this command did not write ({shown}); "
                              f"give a new or empty folder")
-    folder.parent.mkdir(parents=True, exist_ok=True)
     tmp, old = _temp_name(folder), _temp_name(folder)
     try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
         os.mkdir(tmp)  # mode 0777 less the umask, unlike tempfile.mkdtemp's 0700
         for name, data in files.items():
             _write_new_file(tmp / name, data)
         if folder.is_dir():
             os.rename(folder, old)
         os.rename(tmp, folder)
-    except BaseException:
+    except BaseException as exc:
         if old.exists() and not folder.exists():
             os.rename(old, folder)  # put the previous set back
         shutil.rmtree(tmp, ignore_errors=True)
+        _cannot_write(given, exc)
         raise
     shutil.rmtree(old, ignore_errors=True)
     return [given / name for name in files]

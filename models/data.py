@@ -194,6 +194,19 @@ def _check_labels(where: Path, labels: np.ndarray, num_classes: int) -> None:
                          f"{int(labels.min())}..{int(labels.max())} (corrupt file?)")
 
 
+# The same folder comes from hwsim run --data-root or a config's data.root; only a training
+# config can download.
+_WHERE_FILES = ("give the folder holding {what} (hwsim run --data-root DIR, data.root in a "
+                "config), or set data.download: true in a training config to fetch them")
+
+
+def _why(folder: Path) -> str:
+    """Why a dataset file is not in ``folder``, when the folder itself is the reason."""
+    if folder.is_file():
+        return f" ({folder} is a file, not a folder)"
+    return "" if folder.is_dir() else f" ({folder} does not exist)"
+
+
 def _mnist_file(folder: Path, stem: str, download: bool) -> Path:
     for candidate in (folder / f"{stem}.gz", folder / stem):
         if candidate.is_file():
@@ -202,8 +215,8 @@ def _mnist_file(folder: Path, stem: str, download: bool) -> Path:
         path = folder / f"{stem}.gz"
         _download(MNIST_URL + path.name, path, MNIST_MD5[path.name])
         return path
-    raise FileNotFoundError(f"{folder}: MNIST file {stem}(.gz) not found; put the IDX files "
-                            f"there or set data.download=true")
+    raise FileNotFoundError(f"{folder}: MNIST file {stem}(.gz) not found{_why(folder)}; "
+                            f"{_WHERE_FILES.format(what='the IDX files')}")
 
 
 def _mnist_split(folder: Path, prefix: str, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -254,9 +267,9 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 def _cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
-        raise FileNotFoundError(f"{path.parent}: CIFAR file {path.name} not found; point "
-                                f"data.root at the folder holding {path.parent.name}/ or set "
-                                f"data.download=true")
+        root = path.parent.parent
+        raise FileNotFoundError(f"{path.parent}: CIFAR file {path.name} not found{_why(root)}; "
+                                f"{_WHERE_FILES.format(what=f'{path.parent.name}/')}")
     try:
         with path.open("rb") as fh:
             batch = _ArrayUnpickler(fh, encoding="bytes").load()

@@ -16,6 +16,7 @@ loss terms ``pg_gating`` and ``cg_gating`` (the seeds' threshold losses) and the
 """
 
 import functools
+import math
 from dataclasses import dataclass
 
 import torch
@@ -31,9 +32,17 @@ from .registry import register_model
 from .resnet import BasicBlock, ResNet
 from .settings import settings_from_dict
 
+# Settings whose sign matters: a gate slope <= 0 never opens (0) or inverts the gate, a PACT
+# clip <= 0 zeroes every activation, a negative loss weight pushes thresholds away from the
+# target.
+_POSITIVE = ("alpha", "pact_init")
+_NON_NEGATIVE = ("sg",)
+
 
 def _from_dict(section: str, given: dict | None, defaults):
-    """``settings_from_dict``, each given value also of its default's type (an int for a float)."""
+    """``settings_from_dict`` (which refuses NaN and infinities), each given value also of its
+    default's type (an int for a float) and of the sign its meaning needs (``_POSITIVE``,
+    ``_NON_NEGATIVE``)."""
     settings = settings_from_dict(section, given, defaults)
     for key, value in (given or {}).items():
         default = getattr(defaults, key)
@@ -41,6 +50,9 @@ def _from_dict(section: str, given: dict | None, defaults):
                 value, (type(default), int) if isinstance(default, float) else type(default)):
             raise ValueError(f"{section}.{key}: must be {type(default).__name__}, "
                              f"got {value!r}")
+        if key in _POSITIVE and value <= 0 or key in _NON_NEGATIVE and value < 0:
+            raise ValueError(f"{section}.{key}: must be {'> 0' if key in _POSITIVE else '>= 0'}"
+                             f", got {value!r}")
     return settings
 
 
@@ -186,11 +198,13 @@ def _config(model: nn.Module, kind: type, plugin: str):
     return cfg
 
 
-def _number(plugin: str, key: str, value, default: float) -> float:
+def _number(plugin: str, key: str, value, default: float, low: float = -math.inf) -> float:
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{plugin}: {key} must be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value < low:
+        raise ValueError(f"{plugin}: {key} must be a finite number"
+                         f"{f' >= {low:g}' if low > -math.inf else ''}, got {value!r}")
     return float(value)
 
 
@@ -200,7 +214,7 @@ def _threshold_term(model: nn.Module, kind: type, layer: type, distance, *, plug
     convs; ``weight`` (argument ``weight_name``) and ``target`` default to the model's settings
     (``sg``, ``gtar``)."""
     cfg = _config(model, kind, plugin)
-    scale = _number(plugin, weight_name, weight, cfg.sg)
+    scale = _number(plugin, weight_name, weight, cfg.sg, low=0.0)
     target = _number(plugin, "target", target, cfg.gtar)
     layers = [m for m in gated_layers(model) if isinstance(m, layer)]
 

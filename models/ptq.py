@@ -11,8 +11,17 @@ quantized FC) computes on integer-grid operands:
   calibration input was >= 0 (after a ReLU), else ``max|x| / (2^(b-1) - 1)`` on the symmetric
   signed grid; test inputs beyond the calibrated range clamp to the grid's ends.
 
-Widths of 16 bits and up leave the operand in fp32 (the project's rule, ``FP_BITS``). Batch
-norm stays in fp32 after its conv (it is not folded into the weight before quantizing).
+Widths of 16 bits and up leave the operand in fp32 (the project's rule, ``FP_BITS``).
+
+Batch norm stays in fp32 after its conv: it is not folded into the weight before quantizing.
+That is the usual integer pipeline, where the BN scale and shift join the per-output-channel
+requantization of the accumulator (the conv's integer MACs are those of the per-tensor grid);
+the tracer costs the same conv with the BN folded into a bias and does not cost the
+requantization (nor any other output rounding). Folding the BN into the weights first and
+quantizing the folded weights per tensor is a coarser grid whenever the BN scales differ per
+channel: on a width-0.5 ResNet-20 trained 8 epochs on digits it scores the same at 8 and 6
+bits (98.3%, 98.6%) but 95.8% instead of 97.2% at 4-bit weights and 83.8% instead of 94.7% at
+3 bits (8-bit activations). A BN that does not follow a conv is left as it is too.
 """
 
 import copy

@@ -10,11 +10,14 @@ knobs (``ResRepConfig``), read by the ``resrep`` gradient hook.
 
 Flow: train the dense model (``resnet56(shortcut="B")``) → initializer ``resrep_base`` copies
 it into the compactor model → training with gradient hook ``resrep`` (penalty gradients, mask
-schedule; compactors want momentum 0.99 and no weight decay: ``optimizer.groups``) →
-``convert_checkpoint`` writes the narrower network.
+schedule; the compactors train with momentum 0.99 and no weight decay, the model's
+``optimizer_groups``, which ``optimizer.groups.compactor`` overrides) → ``convert_checkpoint``
+writes the narrower network.
 """
 
 import functools
+import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +32,7 @@ from .layers.resrep import (
     penalty_gradients,
     pruned_layers,
     resrep_conv_bn,
+    rounded_widths,
     select_masks,
 )
 from .plugins import register_grad_hook, register_init
@@ -93,6 +97,8 @@ def _build(arch: str, defaults: ResRepConfig, num_classes: int, in_channels: int
                          conv_bn=functools.partial(resrep_conv_bn, converted=converted),
                          channels=channels)
     model.resrep_config = cfg
+    if not converted:  # the seed's compactor settings (docs/methods.md, ResRep: update rule)
+        model.optimizer_groups = {"compactor": {"momentum": 0.99, "weight_decay": 0.0}}
     return model
 
 
@@ -143,10 +149,24 @@ def update_masks(model: nn.Module, layers, flops, cfg: ResRepConfig) -> None:
         compactor.mask.copy_(compactor.mask.new_tensor(keep.astype(np.float32)))
 
 
+def _warn_unreachable(flops, cfg: ResRepConfig) -> None:
+    """One line on stderr (rank 0) when even the narrowest network ``cfg`` allows misses the
+    target: pruning then stops there, at a FLOPs ratio above ``flops_target``."""
+    full = flops.full_widths
+    narrowest = rounded_widths(np.minimum(full, cfg.num_at_least), full, cfg.width_multiple)
+    ratio = flops.macs(narrowest) / flops.macs(full)
+    if ratio > cfg.flops_target and int(os.environ.get("RANK", "0")) == 0:
+        print(f"resrep: warning: flops_target {cfg.flops_target:g} is out of reach with "
+              f"width_multiple {cfg.width_multiple} and num_at_least {cfg.num_at_least}; "
+              f"pruning stops at the narrowest network, {ratio:.3f} of the FLOPs",
+              file=sys.stderr)
+
+
 @register_grad_hook("resrep")
 def resrep(model: nn.Module, **params):
-    """Gradient hook: penalty gradients every step, masks every ``mask_interval`` steps from
-    ``before_mask_iters`` on; knobs from the model's ``resrep`` argument (``ResRepConfig``).
+    """Gradient hook: penalty gradients every step, masks every ``mask_interval`` steps after
+    the first ``before_mask_iters``; knobs from the model's ``resrep`` argument
+    (``ResRepConfig``).
 
     The FLOPs model needs the input size; it is read from the first training batch.
     """
@@ -165,10 +185,13 @@ def resrep(model: nn.Module, **params):
 
     def hook(step: int) -> None:
         penalty_gradients(found, cfg.lasso_strength)
-        if step >= cfg.before_mask_iters and (step - cfg.before_mask_iters) % \
-                cfg.mask_interval == 0:
-            if "flops" not in seen:
-                seen["flops"] = flops_model(model, seen["input_shape"], layers)
+        if "flops" not in seen:
+            seen["flops"] = flops_model(model, seen["input_shape"], layers)
+            _warn_unreachable(seen["flops"], cfg)
+        # The seed updates before step s when s > before_mask_iters and s - before_mask_iters
+        # is a multiple of mask_interval; after step s - 1 here, which is the same point.
+        done = step + 1 - cfg.before_mask_iters
+        if done > 0 and done % cfg.mask_interval == 0:
             update_masks(model, layers, seen["flops"], cfg)
 
     return hook
@@ -184,16 +207,26 @@ def resrep_base(model: nn.Module, checkpoint: str | None = None) -> None:
         raise ValueError("resrep_base: give checkpoint: PATH of the dense model (hwsim pipeline "
                          "fills it in from its base stage)")
     source = build_model(load_checkpoint(checkpoint), checkpoint).state_dict()
-    own = model.state_dict()
-    extra = [k for k in own if k not in source and ".compactor." not in k]
-    foreign = [k for k in source if k not in own]
-    reshaped = [k for k in source if k in own and own[k].shape != source[k].shape]
-    if extra or foreign or reshaped:
-        bad = (extra or foreign or reshaped)[0]
+    bad = dense_mismatch(model, source)
+    if bad:
         raise ValueError(f"resrep_base: {checkpoint} is not the dense form of this model "
-                         f"(first mismatch: {bad}); train the same architecture with "
-                         f"shortcut B, e.g. resnet56 for resrep_resnet56")
+                         f"(first mismatch: {bad}); {DENSE_FORM}")
+    own = model.state_dict()
     model.load_state_dict({**own, **{k: v.to(own[k].device) for k, v in source.items()}})
+
+
+DENSE_FORM = ("train the same architecture, width and data with shortcut B, e.g. resnet56 "
+              "for resrep_resnet56")
+
+
+def dense_mismatch(model: nn.Module, dense_state: dict) -> str | None:
+    """The first state-dict key in which ``dense_state`` is not the dense form of the
+    compactor ``model`` (a key only one has, compactors aside, or another shape), or None."""
+    own = model.state_dict()
+    extra = [k for k in own if k not in dense_state and ".compactor." not in k]
+    foreign = [k for k in dense_state if k not in own]
+    reshaped = [k for k in dense_state if k in own and own[k].shape != dense_state[k].shape]
+    return next(iter(extra + foreign + reshaped), None)
 
 
 # --- conversion --------------------------------------------------------------------------------

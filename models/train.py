@@ -278,8 +278,21 @@ def param_groups(model: nn.Module, weight_decay: float, no_decay: list[str],
               for word in groups if special[word])]
 
 
+def optimizer_groups(model: nn.Module, cfg: dict) -> dict[str, dict]:
+    """The ``groups`` the optimizer uses: the model's own (its ``optimizer_groups``, e.g.
+    ResRep's compactors: momentum 0.99, no weight decay, as the seed trains them; only the keys
+    this optimizer takes), each key overridden by the config's ``optimizer.groups``."""
+    allowed = GROUP_KEYS[cfg["name"]]
+    groups = {word: {k: v for k, v in settings.items() if k in allowed}
+              for word, settings in getattr(model, "optimizer_groups", {}).items()}
+    for word, settings in check_groups(cfg).items():
+        groups[word] = {**groups.get(word, {}), **settings}
+    return groups
+
+
 def make_optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg["weight_decay"], cfg["no_decay"], check_groups(cfg))
+    groups = param_groups(model, cfg["weight_decay"], cfg["no_decay"],
+                          optimizer_groups(model, cfg))
     if cfg["name"] == "sgd":
         return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"],
                                nesterov=cfg["nesterov"] and cfg["momentum"] > 0)

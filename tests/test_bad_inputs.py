@@ -2,9 +2,10 @@
 
 Each case runs ``hwsim.cli.main`` in-process (fast: every bad input must fail before any
 training or costing starts) and a few run through a real subprocess. ``{d}`` in an argument is
-the folder of prepared files (configs, checkpoints, accelerator specs).
+the folder of prepared files (configs, checkpoints, accelerator specs), in the expected text too.
 """
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -103,6 +104,18 @@ def d(tmp_path_factory) -> Path:
                                    + "dram: {bw_bytes_per_cycle: 32}\n",
         "accel_top_list.yaml": "- 1\n",
     }
+    sweep = {"results": str(d / "sweep.csv"), "checkpoints": str(d / "sweep_runs"),
+             "base": {"model": {"name": "resnet20", "width": 0.25}}}
+    trained = {**sweep, "base": {**sweep["base"], "data": {"name": "digits"}}}
+    texts.update({
+        "sweep.yaml": yaml.safe_dump(sweep),
+        "no_out_dir.yaml": yaml.safe_dump(BASE_TRAIN),
+        "sweep_trained.yaml": yaml.safe_dump(trained),
+        "sweep_bomb.yaml": yaml.safe_dump(sweep) + BOMB.replace("a:", "x_a:", 1),
+        "rr_nan.yaml": _train_yaml(d, model={"name": "resrep_resnet20", "width": 0.25},
+                                   resrep={"lasso_strength": float("nan")}),
+        "table.csv": "method,accelerator,x,y,status\na,s,1,2,ok\n",
+    })
     for name, text in texts.items():
         (d / name).write_text(text)
     (d / "binary.yaml").write_bytes(b"model: \xff\xfe\x00name\n")
@@ -347,6 +360,133 @@ CASES = [
      "hardware.calib_batches: must be >= 0"),
     (["pipeline", "{d}/train.yaml", "--set", "hardware.colour=1"], "hardware.colour: unknown"),
     (["pipeline", "{d}/train.yaml", "--set", "train.threads=0"], "train.threads"),
+    # run: what a checkpoint fixes, the event simulator, data folders, method settings
+    (["run", "--checkpoint", "{d}/ok.pt", "--set", "model.width=0.5"],
+     "a checkpoint's model is rebuilt with the settings it was trained with"),
+    (["run", "--checkpoint", "{d}/ok.pt", "--set", "mlg.base_in=1"], "--set mlg.*: a checkp"),
+    (["run", "--model", "resnet20", "--accel", "none", "--sim", "event"],
+     "--sim event needs an accelerator"),
+    ([*RUN, "--sim", "des"], "argument --sim: invalid choice: 'des'"),
+    (["run", "--checkpoint", "{d}/ok.pt", "--calib", "-1"], "argument --calib: expected an"),
+    ([*RUN, "--calib", "2"], "--calib needs --checkpoint FILE"),
+    (["run", "--checkpoint", "{d}/ok.pt", "--data", "mnist", "--data-root", "{d}/nodata"],
+     "not found ({d}/nodata does not exist); give the folder holding the IDX files "
+     "(hwsim run --data-root DIR"),
+    (["run", "--checkpoint", "{d}/ok.pt", "--data", "mnist", "--data-root", "{d}/a_file"],
+     "({d}/a_file is a file, not a folder)"),
+    (["run", "--checkpoint", "{d}/ok.pt", "--data", "cifar10", "--data-root", "{d}"],
+     "CIFAR file data_batch_1 not found; give the folder holding cifar-10-batches-py/"),
+    ([*RUN, "--accel", "none", "--out", "/proc/hwsim-out"],
+     "/proc/hwsim-out: cannot write there"),
+    (["run", "--model", "resrep_resnet20", "--set", "resrep.flops_target=2"],
+     "resrep: flops_target must be a number in (0, 1]"),
+    (["run", "--model", "resrep_resnet20", "--set", "resrep.flops_target=.nan"],
+     "resrep.flops_target: must be a finite number"),
+    (["run", "--model", "resrep_resnet20", "--set", "resrep.lasso_strength=.inf"],
+     "resrep.lasso_strength: must be a finite number"),
+    (["run", "--model", "pg_resnet20", "--set", "pg.gtar=.nan"], "pg.gtar: must be a finite"),
+    (["run", "--model", "pg_resnet20", "--set", "pg.wbits=-1"], "pg.wbits must be an int"),
+    (["run", "--model", "cg_resnet20", "--set", "cg.alpha=-.inf"], "cg.alpha: must be a finite"),
+    (["run", "--model", "cg_resnet20", "--set", "cg.colour=1"], "cg: unknown key 'colour'"),
+    ([*RUN, "--baseline-checkpoint", "{d}/garbage.pt"], "garbage.pt: not a readable"),
+    ([*RUN, "--baseline", "resnet99"], "unknown model 'resnet99'"),
+    # run folders: --runs-dir, --name, --resume
+    (["train", "{d}/no_out_dir.yaml", "--runs-dir", "{d}/a_file"],
+     "--runs-dir: {d}/a_file: exists and is not a folder"),
+    (["train", "{d}/no_out_dir.yaml", "--runs-dir", "{d}/a_file", "--name", "x"],
+     "--name x: {d}/a_file: exists and is not a folder"),
+    (["train", "{d}/train.yaml", "--runs-dir", "{d}/runs"],
+     "--runs-dir {d}/runs: the config already sets train.out_dir"),
+    (["train", "{d}/train.yaml", "--name", "../x"], "--name '../x': use letters, digits"),
+    (["train", "{d}/no_out_dir.yaml", "--runs-dir", ""], "--runs-dir '': give a folder"),
+    ([*RUN, "--accel", "none", "--out", ""], "is the working folder or holds it"),
+    (["train", "{d}/no_out_dir.yaml", "--resume", "--overwrite", "--name", "x"],
+     "--resume and --overwrite: give one"),
+    (["train", "{d}/train.yaml", "--set", "train.out_dir={d}/a_file/run"],
+     "train.out_dir: {d}/a_file: exists and is not a folder"),
+    (["train", "{d}/rr_nan.yaml"], "resrep.lasso_strength: must be a finite number"),
+    (["pipeline", "{d}/train.yaml", "--set", "hardware.results={d}/a_file/r.csv"],
+     "hardware.results: {d}/a_file: exists and is not a folder"),
+    (["pipeline", "{d}/train.yaml", "--set", "hardware.results={d}/results_dir"],
+     "hardware.results: {d}/results_dir: is a folder"),
+    # compare
+    (["compare", "--model", "resnet20", "--set", "accel.clock_mhz=.nan"], "clock_mhz must be a"),
+    (["compare", "--model", "resnet99"], "unknown model 'resnet99'"),
+    (["compare", "--model", "resnet20", "resnet18", "--set", "mlg.base_in=2"],
+     "--set mlg.*: none of the models has mlg settings"),
+    (["compare", "--model", "resnet20", "--set", "model.growth=2"],
+     "--set model.growth: none of the models takes it"),
+    (["compare", "--model", "resnet20", "--accel", "{d}/missing.yaml"], "missing.yaml: no such"),
+    (["compare", "--model", "resnet20", "--set", "model.width=0.25", "--input", "2x32x32"],
+     "expects 3 input channels"),
+    (["compare", "--model", "resnet20", "--input", "3x100000x100000"], "is too large"),
+    # sweep: the file's structure and every point's keys, before any work
+    (["sweep", "{d}/sweep.yaml", "--set", "colour=1"], "sweep.yaml: unknown key 'colour'"),
+    (["sweep", "{d}/sweep.yaml", "--set", "results={d}/results_dir"],
+     "sweep.yaml: results: {d}/results_dir: is a folder"),
+    (["sweep", "{d}/sweep.yaml", "--set", "results={d}/r.txt"],
+     "results must end in .csv or .parquet"),
+    (["sweep", "{d}/sweep.yaml", "--set", "results={d}/a_file/r.csv"],
+     "sweep.yaml: results: {d}/a_file: exists and is not a folder"),
+    (["sweep", "{d}/sweep.yaml", "--set", "results=5"], "sweep.yaml: results must be a path"),
+    (["sweep", "{d}/sweep.yaml", "--set", "checkpoints={d}/a_file"],
+     "sweep.yaml: checkpoints: {d}/a_file: exists and is not a folder"),
+    (["sweep", "{d}/sweep.yaml", "--set", "base=5"], "sweep.yaml.base: expected a mapping"),
+    (["sweep", "{d}/sweep.yaml", "--set", "points=5"], "points: expected a non-empty list"),
+    (["sweep", "{d}/sweep.yaml", "--set", "base.quantize=ptq"],
+     "quantize: ptq needs a trained point"),
+    (["sweep", "{d}/sweep_trained.yaml", "--set", "base.quantize=int8"],
+     "quantize must be one of none, ptq, got 'int8'"),
+    (["sweep", "{d}/sweep_trained.yaml", "--set", "base.calib_batches=-1"],
+     "calib_batches must be >= 0, got -1"),
+    (["sweep", "{d}/sweep_trained.yaml", "--set", "base.calib_batch_size=0"],
+     "calib_batch_size must be >= 1, got 0"),
+    (["sweep", "{d}/sweep_trained.yaml", "--set", "base.optimizer.lr=.nan"],
+     "optimizer.lr: must be a finite number"),
+    (["sweep", "{d}/sweep_trained.yaml", "--set", "base.train.threads=0"],
+     "train.threads: must be > 0"),
+    (["sweep", "{d}/sweep_trained.yaml", "--set", "base.train.out_dir=x"],
+     "train.out_dir is set by the sweep"),
+    (["sweep", "{d}/sweep.yaml", "--set", "base.trace.colour=1"], "trace.colour: unknown key"),
+    (["sweep", "{d}/sweep.yaml", "--set", "base.batch=one"], "batch must be int"),
+    (["sweep", "{d}/sweep.yaml", "--set", "base.accel.name={d}/missing.yaml"],
+     "accel.name {d}/missing.yaml: no such file"),
+    (["sweep", "{d}/sweep.yaml", "--set", "base.model.name=5"], "model.name is required"),
+    (["sweep", "{d}/sweep_bomb.yaml"], "aliases (*a) are not allowed"),
+    (["sweep", "{d}/missing.yaml"], "missing.yaml: no such file"),
+    (["sweep", "{d}/folder.yaml"], "folder.yaml: is a folder"),
+    (["sweep", "{d}/sweep.yaml", "--workers", "0"], "argument --workers"),
+    (["sweep", "{d}/sweep.yaml", "--scheduler", "nothing"],
+     "--scheduler 'nothing': expected a Dask scheduler address HOST:PORT"),
+    # plot: the table, its columns, --out, the timeline
+    (["plot", "tradeoff", "--out", "{d}/p.png"], "give TABLE --x COLUMN --y COLUMN"),
+    (["plot", "tradeoff", "{d}/missing.csv", "--x", "x", "--y", "y", "--out", "{d}/p.png"],
+     "missing.csv: no such results table"),
+    (["plot", "tradeoff", "{d}/table.csv", "--x", "zz", "--y", "y", "--out", "{d}/p.png"],
+     "no column 'zz' in the table"),
+    (["plot", "tradeoff", "{d}/table.csv", "--x", "x", "--y", "y", "--maximize", "zz", "--out",
+      "{d}/p.png"], "--maximize zz: give the --x or the --y column"),
+    (["plot", "tradeoff", "{d}/table.csv", "--x", "x", "--y", "y", "--where", "method=zz",
+      "--out", "{d}/p.png"], "no row left; method holds a"),
+    (["plot", "tradeoff", "{d}/table.csv", "--x", "x", "--y", "y", "--where", "x=abc",
+      "--out", "{d}/p.png"], "x holds numbers"),
+    (["plot", "tradeoff", "{d}/table.csv", "--x", "x", "--y", "y", "--out", "{d}/p.jpg"],
+     "a figure must end in .png or .svg"),
+    (["plot", "tradeoff", "{d}/table.csv", "--x", "x", "--y", "y", "--out", "{d}/results_dir"],
+     "--out {d}/results_dir: is a folder; give a figure file"),
+    (["plot", "tradeoff", "{d}/table.csv", "--x", "x", "--y", "y", "--out",
+      "{d}/a_file/p.png"], "{d}/a_file: exists and is not a folder"),
+    (["plot", "breakdown", "--model", "resnet20", "--set", "accel.clock_mhz=.nan", "--out",
+      "{d}/p.png"], "clock_mhz must be a finite"),
+    (["plot", "roofline", "--model", "resnet20", "--set", "model.width=0.25", "--input",
+      "1x32x32", "--out", "{d}/p.png"], "expects 3 input channels"),
+    (["plot", "timeline", "--out", "{d}/p.png"], "hwsim plot timeline: give --model NAME"),
+    (["plot", "timeline", "--model", "resnet20", "--accel", "none", "--out", "{d}/p.png"],
+     "hwsim plot timeline: needs an accelerator"),
+    (["plot", "timeline", "--model", "resnet20", "--set", "model.width=0.25", "--zoom", "5:2",
+      "--out", "{d}/p.png"], "--zoom: 5 comes after 2"),
+    (["plot", "timeline", "--model", "resnet20", "--set", "model.width=0.25", "--zoom",
+      "nolayer", "--out", "{d}/p.png"], "--zoom: no layer 'nolayer'"),
     # the command line itself
     ([], "the following arguments are required"),
     (["list", "gadgets"], "invalid choice"),
@@ -372,11 +512,43 @@ def test_bad_input_is_one_line_exit_2(d, capsys, monkeypatch, argv, needle):
     code = main(_argv(argv, d))
     out, err = capsys.readouterr()
     assert code == 2 and out == "", (code, out, err)
-    _check_one_line(err, needle)
+    _check_one_line(err, needle.replace("{d}", str(d)))
 
 
 def test_matrix_size():
     assert len(CASES) >= 60
+    commands = {"run", "compare", "list", "export", "train", "pipeline", "sweep", "plot"}
+    assert {argv[0] for argv, _ in CASES if argv} == commands  # every command has cases
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pyarrow") is not None, reason="pyarrow installed")
+def test_parquet_without_pyarrow_is_refused_before_work(d, capsys):
+    assert main(["sweep", str(d / "sweep.yaml"), "--set", f"results={d}/t.parquet"]) == 2
+    _check_one_line(capsys.readouterr().err, "t.parquet: a .parquet table needs pyarrow")
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--set", "colour=1"], "mlg_tradeoff.yaml: unknown key 'colour'"),
+    (["--set", "base.optimizer.lr=.nan"], "optimizer.lr: must be a finite number"),
+    (["--set", "noequals"], "expected key=value"),
+    (["--workers", "0"], "argument --workers: expected a positive integer"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_study_scripts_print_one_line(capsys, monkeypatch, argv, needle):
+    """The experiments/study_*.py scripts share ``studies.command``: a bad ``--set`` is the
+    same one line and exit code 2 as for ``hwsim sweep``."""
+    monkeypatch.syspath_prepend(str(ROOT / "experiments"))
+    monkeypatch.delenv("HWSIM_DEBUG", raising=False)
+    import study_mlg_tradeoff
+
+    monkeypatch.setattr(sys, "argv", ["study_mlg_tradeoff.py", *argv])
+    with pytest.raises(SystemExit) as stop:
+        study_mlg_tradeoff.command(study_mlg_tradeoff.main)
+    out, err = capsys.readouterr()
+    assert stop.value.code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("study_mlg_tradeoff.py: error: "), err
+    assert needle in lines[0]
 
 
 def test_unreadable_config_names_the_file(d, capsys, monkeypatch):

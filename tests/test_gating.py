@@ -1,10 +1,12 @@
 """Gating layers: quantizers, PG / CG forward against direct computation, measured densities
 against direct counts of the gate masks, and the training loop's sparsity against the trace's."""
 
+import io
 import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -63,12 +65,42 @@ def test_pg_with_threshold_minus_inf_is_the_fully_quantized_conv():
     assert torch.allclose(conv(x), msb, atol=1e-5)
 
 
-def test_sparse_backprop_only_through_gates_that_are_on():
-    torch.manual_seed(1)
+@pytest.mark.parametrize("kind", ["pg", "cg"])
+def test_sparse_backprop_only_through_gates_that_are_on(kind):
+    """The step's gradient: through the sigmoid everywhere (straight through), or only where
+    the gate is on (``sparse_bp``), against the gate written out with autograd."""
+    grads = {}
     for sparse in (False, True):
-        conv = PGConv2d(3, 4, 3, padding=1, act_bits=4, pred_bits=2, sparse_bp=sparse)
-        conv(torch.rand(2, 3, 6, 6)).sum().backward()
-        assert conv.threshold.grad is not None and conv.threshold.grad.abs().sum() > 0
+        torch.manual_seed(1)  # the same weights and inputs for both
+        x = torch.rand(2, 3, 6, 6) if kind == "pg" else torch.randn(2, 4, 6, 6)
+        if kind == "pg":
+            conv = PGConv2d(3, 4, 3, padding=1, act_bits=4, pred_bits=2, threshold_init=0.1,
+                            sparse_bp=sparse)
+        else:
+            conv = CGConv2d(4, 4, 3, padding=1, partitions=2, threshold_init=0.0,
+                            sparse_bp=sparse)
+        conv.eval()
+        upstream = torch.randn(conv(x).shape)
+        (conv(x) * upstream).sum().backward()
+        got = conv.threshold.grad.clone()
+        conv.threshold.grad = None
+        if kind == "pg":
+            w = quantize_weight_max(conv.weight, conv.weight_bits)
+            msb = truncate_msb(x, 4, 2)
+            cheap = F.conv2d(msb, w, padding=1)
+            rest = F.conv2d(quantize_max(x, 4) - msb, w, padding=1)
+            soft = torch.sigmoid(conv.alpha * (cheap - conv.threshold))
+        else:
+            cheap = F.conv2d(x, conv.weight * conv.mask, padding=1)
+            rest = F.conv2d(x, conv.weight, padding=1) - cheap
+            soft = torch.sigmoid(conv.alpha * (conv.norm(cheap) - conv.threshold))
+        on = (soft > 0.5).float()
+        gate = on + (soft - soft.detach()) * (on if sparse else 1)
+        ((cheap + gate * rest) * upstream).sum().backward()
+        assert torch.allclose(got, conv.threshold.grad, atol=1e-5)
+        assert 0 < on.mean() < 1 and got.abs().sum() > 0
+        grads[sparse] = got
+    assert not torch.allclose(grads[False], grads[True])
 
 
 def _pg_gates(conv, x):
@@ -158,8 +190,10 @@ def test_threshold_losses_match_the_seeds_formulas():
     cg_term = lookup("loss", "cg_gating")(cg, weight=3, target=2)
     assert pg_term(None, None, None).item() == pytest.approx(pg_expected, rel=1e-6)
     assert cg_term(None, None, None).item() == pytest.approx(cg_expected, rel=1e-6)
-    with pytest.raises(ValueError, match="cg_gating: weight must be a number"):
+    with pytest.raises(ValueError, match="cg_gating: weight must be a finite number >= 0"):
         lookup("loss", "cg_gating")(cg, weight="big")
+    with pytest.raises(ValueError, match="pg_gating: sigma must be a finite number >= 0"):
+        lookup("loss", "pg_gating")(pg, sigma=-1)
     with pytest.raises(ValueError, match="pg_gating: the model has no pg-gated layers"):
         lookup("loss", "pg_gating")(cg)
 
@@ -171,6 +205,14 @@ def test_seed_flags_are_checked():
         models.create_model("pg_resnet20", pg={"pbits": 3, "abits": 3})
     with pytest.raises(ValueError, match="cg.pt must be"):
         models.create_model("cg_resnet20", width=0.25, cg={"pt": 3})
+    with pytest.raises(ValueError, match=r"pg.wbits must be an int in \[0, 32\]"):
+        models.create_model("pg_resnet20", pg={"wbits": -1})
+    for section, key, value, allowed in (
+            ("pg", "alpha", 0, "> 0"), ("pg", "pact_init", -1.0, "> 0"),
+            ("pg", "sg", -0.1, ">= 0"), ("cg", "alpha", -2, "> 0"),
+            ("cg", "gtar", math.inf, "a finite number")):
+        with pytest.raises(ValueError, match=f"{section}.{key}: must be {allowed}"):
+            models.create_model(f"{section}_resnet20", width=0.25, **{section: {key: value}})
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +253,51 @@ def test_run_checkpoint_calibrates_and_reports_ideal_vs_realized(trained_pg, cap
     text = capsys.readouterr().out
     assert "NOT measured" in text and "gate (bit-parallel: energy only" in text
     assert main(["run", "--checkpoint", checkpoint, "--calib", "-1"]) == 2
+    capsys.readouterr()
+    assert main(["run", "--model", "pg_resnet20", "--calib", "2"]) == 2  # nothing to calibrate
+    assert "--calib needs --checkpoint" in capsys.readouterr().err
+    assert main(["run", "--checkpoint", checkpoint, "--set", "pg.abits=4"]) == 2
+    assert "--set pg.*: a checkpoint's model is rebuilt" in capsys.readouterr().err
+    # The layer table shows each layer's ideal MAC reduction beside its realized speed-up.
+    assert main(["run", "--checkpoint", checkpoint, "--accel", "bitserial_32", "--calib", "1",
+                 "--layers"]) == 0
+    out = capsys.readouterr().out
+    table = out.split("per layer")[1].splitlines()
+    assert table[1].split()[3:7] == ["gating", "MAC", "red.", "ideal"]
+    row = next(line for line in table if line.startswith("layers.0.0.conv1")).split()
+    assert row[4] == "skip" and row[5] == "1.00x" and float(row[6][:-1]) > 1
+    assert main(["run", "--checkpoint", checkpoint, "--accel", "bitserial_32", "--calib", "1",
+                 "--format", "csv"]) == 0
+    layers = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index("name")
+    gated = layers.loc["layers.0.0.conv1"]  # the resulting average bits, per layer
+    assert gated["pred_bits"] == 2 and 0 < gated["lsb_density"] < 1
+    assert gated["avg_act_bits"] == pytest.approx(2 + gated["lsb_density"] * (3 - 2))
+    assert layers.loc["layers.0.0.conv2", "avg_act_bits"] == 3  # quantized, not gated
+
+
+def test_run_checkpoint_calibrates_as_its_pipeline_did(tmp_path, capsys):
+    """Without --calib, hwsim run uses the checkpoint pipeline's calibration, so it prints the
+    results row's densities; the pipeline prints the gating block of every row."""
+    cfg = load_yaml(Path(__file__).resolve().parents[1] / "experiments" / "configs"
+                    / "pg_resnet20_digits.yaml")
+    cfg.update({"model": {"name": "pg_resnet20", "width": 0.25}})
+    cfg["data"].update({"train_subset": 64, "test_subset": 32})
+    cfg["train"].update({"epochs": 1, "batch_size": 32})
+    cfg["hardware"].update({"accelerators": ["bitserial_32"], "calib_batches": 3,
+                            "calib_batch_size": 8, "results": str(tmp_path / "results.csv")})
+    (tmp_path / "pg.yaml").write_text(json.dumps(cfg))
+    assert main(["pipeline", str(tmp_path / "pg.yaml"), "--runs-dir", str(tmp_path),
+                 "--name", "pg", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "pg_resnet20 on bitserial_32:\ngating: 9 gated layers, mode skip" in printed
+    row = pd.read_csv(tmp_path / "results.csv").iloc[0]
+    assert main(["run", "--checkpoint", str(tmp_path / "pg" / "last.pt"), "--accel",
+                 "bitserial_32", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "measured on 24 calibration images (3 batches)" in " ".join(report["notes"])
+    assert report["gating"]["lsb_density"] == pytest.approx(row["lsb_density"], abs=1e-12)
+    assert report["gating"]["realized_speedup"] == pytest.approx(row["realized_speedup"])
+    assert f"{row['realized_speedup']:.3f}x compute" in printed
 
 
 @pytest.mark.parametrize("name", ["pg_resnet20_digits", "cg_resnet20_digits",

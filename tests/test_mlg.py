@@ -262,6 +262,20 @@ def test_mobilenetv2_narrow_pointwise_convs_follow_the_released_override():
             assert m.plan.bases == 40
 
 
+def test_mobilenetv2_ratio_with_narrow_pointwise_convs_dense(monkeypatch):
+    """The other reading of the 1x1 rule (README, MLG): were the override never to fire, the
+    12 narrow pointwise convs would stay dense fp32 (B_c = 40 >= min(C_o, C_i) switches V off
+    and a 1x1 conv has no intra level); 22 of 34 pointwise convs generate."""
+    import models.layers.mlg as mlg_layers
+
+    monkeypatch.setattr(mlg_layers, "SMALL_CONV_FRACTION", 0.0)  # int(0·min) = 0: level off
+    model = create_model("mlg_mobilenetv2")  # 5-40-4-4-4
+    pointwise = [m for m in model.modules() if isinstance(m, MLGConv2d)
+                 and m.kernel_size == (1, 1)]
+    assert sum(m.plan is not None for m in pointwise) == 22
+    assert ratios(model) == (0.3542, 0.0783)
+
+
 def test_tracer_storage_block_reproduces_table2():
     storage = trace(create_model("mlg_resnet18"), (3, 32, 32)).storage
     assert round(storage["param_ratio"], 4) == 0.0497

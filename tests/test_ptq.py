@@ -163,3 +163,20 @@ def test_quantize_needs_a_trained_point(tmp_path):
                                     "base": {"model": {"name": "resnet20"}, "quantize": "ptq"}}))
     with pytest.raises(ValueError, match="quantize: ptq needs a trained point"):
         load_sweep(path)
+
+
+def test_batch_norm_stays_fp32_after_the_quantized_conv():
+    """The BN is the accumulator's per-channel requantization: not folded into the weights."""
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, bias=False), nn.BatchNorm2d(4)).eval()
+    with torch.no_grad():  # per-channel scales far apart, so folding first would differ
+        model[1].weight.copy_(torch.tensor([0.05, 1.0, 4.0, 20.0]))
+        model[1].running_var.copy_(torch.tensor([0.5, 1.0, 2.0, 3.0]))
+    calib, x = [torch.randn(4, 1, 6, 6)], torch.randn(3, 1, 6, 6)
+    quantized = post_training_quantize(model, 4, 8, calib)
+    w = model[0].weight
+    with torch.no_grad():
+        conv = F.conv2d(fake(x, calib[0].abs().max().item(), 8, True),
+                        fake(w, w.abs().max().item(), 4, True))
+        assert torch.allclose(quantized(x), model[1](conv), atol=1e-5)
+        assert torch.equal(quantized[1].weight, model[1].weight)

@@ -6,6 +6,7 @@ hand-built FLOPs models (schedule), the seed's derived ResNet-56 figure (docs/me
 FLOPs) and the systolic fold count ⌈out_channels / cols⌉ (width rounding).
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ from models.layers.resrep import (
 )
 from models.plugins import lookup
 from models.resrep import ResRepConfig, convert_checkpoint, convert_model, resrep_base, seed_flops
-from models.train import resolve_config, train
+from models.train import make_optimizer, resolve_config, train
 
 DIGITS = (1, 16, 16)
 
@@ -136,6 +137,95 @@ def test_masked_rows_decay_under_the_penalty():
         assert not torch.allclose(after[kept], torch.full_like(after[kept], expected))
 
 
+def test_penalty_gradient_is_the_masked_task_gradient_plus_the_group_lasso_term():
+    model = _randomized("resrep_resnet20", width=0.25, in_channels=1, zero_masked=False).train()
+    found = compactors(model)
+    torch.nn.functional.cross_entropy(model(torch.randn(8, *DIGITS)),
+                                      torch.randint(0, 10, (8,))).backward()
+    task = [c.weight.grad.clone() for c in found]
+    penalty_gradients(found, lasso_strength=0.3)
+    for compactor, grad in zip(found, task):
+        rows = compactor.weight.detach().flatten(1)
+        # Per row j: mask_j * dL/dQ_j + 0.3 * Q_j / ||Q_j||, computed here row by row.
+        for j in range(rows.shape[0]):
+            expected = compactor.mask[j] * grad.flatten(1)[j] + 0.3 * rows[j] / rows[j].norm()
+            assert torch.allclose(compactor.weight.grad.flatten(1)[j], expected, atol=1e-7)
+        assert grad.flatten(1)[compactor.mask == 0].abs().sum() > 0  # the task gradient dropped
+
+
+def test_masks_update_every_interval_after_the_warm_up_steps():
+    # The seed updates before iteration i when i > before_mask_iters and (i - before) is a
+    # multiple of mask_interval: with 3 and 2, before iterations 5, 7, 9 (after steps 4, 6, 8).
+    model = models.create_model("resrep_resnet20", width=0.25, in_channels=1, resrep={
+        "before_mask_iters": 3, "mask_interval": 2, "begin_granularity": 1,
+        "flops_target": 0.1})
+    hook = lookup("grad_hook", "resrep")(model)
+    model(torch.zeros(2, *DIGITS))  # the hook reads the input size from a training batch
+    masked = []
+    for step in range(9):
+        hook(step)
+        masked.append(sum(int((c.mask == 0).sum()) for c in compactors(model)))
+    assert masked == [0, 0, 0, 0, 1, 1, 2, 2, 3]
+
+
+def test_an_unreachable_flops_target_is_said_once_at_the_first_step(capsys):
+    # Widths x32 of 16 / 32 / 64: only the last stage can shrink, to 32: 0.84 of the FLOPs.
+    for target, warned in ((0.5, True), (0.9, False)):
+        model = models.create_model("resrep_resnet20", in_channels=1, resrep={
+            "width_multiple": 32, "flops_target": target})
+        hook = lookup("grad_hook", "resrep")(model)
+        model(torch.zeros(1, *DIGITS))
+        hook(0)
+        hook(1)
+        err = capsys.readouterr().err
+        assert err.count("out of reach") == warned
+        if warned:
+            assert err.strip().endswith("pruning stops at the narrowest network, 0.840 of the "
+                                        "FLOPs")
+
+
+def test_compactors_train_with_the_seeds_momentum_and_no_weight_decay():
+    model = models.create_model("resrep_resnet20", width=0.25)
+    compactor_ids = {id(c.weight) for c in compactors(model)}
+
+    def compactor_group(optimizer_section: dict) -> dict:
+        cfg = resolve_config({"model": {"name": "resrep_resnet20"},
+                              "optimizer": optimizer_section})["optimizer"]
+        groups = make_optimizer(model, cfg).param_groups
+        found = [g for g in groups if {id(p) for p in g["params"]} & compactor_ids]
+        assert len(found) == 1 and {id(p) for p in found[0]["params"]} == compactor_ids
+        return found[0]
+
+    group = compactor_group({"weight_decay": 1e-4, "momentum": 0.9})
+    assert (group["momentum"], group["weight_decay"]) == (0.99, 0.0)
+    # The config overrides key by key; Adam takes only the weight decay.
+    group = compactor_group({"weight_decay": 1e-4, "groups": {"compactor": {"momentum": 0.5}}})
+    assert (group["momentum"], group["weight_decay"]) == (0.5, 0.0)
+    group = compactor_group({"name": "adam", "weight_decay": 1e-4})
+    assert group["weight_decay"] == 0.0 and group["betas"] == (0.9, 0.999)
+    converted = models.create_model("resrep_resnet20", converted=True, channels=[4] * 9)
+    assert len(make_optimizer(converted, resolve_config(
+        {"model": {"name": "resnet20"}})["optimizer"]).param_groups) == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_step_and_conversion_run_on_cuda():
+    kwargs = {"width": 0.25, "in_channels": 1}
+    model = _randomized("resrep_resnet20", **kwargs).cuda().train()
+    hook = lookup("grad_hook", "resrep")(model)
+    x = torch.randn(4, *DIGITS, device="cuda")
+    torch.nn.functional.cross_entropy(model(x), torch.zeros(4, dtype=torch.long,
+                                                             device="cuda")).backward()
+    hook(10_000)  # penalty gradients and a mask update, on the device
+    assert all(c.weight.grad.is_cuda and c.mask.is_cuda for c in compactors(model))
+    with torch.no_grad():
+        for compactor in compactors(model):
+            compactor.weight[compactor.mask == 0] = 0
+        converted, _ = convert_model("resrep_resnet20", kwargs, model.eval())
+        assert next(converted.parameters()).is_cuda
+        assert torch.allclose(converted(x), model(x), atol=1e-4)
+
+
 def _two_layer_flops() -> FlopsModel:
     """MACs = 100 + 10·w0 + 4·w0·w1 (w0 feeds layer 1) + 3·w1, full widths 4 and 6."""
     return FlopsModel(100, np.array([10, 4, 3]), np.array([-1, 0, 1]), np.array([1, 0, 0]),
@@ -177,6 +267,14 @@ def test_select_masks_ranks_globally_and_respects_limits():
     tiny = [np.full(4, 1e-3), np.full(6, 1.0)]
     least = select_masks(tiny, keep, flops, target=0.01, granularity=100, num_at_least=2)
     assert [int(k.sum()) for k in least] == [2, 2]
+    # A channel skipped for num_at_least takes a place in the walk, as in the seed: with
+    # granularity 3, l0c0 is masked, l0c1 skipped (layer 0 at one channel), l1c0 masked, stop.
+    linear = FlopsModel(0, np.array([1, 1]), np.array([-1, -1]), np.array([1, 1]),
+                        np.array([0, 1]), np.array([0, 0]), np.array([2, 6]))
+    norms = [np.array([0.01, 0.02]), np.arange(1, 7) / 10]
+    keep = select_masks(norms, [np.ones(2, bool), np.ones(6, bool)], linear, 0.1, 3)
+    assert masked(keep) == [[0], [0]]
+    assert masked(select_masks(norms, keep, linear, 0.1, 3)) == [[0], [0, 1, 2]]
 
 
 def test_select_masks_rounds_widths_to_a_multiple():
@@ -201,8 +299,7 @@ def _tiny_config(tmp_path, **resrep) -> dict:
             "resrep": {"flops_target": 0.6, "lasso_strength": 1e-2, "before_mask_iters": 2,
                        "mask_interval": 1, "begin_granularity": 8, **resrep},
             "data": {"name": "digits", "train_subset": 256, "test_subset": 64},
-            "optimizer": {"lr": 0.02, "nesterov": False,
-                          "groups": {"compactor": {"momentum": 0.99, "weight_decay": 0.0}}},
+            "optimizer": {"lr": 0.02, "nesterov": False},  # compactors: the model's groups
             "train": {"epochs": 3, "batch_size": 64, "out_dir": str(tmp_path / "rr"),
                       "threads": 1},
             "grad_hooks": {"resrep": {}}}
@@ -257,6 +354,19 @@ def test_masked_unconverted_and_converted_cost_the_same(name, kwargs, shape):
         models.create_model(name, **kwargs), shape)
 
 
+def test_trace_notes_say_how_many_channels_pruning_keeps():
+    kwargs = {"width": 0.5, "in_channels": 1}
+    masked = _randomized("resrep_resnet20", **kwargs)
+    kept = sum(int(c.mask.sum()) for c in compactors(masked))
+    assert f"channel pruning: {kept} of 168 channels of the 9 prunable convs kept" in \
+        trace(masked, DIGITS).notes[-1]
+    untrained = models.create_model("resrep_resnet20", **kwargs)
+    assert "all 168 channels of the 9 prunable convs kept (no channel masked yet" in \
+        trace(untrained, DIGITS).notes[-1]
+    converted, _ = convert_model("resrep_resnet20", kwargs, masked)
+    assert not any("channel pruning" in note for note in trace(converted, DIGITS).notes)
+
+
 def test_seed_counter_reproduces_the_published_resnet56_figure():
     # 126.53 M with the projection quirk, 125.75 M with 1x1 projections (methods.md, ResRep: FLOPs).
     model = models.create_model("resrep_resnet56")
@@ -276,6 +386,9 @@ def test_seed_resnet50_widths_give_the_published_flops_ratio():
                                  channels=SEED_RESNET50_WIDTHS)
     ratio = trace(pruned, (3, 224, 224)).macs / 4_089_184_256
     assert ratio == pytest.approx(0.4546, abs=5e-5)
+    # The seed's current ResNet-50 counter (stride on the 3x3, methods.md): 4.089 G for the
+    # dense model, which the seed-compatible counter gives with no quirk to mimic.
+    assert seed_flops(models.create_model("resrep_resnet50"), (3, 224, 224)) == 4_089_184_256
 
 
 def test_width_rounding_saves_a_column_fold_on_systolic_32():
@@ -332,12 +445,27 @@ def test_pipeline_base_then_pruned_rows_and_run_on_the_pruned_checkpoint(tmp_pat
     assert base["flops_ratio"] == 1.0 and base["model"] == "resnet20"
     assert pruned["flops_ratio"] == pytest.approx(pruned["macs"] / base["macs"])
     assert 0.58 <= pruned["flops_ratio"] <= 0.6 and pruned["seed_flops"] < base["seed_flops"]
+    model, meta = load_checkpoint_model(pruned["checkpoint"])
+    assert json.loads(pruned["channels"]) == meta["model_kwargs"]["channels"]
+    assert pruned["seed_flops"] == seed_flops(model, meta["input_shape"])
     assert pruned["dram_bytes"] < base["dram_bytes"]
     checkpoint = str(tmp_path / "rr" / "pruned.pt")
     assert pruned["checkpoint"] == checkpoint
     assert cli_main(["run", "--checkpoint", checkpoint, "--format", "json"]) == 0
     out = capsys.readouterr().out
     assert '"baseline"' in out and '"macs_ratio"' in out
+
+
+def test_pipeline_refuses_a_base_of_another_form_before_training_it(tmp_path):
+    config = _tiny_config(tmp_path)
+    config["init"] = {"resrep_base": {}}
+    config["base"] = {"model": {"name": "resnet20", "width": 0.25},  # option A shortcuts
+                      "train": {"epochs": 1, "batch_size": 64, "threads": 1}}
+    config["hardware"] = {"results": str(tmp_path / "r.csv")}
+    with pytest.raises(ValueError, match=r"base.model: resnet20 is not the dense form of "
+                                         r"resrep_resnet20 \(first mismatch: layers.1.0.shortcut"):
+        run_pipeline(config, progress=False)
+    assert not (tmp_path / "rr" / "base").exists()
 
 
 CONFIGS = Path(__file__).parents[1] / "experiments" / "configs"

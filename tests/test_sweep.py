@@ -372,6 +372,7 @@ def test_appends_in_pieces_write_what_one_write_would(tmp_path):
 def test_resrep_point_is_costed_and_scored_after_conversion(tmp_path):
     from hwsim.pipeline import load_checkpoint_model
     from models.data import load_dataset, sample
+    from models.resrep import seed_flops
     from models.train import evaluate as accuracy
 
     config = train_config(tmp_path)
@@ -394,6 +395,7 @@ def test_resrep_point_is_costed_and_scored_after_conversion(tmp_path):
     full = models.create_model("resrep_resnet20", width=0.5, in_channels=1)
     shape = (1, 16, 16)
     assert math.isclose(row["flops_ratio"], trace(model, shape).macs / trace(full, shape).macs)
+    assert row["seed_flops"] == seed_flops(model, shape) < seed_flops(full, shape)
     _, test_set = load_dataset("digits")
     scored = sample(test_set, 64)  # the config's test_subset
     assert math.isclose(row["test_acc"], accuracy(model, scored, 256, torch.device("cpu"))[1])

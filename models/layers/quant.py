@@ -163,9 +163,10 @@ def quantize_weight_max(w: torch.Tensor, bits: int) -> torch.Tensor:
 
 def check_act_bits(key: str, bits: int) -> int:
     """``bits`` if it is 0 (fp32) or in [1, 32]; otherwise a one-line ``ValueError``."""
-    if bits == 0:
-        return 0
-    return check_bits(key, bits)
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 0 <= bits <= MAX_BITS:
+        raise ValueError(f"{key} must be an int in [0, {MAX_BITS}] (0 or >= {FP_BITS}: "
+                         f"unquantized fp32), got {bits!r}")
+    return bits
 
 
 def hardware_bits(bits: int) -> int:

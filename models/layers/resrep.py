@@ -260,12 +260,13 @@ def select_masks(norms: list[np.ndarray], masks: list[np.ndarray], flops: FlopsM
 
     Channels are ranked globally by norm, smallest first, and removed from their layer (never
     below ``num_at_least``) until the conv + linear MACs fall to ``target`` x the full
-    network's. While the current masks (``masks``) miss the target, masking stops once
-    ``granularity`` channels more than they mask are masked, so pruning advances gradually;
-    once it is met, the masked set is the smallest-norm channels just enough for the target
-    (earlier choices can be undone). ``width_multiple`` > 1 keeps every width a multiple of it
-    (or the full width), e.g. the array's columns: a layer sheds channels a whole multiple at a
-    time (so one update may add up to a multiple), its smallest-norm ones.
+    network's. While the current masks (``masks``) miss the target, the walk down the ranking
+    stops ``granularity`` positions past the number they mask (a channel skipped for
+    ``num_at_least`` takes a position, as in the seed), so pruning advances gradually; once
+    it is met, the masked set is the smallest-norm channels just enough for the target
+    (earlier choices can be undone). ``width_multiple`` > 1 keeps every width a multiple of
+    it (or the full width), e.g. the array's columns: a layer sheds channels a whole multiple
+    at a time (so one update may add up to a multiple), its smallest-norm ones.
     """
     full = np.array([len(n) for n in norms], dtype=np.int64)
     budget = target * flops.macs(full)
@@ -277,14 +278,20 @@ def select_masks(norms: list[np.ndarray], masks: list[np.ndarray], flops: FlopsM
     order = np.argsort(np.concatenate(norms), kind="stable")
     attempt, chosen = full.copy(), [[] for _ in norms]
     widths = full
+    skipped = 0
     for index in order:
-        if flops.macs(widths) <= budget or (full - widths).sum() >= limit:
+        if flops.macs(widths) <= budget:
             break
         layer = layer_of[index]
-        if attempt[layer] > num_at_least:
-            attempt[layer] -= 1
-            chosen[layer].append(channel_of[index])
-            widths = rounded_widths(attempt, full, width_multiple)
+        if attempt[layer] <= num_at_least:
+            skipped += 1
+            continue
+        attempt[layer] -= 1
+        chosen[layer].append(channel_of[index])
+        widths = rounded_widths(attempt, full, width_multiple)
+        # The seed's walk position; rounded, only channels the widths actually shed count.
+        if (full - widths).sum() + skipped >= limit:
+            break
     keeps = []
     for layer, n in enumerate(norms):
         keep = np.ones(len(n), dtype=bool)
