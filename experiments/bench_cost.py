@@ -1,6 +1,7 @@
 """Benchmark the analytical model on one core, and side by side with SCALE-Sim.
 
-Medians of ``--repeats`` runs, one CPU, one thread, of ``evaluate`` + ``hardware_totals``:
+Medians of ``--repeats`` runs (21: on a shared machine a median of 7 moves with the load),
+one CPU, one thread, of ``evaluate`` + ``hardware_totals``:
 - CIFAR ResNet-18 and ImageNet ResNet-50 on systolic_32, cold (the graph's candidate space is
   built in the run: a freshly traced graph) and warm (built by an earlier call);
 - one more accelerator on an already traced ResNet-18 (a buffer size not seen before, so only
@@ -20,11 +21,14 @@ import csv
 import itertools
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# This checkout's hwsim, not an installed one (the script's folder comes first on sys.path).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 from scalesim_golden import golden_layers, run_scalesim
@@ -84,7 +88,7 @@ def scalesim_reference(graph: LayerGraph, accel, python: str | None) -> tuple[li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--scalesim-python", default=None,
                         help="run SCALE-Sim live with this interpreter, not the recorded time")
     args = parser.parse_args()

@@ -26,7 +26,7 @@ from . import mapping as mp
 from .accel import Accelerator, PEArray
 from .energy import action_counts, action_energies, check_energy, energy_breakdown
 from .layer import LayerGraph
-from .objective import DEFAULT_OBJECTIVE, OBJECTIVES, check_objective, select
+from .objective import DEFAULT_OBJECTIVE, OBJECTIVES, SELECTION_COLUMNS, check_objective, select
 from .tech import get_tech
 from .workload import LayerArrays
 
@@ -362,85 +362,63 @@ def fold_sums(q, c: mp.Candidates, array: PEArray, trips, order_runs,
     return fill_cycles(array) * fills + streamed, fills, folds_per_pass, sums
 
 
-def dram_transactions(q, accel: Accelerator, trips, fetch, w_pass, rows_per_image):
-    """DRAM bursts: NCHW, so a channel's rows of one tile are one contiguous chunk (one chunk
-    per row when the stride skips rows); a weight block is one chunk. ``rows_per_image``:
-    ``input_rows_per_image`` of the candidates."""
-    txn = float(accel.dram.transaction_bytes)
+def transaction_terms(q, trips, fetch, rows_per_image) -> dict[str, np.ndarray]:
+    """The accelerator-independent factors of ``dram_transactions``. NCHW, so a channel's rows
+    of one tile are one contiguous chunk (one chunk per row when the stride skips rows); a
+    weight block is one chunk. ``rows_per_image``: ``input_rows_per_image`` of the
+    candidates."""
     plane = q.input_cols_read * q.act_bits / 8
     w_blocks = trips["G"] * trips["K"] * trips["C"]
     contiguous = q.kernel_h >= q.stride_h
     chunks = np.maximum(np.where(contiguous, trips["P_image"], rows_per_image), 1)
-    chunk_bytes = rows_per_image * plane / chunks
-    planes = q.batch * q.out_channels * trips["P_image"]
     pixels = q.out_h * q.out_w / trips["P_image"]
-    spill = 2 * (fetch["output"] - 1)
-    return (w_blocks * fetch["weight"] * np.ceil(w_pass / w_blocks / txn)
-            + fetch["input"] * q.batch * q.num_inputs * q.in_channels * chunks
-            * np.ceil(chunk_bytes / txn)
-            + planes * (np.ceil(pixels * q.out_bits / 8 / txn)
-                        + spill * np.ceil(pixels * q.accum_bits / 8 / txn)))
+    return {"weight_blocks": w_blocks, "weight_blocks_fetched": w_blocks * fetch["weight"],
+            "input_chunks": fetch["input"] * q.batch * q.num_inputs * q.in_channels * chunks,
+            "input_chunk_bytes": rows_per_image * plane / chunks,
+            "output_planes": q.batch * q.out_channels * trips["P_image"],
+            "output_plane_bytes": pixels * q.out_bits / 8,
+            "spills": 2 * (fetch["output"] - 1),
+            "psum_plane_bytes": pixels * q.accum_bits / 8}
+
+
+def dram_transactions(terms: dict, accel: Accelerator, w_pass) -> np.ndarray:
+    """DRAM bursts of each candidate: every chunk of ``transaction_terms`` rounded up to whole
+    transactions (``w_pass``: the bytes of one pass over the weights)."""
+    txn = float(accel.dram.transaction_bytes)
+    return (terms["weight_blocks_fetched"] * np.ceil(w_pass / terms["weight_blocks"] / txn)
+            + terms["input_chunks"] * np.ceil(terms["input_chunk_bytes"] / txn)
+            + terms["output_planes"] * (np.ceil(terms["output_plane_bytes"] / txn)
+                                        + terms["spills"]
+                                        * np.ceil(terms["psum_plane_bytes"] / txn)))
 
 
 def candidate_geometry(q, c: mp.Candidates, array: PEArray,
                        gates: ChannelGates | None = None) -> dict:
     """What each candidate costs that depends on its layer and the array's shape alone: loop
-    trips, block fetches, fold-model cycles and fills, the input rows its tiles read and the
-    first and last blocks (computed once per candidate space, shared by every accelerator with
-    that array; ``candidate_costs`` adds the rest)."""
+    trips, block fetches, fold-model cycles and fills, the input rows its tiles read, the
+    first and last blocks, the activations' DRAM bytes, the SRAM traffic per buffer and the
+    generation MACs (computed once per candidate space, shared by every accelerator with that
+    array; ``candidate_costs`` adds the rest)."""
     trips = c.trips(q)
     order = c.order.astype(int)
-    fetch = {t: mp.runs(order, trips, mp.USES[t]) for t in mp.TENSORS}
+    fetch = mp.block_fetches(order, trips)
     stationary_tensor = mp.STATIONARY_TENSOR[array.dataflow]
     fold, fills, folds_per_pass, sums = fold_sums(q, c, array, trips, fetch[stationary_tensor],
                                                   gates)
     first = {d: np.minimum(getattr(c, f"tile_{name}"), n) for d, name, n in (
         ("G", "groups", q.groups), ("K", "filters", q.filters), ("C", "channels", q.channels),
         ("P", "rows", q.out_h))}
-    return {
-        "trips": trips, "fetch": fetch, "fold_cycles": fold, "fills": fills,
-        "folds_per_pass": folds_per_pass, "sums": sums, "first": first,
-        "input_rows": mp.input_rows_per_image(q, c.tile_rows),
-        "first_input_bytes": mp.input_block_bytes(q, first["G"], first["C"], 0, first["P"]),
-        "last_output_bytes": mp.output_block_bytes(
-            q, _edge(q.groups, c.tile_groups), _edge(q.filters, c.tile_filters),
-            _edge(q.out_h, c.tile_rows), q.out_bits)}
+    input_rows = q.per_key(c.tile_rows, mp.input_rows_per_image)
 
-
-def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
-                    gates: ChannelGates | None = None,
-                    geometry: dict | None = None) -> dict[str, np.ndarray]:
-    """Every cost column but ``gating_speedup`` for each candidate (``q``: the layer numbers
-    per candidate); ``evaluate`` adds that one for the chosen candidates only. ``geometry``:
-    ``candidate_geometry`` of these candidates on this array, when already known."""
-    array = accel.array
+    # DRAM traffic of the activations: per-block bytes summed over blocks, times how often
+    # each block comes in (the weights' depend on the generator, see ``candidate_costs``).
     vector = q.is_vector > 0
-    geo = candidate_geometry(q, c, array, gates) if geometry is None else geometry
-    trips, fetch, sums, first = geo["trips"], geo["fetch"], geo["sums"], geo["first"]
-    fold, fills, folds_per_pass = geo["fold_cycles"], geo["fills"], geo["folds_per_pass"]
-    held = factors_held(q.weight_bytes, accel)
-
-    # DRAM traffic: per-block bytes summed over blocks, times how often each block comes in.
-    w_pass = mp.weight_pass_bytes(q, trips, held)
     plane = q.num_inputs * q.input_cols_read * q.act_bits / 8
-    i_pass = q.batch * q.groups * q.channels * plane * geo["input_rows"]
+    i_pass = q.batch * q.groups * q.channels * plane * input_rows
     psum_bytes = q.output_elements * q.accum_bits / 8
     spill = 2 * (fetch["output"] - 1)
-    out = {"weight_dram_bytes": w_pass * fetch["weight"],
-           "ifmap_dram_bytes": i_pass * fetch["input"],
-           "ofmap_dram_bytes": q.output_bytes + spill * psum_bytes}
-    dram = out["weight_dram_bytes"] + out["ifmap_dram_bytes"] + out["ofmap_dram_bytes"]
-
-    # Compute: fold model over the tiles, precision-scaled, plus generation on the array.
-    scale, gating = cycles_per_mac(accel, q.weight_bits, q.act_bits, q.pred_bits, q.lsb_density)
-    if gates is not None:
-        gating = np.where(gates.gated, "channel", gating)
-    gen_macs = (q.gen_macs + q.gen_in_macs * (trips["K"] - 1)) * fetch["weight"]
-    gen_cycles, gen_ops = generation(accel, q, gen_macs)
-    on_array = 0 if accel.weight_gen is not None else gen_cycles
-    vector_cycles = q.vector_ops / array.cols
-    compute = np.where(vector, vector_cycles, fold * scale + on_array)
-    gen_unit = gen_cycles - on_array
+    ifmap_dram = i_pass * fetch["input"]
+    ofmap_dram = q.output_bytes + spill * psum_bytes
 
     # SRAM bytes per buffer: array operand traffic plus DRAM fills and drains. The stationary
     # operand is read once per fill; a streamed operand once per fold of the other spatial
@@ -458,15 +436,71 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
     else:
         w_rd, i_rd, passes = weights * sums["P"] / q.batch, inputs * loads, sums["C"]
     psum_width = np.where(vector, q.out_bits, q.accum_bits) / 8
-    spill_bytes = out["ofmap_dram_bytes"] - q.output_bytes
+    spill_bytes = ofmap_dram - q.output_bytes
     reads = {"weight": np.where(vector, 0, w_rd) * q.weight_bits / 8,
              "input": np.where(vector, q.vector_ops, i_rd) * q.act_bits / 8,
              "output": np.where(vector, 0, outputs * (passes - 1)) * psum_width
              + q.output_bytes + spill_bytes / 2}
     writes = {"weight": q.dense_weight_bytes * fetch["weight"],
-              "input": out["ifmap_dram_bytes"],
+              "input": ifmap_dram,
               "output": np.where(vector, q.output_elements, outputs * passes) * psum_width
               + spill_bytes / 2}
+    return {
+        "trips": trips, "fetch": fetch, "fold_cycles": fold, "fills": fills,
+        "folds_per_pass": folds_per_pass, "sums": sums, "first": first,
+        "input_rows": input_rows,
+        "first_input_bytes": mp.input_block_bytes(q, first["G"], first["C"], q.per_key(
+            c.tile_rows, lambda v, rows: mp.input_rows_read(v, 0, np.minimum(rows, v.out_h)))),
+        "last_output_bytes": mp.output_block_bytes(
+            q, _edge(q.groups, c.tile_groups), _edge(q.filters, c.tile_filters),
+            _edge(q.out_h, c.tile_rows), q.out_bits),
+        "ifmap_dram_bytes": ifmap_dram, "ofmap_dram_bytes": ofmap_dram,
+        "sram_reads": reads, "sram_writes": writes,
+        "gen_macs": (q.gen_macs + q.gen_in_macs * (trips["K"] - 1)) * fetch["weight"],
+        # Weight bytes with and without the generator holding the factors (an accelerator
+        # picks one per layer).
+        "weight_pass_bytes": {held: mp.weight_pass_bytes(q, trips, held)
+                              for held in (False, True)},
+        "first_weight_bytes": {held: mp.weight_block_bytes(
+            q, trips, first["G"], first["K"], first["C"], held) for held in (False, True)},
+        "transactions": transaction_terms(q, trips, fetch, input_rows),
+        "first_gen_macs": block_gen_macs(q, first["G"], first["K"], first["C"]),
+        "compulsory_dram_bytes": (q.weight_bytes + q.output_bytes + q.batch * q.in_channels
+                                  * plane * q.input_rows_read)}
+
+
+def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
+                    gates: ChannelGates | None = None,
+                    geometry: dict | None = None) -> dict[str, np.ndarray]:
+    """Every cost column but ``gating_speedup`` for each candidate (``q``: the layer numbers
+    per candidate); ``evaluate`` adds that one for the chosen candidates only. ``geometry``:
+    ``candidate_geometry`` of these candidates on this array, when already known."""
+    array = accel.array
+    vector = q.is_vector > 0
+    geo = candidate_geometry(q, c, array, gates) if geometry is None else geometry
+    trips, fetch, fold = geo["trips"], geo["fetch"], geo["fold_cycles"]
+    held = factors_held(q.weight_bytes, accel)
+
+    # DRAM traffic: the weights' per-block bytes depend on whether the generator holds the
+    # factors; the activations' come from the geometry.
+    w_pass = np.where(held, geo["weight_pass_bytes"][True], geo["weight_pass_bytes"][False])
+    out = {"weight_dram_bytes": w_pass * fetch["weight"],
+           "ifmap_dram_bytes": geo["ifmap_dram_bytes"],
+           "ofmap_dram_bytes": geo["ofmap_dram_bytes"]}
+    dram = out["weight_dram_bytes"] + out["ifmap_dram_bytes"] + out["ofmap_dram_bytes"]
+
+    # Compute: fold model over the tiles, precision-scaled, plus generation on the array.
+    scale, gating = cycles_per_mac(accel, q.weight_bits, q.act_bits, q.pred_bits, q.lsb_density)
+    if gates is not None:
+        gating = np.where(gates.gated, "channel", gating)
+    gen_macs = geo["gen_macs"]
+    gen_cycles, gen_ops = generation(accel, q, gen_macs)
+    on_array = 0 if accel.weight_gen is not None else gen_cycles
+    vector_cycles = q.vector_ops / array.cols
+    compute = np.where(vector, vector_cycles, fold * scale + on_array)
+    gen_unit = gen_cycles - on_array
+
+    reads, writes = geo["sram_reads"], geo["sram_writes"]
     if accel.shared_buffer:
         shared_bw = accel.buffers[0].bw_bytes_per_cycle
         sram_cycles = (sum(reads.values()) + sum(writes.values())) / shared_bw
@@ -479,10 +513,10 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
     # after it ends; in between the slowest resource sets the pace.
     bw = accel.dram.bw_bytes_per_cycle
     memory = np.ceil(dram / bw)
-    first_w = mp.weight_block_bytes(q, trips, first["G"], first["K"], first["C"], held)
+    first_w = np.where(held, geo["first_weight_bytes"][True], geo["first_weight_bytes"][False])
     prologue = (np.where(vector, 0, first_w) + geo["first_input_bytes"]) / bw
     epilogue = geo["last_output_bytes"] / bw
-    gen_first = generation(accel, q, block_gen_macs(q, first["G"], first["K"], first["C"]))[0]
+    gen_first = generation(accel, q, geo["first_gen_macs"])[0]
     gen_first = np.where(gen_unit > 0, gen_first, 0)
     if all(b.double_buffered for b in accel.buffers):
         steady = np.max([compute, sram_cycles, memory - prologue - epilogue,
@@ -492,8 +526,7 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
         latency = np.maximum(compute, sram_cycles) + memory + gen_unit
 
     executed = q.macs * q.mac_density
-    compulsory = (q.weight_bytes + q.output_bytes + q.batch * q.in_channels * plane
-                  * q.input_rows_read)
+    compulsory = geo["compulsory_dram_bytes"]
     work = np.where(vector, vector_cycles, executed * scale / array.num_pes)
     counts = action_counts(accel, q, executed * scale, gen_ops, reads, writes, dram)
     energy = energy_breakdown(counts, q.per_layer(lambda layers: action_energies(accel, layers)))
@@ -513,8 +546,7 @@ def candidate_costs(accel: Accelerator, q, c: mp.Candidates,
         "compute_utilization": work / np.maximum(compute, 1),
         "fold_cycles": fold, "trips": trips, "fetch": fetch, "counts": counts, **energy,
     })
-    out["dram_transactions"] = dram_transactions(q, accel, trips, fetch, w_pass,
-                                                 geo["input_rows"])
+    out["dram_transactions"] = dram_transactions(geo["transactions"], accel, w_pass)
     return out
 
 
@@ -532,24 +564,26 @@ def _checked(c: dict, accel: Accelerator, q) -> None:
 @functools.lru_cache(maxsize=16)
 def search_space(layers: tuple, rows: int, cols: int, dataflow: str):
     """The candidate space of a graph's distinct layers on an array of that shape
-    (``hwsim.mapping.candidate_space``: candidates and tile footprints), their channel gates
-    and ``candidate_geometry`` (cached per graph and array shape: what is left per
+    (``hwsim.mapping.candidate_space``: candidates and tile footprints), the layer numbers per
+    candidate (a ``LayerView``, its gathered fields kept for every accelerator), their channel
+    gates and ``candidate_geometry`` (cached per graph and array shape: what is left per
     accelerator is the fit test and the costs that depend on the rest of it)."""
     first, _, arrays = mp.unique_layers(layers)
     space, tiles = mp.candidate_space(layers, rows, cols, dataflow)
     array = PEArray(rows, cols, dataflow)
     gates = channel_gates(first, space, array)
-    return space, tiles, gates, candidate_geometry(arrays.view(space.layer), space, array,
-                                                   gates)
+    q = arrays.view(space.layer)
+    return space, tiles, q, gates, candidate_geometry(q, space, array, gates)
 
 
 def _search(graph: LayerGraph, accel: Accelerator, objective: str):
     """Search the distinct layer shapes: the shapes, each layer's shape, their arrays, the
-    legal candidates with their costs, and the index of each shape's chosen one."""
+    candidates with their costs, and the index of each shape's chosen one (among those whose
+    tiles fit the buffers)."""
     check_objective(objective)
     first, inverse, arrays = mp.unique_layers(graph.layers)
-    space, tiles, gates, geometry = search_space(graph.layers, accel.array.rows,
-                                                 accel.array.cols, accel.array.dataflow)
+    space, tiles, q, gates, geometry = search_space(graph.layers, accel.array.rows,
+                                                    accel.array.cols, accel.array.dataflow)
     ok = mp.fits(tiles, accel)
     fitting = np.bincount(space.layer[ok], minlength=len(first))
     if not fitting.all():
@@ -561,13 +595,14 @@ def _search(graph: LayerGraph, accel: Accelerator, objective: str):
             f"the smallest tile that fills the array ({space.tile_groups[j]} groups, "
             f"{space.tile_filters[j]} filters, {space.tile_channels[j]} channels, "
             f"{space.tile_rows[j]} output rows)"))
-    keep = np.flatnonzero(ok)  # one index for many gathers (a mask recounts every time)
-    cand = space.take(keep)
-    costs = candidate_costs(accel, arrays.view(cand.layer), cand,
-                            gates=None if gates is None else _take(gates, keep),
-                            geometry=_take(geometry, keep))
-    best = select(cand.layer, costs, objective, np.bincount(inverse, minlength=len(first)))
-    return first, inverse, arrays, cand, costs, best
+    # Costs of every candidate (cheaper than gathering the geometry of the fitting ones), the
+    # choice among the fitting ones only.
+    costs = candidate_costs(accel, q, space, gates=gates, geometry=geometry)
+    keep = np.flatnonzero(ok)
+    keys = {key: costs[key][keep] for key in SELECTION_COLUMNS}
+    best = keep[select(space.layer[keep], keys, objective,
+                       np.bincount(inverse, minlength=len(first)))]
+    return first, inverse, arrays, space, costs, best
 
 
 def _take(costs, index: np.ndarray):
@@ -618,8 +653,8 @@ def evaluate_columns(graph: LayerGraph, accel: Accelerator,
     DataFrame (what totals alone need: building the frame costs more than a seen graph's
     search)."""
     if mappings is None:
-        _, inverse, arrays, legal, costs, best = _search(graph, accel, objective)
-        cand = legal.take(best[inverse])
+        _, inverse, arrays, space, costs, best = _search(graph, accel, objective)
+        cand = space.take(best[inverse])
         chosen = _mappings(graph.layers, cand, accel)
         q = arrays.view(cand.layer)
         c = _take(costs, best[inverse])

@@ -31,7 +31,6 @@ from .workload import LayerArrays, clipped_sum, lines_read
 
 LOOPS = ("K", "C", "P")
 LOOP_ORDERS = tuple(itertools.permutations(LOOPS))
-_POS = np.array([[order.index(loop) for loop in LOOPS] for order in LOOP_ORDERS])
 
 
 # --- one mapping and its tiles ---------------------------------------------------------------
@@ -141,22 +140,36 @@ def untiled(layer: Layer) -> Mapping:
     return Mapping(layer=layer, tile_groups=g, tile_filters=k, tile_channels=c, tile_rows=h)
 
 
-def runs(order: np.ndarray, trips: dict[str, np.ndarray], used: tuple[str, str]) -> np.ndarray:
-    """How often each block of a tensor indexed by the loops ``used`` is brought on chip: the
-    trips of its unused loop when a used loop (with more than one trip) sits inside it."""
-    positions = _POS[order]
-    pos = {loop: positions[..., j] for j, loop in enumerate(LOOPS)}
-    unused = next(loop for loop in LOOPS if loop not in used)
-    inside = np.zeros(np.shape(order), dtype=bool)
-    for loop in used:
-        inside |= (pos[loop] > pos[unused]) & (trips[loop] > 1)
-    return np.where(inside, trips[unused], 1)
+def _inside_table() -> dict[str, np.ndarray]:
+    """Per tensor, indexed [loop order, live loops (bit j: ``LOOPS[j]`` has more than one
+    trip)]: whether a live loop the tensor uses sits inside the loop it does not use."""
+    table = {}
+    for tensor, used in USES.items():
+        unused = next(loop for loop in LOOPS if loop not in used)
+        table[tensor] = np.array([[any(mask >> LOOPS.index(loop) & 1
+                                       and order.index(loop) > order.index(unused)
+                                       for loop in used)
+                                   for mask in range(1 << len(LOOPS))]
+                                  for order in LOOP_ORDERS])
+    return table
+
+
+def block_fetches(order: np.ndarray, trips: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """How often each block of each tensor is brought on chip: the trips of the loop it does
+    not use when a loop it uses (with more than one trip) sits inside that loop, else once."""
+    live = (trips["K"] > 1) | (trips["C"] > 1) << 1 | (trips["P"] > 1) << 2
+    out = {}
+    for tensor, used in USES.items():
+        unused = next(loop for loop in LOOPS if loop not in used)
+        out[tensor] = np.where(_INSIDE[tensor][order, live], trips[unused], 1)
+    return out
 
 
 STATIONARY = {"ws": ("K", "C"), "os": ("K", "P"), "is": ("C", "P")}
 STATIONARY_TENSOR = {"ws": "weight", "os": "output", "is": "input"}  # the block each keeps
 USES = {"weight": ("K", "C"), "input": ("C", "P"), "output": ("K", "P")}
 TENSORS = tuple(USES)
+_INSIDE = _inside_table()
 
 
 def tile_table(m: Mapping) -> dict[str, np.ndarray]:
@@ -197,7 +210,7 @@ def tile_table(m: Mapping) -> dict[str, np.ndarray]:
         "weight_read_bytes": np.where(w_new, weight_block_bytes(
             q, trips, size["G"], size["K"], size["C"], held), 0.0),
         "input_read_bytes": np.where(i_new, input_block_bytes(
-            q, size["G"], size["C"], first_row, size["P"]), 0.0),
+            q, size["G"], size["C"], input_rows_read(q, first_row, size["P"])), 0.0),
         "psum_read_bytes": np.where(o_new & (idx["C"] > 0), output_block_bytes(
             q, size["G"], size["K"], size["P"], q.accum_bits), 0.0),
         "output_write_bytes": np.where(leaving(USES["output"]), output_block_bytes(
@@ -281,10 +294,16 @@ def weight_pass_bytes(q, trips, held) -> np.ndarray:
     return (q.weight_bytes * 8 - factors + np.where(held, factors, per_pass)) / 8
 
 
-def input_block_bytes(q, groups, channels, first_row, rows) -> np.ndarray:
-    """Bytes of the input rows and columns an output-row block reads (no padding)."""
-    read = lines_read(first_row, rows, q.stride_h, q.kernel_h, q.pad_h, q.in_h)
-    return groups * channels * q.num_inputs * read * q.input_cols_read * q.act_bits / 8
+def input_rows_read(q, first_row, rows) -> np.ndarray:
+    """Input rows (padding excluded) that output rows ``first_row`` to ``first_row + rows``
+    read."""
+    return lines_read(first_row, rows, q.stride_h, q.kernel_h, q.pad_h, q.in_h)
+
+
+def input_block_bytes(q, groups, channels, rows_read) -> np.ndarray:
+    """Bytes of an input block: ``rows_read`` input rows (``input_rows_read``) and the columns
+    they read, of a block's channels."""
+    return groups * channels * q.num_inputs * rows_read * q.input_cols_read * q.act_bits / 8
 
 
 def input_rows_per_image(q, tile_rows) -> np.ndarray:
@@ -345,9 +364,14 @@ class Candidates:
                 "P": q.batch * row_tiles, "P_image": row_tiles}
 
 
-def layer_key(layer: Layer) -> Layer:
-    """The layer without its name and producers: equal keys cost the same everywhere."""
-    return dataclasses.replace(layer, name="", inputs=("",) * len(layer.inputs))
+_KEY_FIELDS = tuple(f.name for f in dataclasses.fields(Layer)
+                    if f.name not in ("name", "inputs"))
+
+
+def layer_key(layer: Layer) -> tuple:
+    """The layer's fields but its name and producers (their count kept): equal keys cost the
+    same everywhere."""
+    return (*(getattr(layer, name) for name in _KEY_FIELDS), len(layer.inputs))
 
 
 @functools.lru_cache(maxsize=16)
@@ -364,6 +388,59 @@ def unique_layers(layers: tuple[Layer, ...]) -> tuple[tuple[Layer, ...], np.ndar
     return tuple(first), np.array(inverse), LayerArrays.from_layers(first)
 
 
+def _distinct_order_table() -> np.ndarray:
+    """Per set of live loops (bit j set: loop ``LOOPS[j]`` has more than one trip), the loop
+    orders that make different tiles: the first of those that nest the live loops alike (where
+    a one-trip loop sits changes nothing). The last row is for layers without weights (one
+    order). Rows are padded with -1."""
+    table = []
+    for mask in range(1 << len(LOOPS)):
+        live = [loop for j, loop in enumerate(LOOPS) if mask >> j & 1]
+        first = {}
+        for i, order in enumerate(LOOP_ORDERS):
+            first.setdefault(tuple(loop for loop in order if loop in live), i)
+        table.append(sorted(first.values()))
+    table.append([0])
+    return np.array([row + [-1] * (len(LOOP_ORDERS) - len(row)) for row in table])
+
+
+DISTINCT_ORDERS = _distinct_order_table()
+
+
+def smallest_tile(layer: Layer, array: PEArray) -> tuple[int, int, int]:
+    """The fewest filters, channels and output rows a tile may hold: it must cover the array
+    along the dimensions the dataflow maps spatially, or PEs idle (unless the layer itself is
+    narrower). WS maps filters to columns and Sr to rows, OS output pixels to rows and filters
+    to columns, IS Sr to rows and output pixels to columns. No bound without weights."""
+    if not layer.has_weights:
+        return 1, 1, 1
+    _, k, c, h = Mapping(layer, 1, 1, 1, 1).dims
+    kernel = layer.kernel_size[0] * layer.kernel_size[1]
+    out_w = layer.out_hw[1]
+    flow = array.dataflow
+    pixel_side = array.rows if flow == "os" else array.cols
+    return (min(k, array.cols) if flow != "is" else 1,
+            -(-min(c * kernel, array.rows) // kernel) if flow != "os" else 1,
+            -(-min(h * out_w, pixel_side) // out_w) if flow != "ws" else 1)
+
+
+def _mixed_radix(sizes: list[list[list[int]]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Every layer's grid of its per-dimension ``sizes`` at once, in meshgrid "ij" order (the
+    last dimension fastest): entry j of a layer is a mixed-radix number whose digits pick the
+    sizes. Returns each entry's layer and one column per dimension."""
+    counts = np.array([[len(d) for d in dims] for dims in sizes])
+    total = counts.prod(axis=1)
+    layer = np.repeat(np.arange(len(sizes)), total)
+    rest = np.arange(int(total.sum())) - np.repeat(np.cumsum(total) - total, total)
+    columns = [None] * counts.shape[1]
+    for d in reversed(range(counts.shape[1])):
+        rest, digit = np.divmod(rest, counts[layer, d])
+        flat = np.array([v for dims in sizes for v in dims[d]], dtype=np.int64)
+        start = np.concatenate([[0], np.cumsum(counts[:, d])[:-1]])
+        columns[d] = flat[start[layer] + digit]
+    return layer, columns
+
+
 @functools.lru_cache(maxsize=64)
 def candidate_space(layers: tuple[Layer, ...], rows: int, cols: int,
                     dataflow: str) -> tuple[Candidates, dict[str, np.ndarray]]:
@@ -373,60 +450,40 @@ def candidate_space(layers: tuple[Layer, ...], rows: int, cols: int,
 
     Per dimension: ``tile_sizes`` plus the array-aligned sizes (channel tiles whose kh·kw·C_t
     rows fill whole row folds, filter tiles in whole column folds, on OS / IS row tiles whose
-    pixels fill whole folds) and always the whole dimension; weight layers try all six loop
-    orders.
+    pixels fill whole folds) and always the whole dimension, none below ``smallest_tile``;
+    weight layers try the loop orders that differ in how the loops of more than one trip nest.
+    Candidates come grouped by layer, a tiling's orders together.
     """
     first, _, arrays = unique_layers(layers)
+    array = PEArray(rows, cols, dataflow)
     pixel_side = {"os": rows, "is": cols}.get(dataflow, 0)
-    sizes = []  # per layer: the sizes of G, K, C, P and the loop orders
+    sizes, dims = [], []  # per layer: the sizes of G, K, C, P; its dimensions and batch
     for layer in first:
         g, k, c, h = Mapping(layer, 1, 1, 1, 1).dims
         kernel = layer.kernel_size[0] * layer.kernel_size[1]
+        low_k, low_c, low_h = smallest_tile(layer, array)
         sizes.append((
             tile_sizes(g),
-            sorted(set(tile_sizes(k)) | set(aligned_sizes(k, cols if layer.has_weights else 0))),
-            sorted(set(tile_sizes(c)) | set(aligned_sizes(c, rows / kernel))),
-            sorted(set(tile_sizes(h)) | set(aligned_sizes(h, pixel_side / layer.out_hw[1]))),
-            list(range(len(LOOP_ORDERS) if layer.has_weights else 1))))
-    # Every layer's grid of (G, K, C, P, order) at once, in meshgrid "ij" order (the order
-    # fastest): candidate j of a layer is a mixed-radix number whose digits pick the sizes.
-    counts = np.array([[len(d) for d in dims] for dims in sizes])
-    total = counts.prod(axis=1)
-    layer = np.repeat(np.arange(len(first)), total)
-    rest = np.arange(int(total.sum())) - np.repeat(np.cumsum(total) - total, total)
-    columns = [None] * 5
-    for d in reversed(range(5)):
-        rest, digit = np.divmod(rest, counts[layer, d])
-        flat = np.array([v for dims in sizes for v in dims[d]], dtype=np.int64)
-        start = np.concatenate([[0], np.cumsum(counts[:, d])[:-1]])
-        columns[d] = flat[start[layer] + digit]
-    space = Candidates(layer=layer.astype(np.int64), tile_groups=columns[0],
-                       tile_filters=columns[1], tile_channels=columns[2],
-                       tile_rows=columns[3], order=columns[4])
-    space = space.take(fills_array(arrays.view(space.layer), space, PEArray(rows, cols, dataflow)))
-    space = space.take(_distinct_orders(arrays.view(space.layer), space))
+            [s for s in sorted(set(tile_sizes(k))
+                               | set(aligned_sizes(k, cols if layer.has_weights else 0)))
+             if s >= low_k],
+            [s for s in sorted(set(tile_sizes(c)) | set(aligned_sizes(c, rows / kernel)))
+             if s >= low_c],
+            [s for s in sorted(set(tile_sizes(h))
+                               | set(aligned_sizes(h, pixel_side / layer.out_hw[1])))
+             if s >= low_h]))
+        dims.append((k, c, h, layer.batch, layer.has_weights))
+    layer, (tile_g, tile_k, tile_c, tile_h) = _mixed_radix(sizes)
+    k, c, h, batch, weights = np.array(dims).T[:, layer]
+    live = ((tile_k < k) | (tile_c < c) << 1 | ((batch > 1) | (tile_h < h)) << 2)
+    orders = DISTINCT_ORDERS[np.where(weights > 0, live, len(DISTINCT_ORDERS) - 1)]
+    per_tiling = (orders >= 0).sum(axis=1)
+    tiling = np.repeat(np.arange(len(layer)), per_tiling)
+    nth = np.arange(len(tiling)) - np.repeat(np.cumsum(per_tiling) - per_tiling, per_tiling)
+    space = Candidates(layer=layer[tiling], tile_groups=tile_g[tiling],
+                       tile_filters=tile_k[tiling], tile_channels=tile_c[tiling],
+                       tile_rows=tile_h[tiling], order=orders[tiling, nth])
     return space, tile_footprint(arrays.view(space.layer), space)
-
-
-def _distinct_orders(q, c: Candidates) -> np.ndarray:
-    """Indices of the candidates left when loop orders that differ only in where a one-trip
-    loop sits (they make the same tiles) are kept once, in the order they came."""
-    trips = c.trips(q)
-    pos = _POS[c.order]
-    # The order of the loops with more than one trip, as one number: position digits of the
-    # live loops, 9 for a one-trip loop.
-    live = np.stack([np.where(trips[loop] > 1, pos[:, j], 9) for j, loop in enumerate(LOOPS)])
-    rank = np.argsort(np.argsort(live, axis=0, kind="stable"), axis=0, kind="stable")
-    code = np.where(live < 9, rank, 9)
-    code = code[0] * 100 + code[1] * 10 + code[2]
-    # A tiling's loop orders are adjacent (the order varies fastest in the grid).
-    sizes = np.stack([c.layer, c.tile_groups, c.tile_filters, c.tile_channels, c.tile_rows])
-    repeat = np.zeros(len(code), dtype=bool)
-    for shift in range(1, len(LOOP_ORDERS)):
-        same = np.all(sizes[:, shift:] == sizes[:, :-shift], axis=0) & (
-            code[shift:] == code[:-shift])
-        repeat[shift:] |= same
-    return np.flatnonzero(~repeat)
 
 
 def fixed_candidates(mappings: list[Mapping]) -> Candidates:
@@ -457,23 +514,6 @@ def tile_footprint(q, c: Candidates) -> dict[str, np.ndarray]:
     }
 
 
-def fills_array(q, c: Candidates, array: PEArray) -> np.ndarray:
-    """Whether each tile covers the array along the dimensions the dataflow maps spatially.
-
-    WS maps filters to columns and Sr to rows, OS output pixels to rows and filters to columns,
-    IS Sr to rows and output pixels to columns; a tile narrower than the array there (when the
-    layer is not) would idle PEs, so it is not a legal candidate.
-    """
-    rows, cols = array.rows, array.cols
-    sr_ok = c.tile_channels * q.kernel >= np.minimum(q.channels * q.kernel, rows)
-    flow = array.dataflow
-    pixel_ok = c.tile_rows * q.out_w >= np.minimum(q.out_h * q.out_w,
-                                                   rows if flow == "os" else cols)
-    filters_ok = c.tile_filters >= np.minimum(q.filters, cols)
-    legal = {"ws": sr_ok & filters_ok, "os": pixel_ok & filters_ok, "is": sr_ok & pixel_ok}[flow]
-    return legal | (q.is_vector > 0)
-
-
 def fits(tiles: dict[str, np.ndarray], accel: Accelerator) -> np.ndarray:
     """Whether each candidate's tiles fit their buffers (half of each when double-buffered)."""
     if accel.shared_buffer:
@@ -495,6 +535,7 @@ def misfit_message(layer: Layer, tiles: dict[str, float], accel: Accelerator,
 
 
 __all__ = [
+    "DISTINCT_ORDERS",
     "LOOPS",
     "LOOP_ORDERS",
     "STATIONARY",
@@ -505,9 +546,9 @@ __all__ = [
     "Mapping",
     "Tile",
     "aligned_sizes",
+    "block_fetches",
     "candidate_space",
     "executed_filters",
-    "fills_array",
     "fits",
     "fixed_candidates",
     "fold_factor",
@@ -515,10 +556,11 @@ __all__ = [
     "group_packing",
     "input_block_bytes",
     "input_rows_per_image",
+    "input_rows_read",
     "layer_key",
     "misfit_message",
     "output_block_bytes",
-    "runs",
+    "smallest_tile",
     "tile_footprint",
     "tile_sizes",
     "tile_table",

@@ -13,6 +13,9 @@ OBJECTIVES = ("balanced", "dram_bytes", "energy_pj", "latency_cycles")
 # balanced: the DRAM-byte weights lambda tried against latency (README: objectives).
 BALANCE_WEIGHTS = tuple(2.0 ** np.arange(-6, 7))
 BALANCE_SLACK = 0.03
+# The cost columns ``select`` reads (a search hands it these of the candidates that fit).
+SELECTION_COLUMNS = ("latency_cycles", "dram_bytes", "energy_pj", "compute_cycles",
+                     "dram_transactions")
 _TIE_BREAK = {"dram_bytes": ("latency_cycles", "energy_pj"),
               "energy_pj": ("latency_cycles", "dram_bytes"),
               "latency_cycles": ("dram_bytes", "energy_pj")}
@@ -123,6 +126,7 @@ __all__ = [
     "BALANCE_WEIGHTS",
     "DEFAULT_OBJECTIVE",
     "OBJECTIVES",
+    "SELECTION_COLUMNS",
     "check_objective",
     "choose",
     "layer_starts",

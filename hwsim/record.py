@@ -152,11 +152,8 @@ def workload_frame(graph: LayerGraph):
             "in_hw": "x".join(map(str, layer.in_hw)), "out_hw": "x".join(map(str, layer.out_hw)),
             "kernel_size": "x".join(map(str, layer.kernel_size)),
             "stride": "x".join(map(str, layer.stride)), "groups": layer.groups,
-            "weight_bits": layer.weight_bits, "act_bits": layer.act_bits, "macs": layer.macs,
-            "folded_params": layer.weight_count + layer.bias_count,
-            "weight_bytes": layer.weight_bytes, "input_bytes": layer.input_bytes,
-            "output_bytes": layer.output_bytes, "gen_macs": layer.gen_macs,
-            "mac_density": layer.mac_density, "pred_bits": layer.pred_bits,
+            "weight_bits": layer.weight_bits, "act_bits": layer.act_bits,
+            **_layer_counts(layer), "mac_density": layer.mac_density, "pred_bits": layer.pred_bits,
             "lsb_density": layer.lsb_density, "avg_act_bits": layer.average_act_bits,
         })
     return pd.DataFrame(rows, columns=WORKLOAD_COLUMNS)
@@ -166,20 +163,19 @@ def _records(frame) -> list[dict]:
     return [{k: plain(k, v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
+def _layer_counts(layer) -> dict:
+    """A layer's counts that the workload totals sum (``WORKLOAD_TOTALS``)."""
+    return {"macs": layer.macs, "folded_params": layer.weight_count + layer.bias_count,
+            "weight_bytes": layer.weight_bytes, "input_bytes": layer.input_bytes,
+            "output_bytes": layer.output_bytes, "gen_macs": layer.gen_macs}
+
+
 def _workload_totals(graph: LayerGraph) -> dict:
     """The workload's totals (``WORKLOAD_TOTALS``), summed as the per-layer frame's columns."""
     import numpy as np
 
-    values = {"macs": [], "folded_params": [], "weight_bytes": [], "input_bytes": [],
-              "output_bytes": [], "gen_macs": []}
-    for layer in graph.layers:
-        for key, value in (("macs", layer.macs),
-                           ("folded_params", layer.weight_count + layer.bias_count),
-                           ("weight_bytes", layer.weight_bytes),
-                           ("input_bytes", layer.input_bytes),
-                           ("output_bytes", layer.output_bytes), ("gen_macs", layer.gen_macs)):
-            values[key].append(value)
-    return {key: np.asarray(values[key]).sum() for key in WORKLOAD_TOTALS}
+    counts = [_layer_counts(layer) for layer in graph.layers]
+    return {key: np.asarray([c[key] for c in counts]).sum() for key in WORKLOAD_TOTALS}
 
 
 def _measure(graph: LayerGraph, accel, objective: str,

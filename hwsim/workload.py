@@ -69,6 +69,10 @@ class LayerArrays:
         """``fn(self)``: a figure of the layer fields alone (see ``LayerView.per_layer``)."""
         return fn(self)
 
+    def per_key(self, key: np.ndarray, fn):
+        """``fn(self, key)`` (see ``LayerView.per_key``)."""
+        return fn(self, key)
+
     @classmethod
     def from_layers(cls, layers) -> "LayerArrays":
         rows = [_layer_row(layer) for layer in layers]
@@ -114,6 +118,16 @@ class LayerView:
         if self._replaced:
             return fn(self)
         return fn(self._arrays).take(self._index)
+
+    def per_key(self, key: np.ndarray, fn):
+        """``fn(view, key)`` (elementwise over layer fields and ``key``, an integer per entry,
+        e.g. a tile size) computed once per distinct (layer, key) pair and gathered per entry:
+        the same figures as ``fn(self, key)``, for the few pairs many candidates share."""
+        if self._replaced or not len(key):
+            return fn(self, key)
+        pair = self._index * (int(key.max()) + 1) + key
+        _, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
+        return fn(LayerView(self._arrays, self._index[first]), key[first])[inverse]
 
     def replace(self, **values: np.ndarray) -> "LayerView":
         """The same view with some fields replaced (e.g. ``mac_density`` for the ungated run)."""
