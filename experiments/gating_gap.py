@@ -13,13 +13,15 @@ and batches. The densities are measured on the checkpoint pipeline's calibration
 import argparse
 import dataclasses
 
+from studies import command
+
 import hwsim.cost as cost
 from hwsim import load_accelerator, trace
 from hwsim.gating import gating_summary, ungated
 from hwsim.pipeline import (
     calibration_batches,
     calibration_set,
-    checkpoint_calibration,
+    checkpoint_hardware,
     load_checkpoint_model,
 )
 
@@ -55,12 +57,15 @@ def main() -> None:
     parser.add_argument("--accel", default="systolic_32")
     args = parser.parse_args()
     model, meta = load_checkpoint_model(args.checkpoint)
-    batches, batch_size = checkpoint_calibration(meta)
-    calib = calibration_batches(calibration_set(model, meta.get("data")), batches, batch_size)
+    hw = checkpoint_hardware(meta)
+    calib_set = calibration_set(model, meta.get("data"), hw["root"], hw["split"])
+    calib = (calibration_batches(calib_set, hw["calib_batches"], hw["calib_batch_size"])
+             if calib_set is not None else None)  # None: no gated layers at all
     shape = tuple(meta["input_shape"])
     graph = trace(model, shape, calib=calib)
     if not any(layer.channel_gated for layer in graph.layers):
-        raise SystemExit(f"{args.checkpoint}: no channel-gated layers")
+        raise ValueError(f"{args.checkpoint}: no channel-gated layers (a cg_* model's "
+                         f"checkpoint is needed)")
     accel = load_accelerator(args.accel)
     print(line("as modelled", graph, accel))
     dense_with_fills = cost.evaluate(ungated(graph), accel)["compute_cycles"].sum()
@@ -84,4 +89,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    command(main)

@@ -293,12 +293,15 @@ def _sweep_parsers(sub) -> None:
 def _model_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--model", metavar="NAME",
                      help="registered model name, e.g. mlg_resnet18 (hwsim list shows them)")
-    _shape_options(cmd)
+    _shape_options(cmd, batch_default=None)  # cmd_run: a checkpoint's pipeline's, else 1
 
 
-def _shape_options(cmd: argparse.ArgumentParser, objective_default=DEFAULT_OBJECTIVE) -> None:
-    cmd.add_argument("--batch", type=positive_int, default=1, metavar="N",
-                     help="batch size, e.g. --batch 4 (default 1)")
+def _shape_options(cmd: argparse.ArgumentParser, objective_default=DEFAULT_OBJECTIVE,
+                   batch_default: int | None = 1) -> None:
+    default = ("1" if batch_default else "1, a checkpoint's: the hardware.batch of the "
+               "pipeline that trained it")
+    cmd.add_argument("--batch", type=positive_int, default=batch_default, metavar="N",
+                     help=f"batch size, e.g. --batch 4 (default {default})")
     cmd.add_argument("--input", type=_input_shape, metavar="CxHxW",
                      help="input shape, e.g. 3x64x64 (default: the model's)")
     cmd.add_argument("--objective", choices=OBJECTIVES, default=objective_default,
@@ -431,16 +434,19 @@ def _baseline_for(name: str, kwargs: dict, graph, cfg: dict, args):
 
     if args.baseline_checkpoint:
         model, meta = load_checkpoint_model(args.baseline_checkpoint)
-        test_acc = evaluate_accuracy(model, args.data, args.data_root) if args.data else None
-        try:
+        try:  # traced before it is scored: a misfit should not wait for the test set
             traced = trace_baseline(name, kwargs, graph, cfg.get("trace", {}), meta["model"],
-                                    model, test_acc)
-        except ValueError as exc:  # the usual cause: trained at another input than the model's
-            trained = "x".join(str(d) for d in meta["input_shape"])
-            raise UsageError(f"--baseline-checkpoint {args.baseline_checkpoint}: the baseline "
-                             f"(trained at {trained}) is traced at the model's input; {exc}"
+                                    model)
+        except ValueError as exc:
+            why = ""
+            if tuple(meta["input_shape"]) != tuple(graph.input_shape[1:]):
+                trained = "x".join(str(d) for d in meta["input_shape"])
+                why = f"the baseline (trained at {trained}) is traced at the model's input; "
+            raise UsageError(f"--baseline-checkpoint {args.baseline_checkpoint}: {why}{exc}"
                              ) from None
-        return dataclasses.replace(traced, checkpoint=args.baseline_checkpoint)
+        test_acc = evaluate_accuracy(model, args.data, args.data_root) if args.data else None
+        return dataclasses.replace(traced, test_acc=test_acc,
+                                   checkpoint=args.baseline_checkpoint)
     base = baseline_name(name, args.baseline, models.list_models())
     if base is None:
         return None
@@ -477,13 +483,13 @@ def cmd_run(args) -> int:
     from .pipeline import (
         calibration_batches,
         calibration_set,
-        checkpoint_calibration,
+        checkpoint_hardware,
         evaluate_accuracy,
         load_checkpoint_model,
     )
     from .record import evaluate_record, missing_counterpart_note
 
-    model = shape = None
+    model = shape = calib = None
     if args.checkpoint:
         model, meta = load_checkpoint_model(args.checkpoint)
         name = meta["model"]
@@ -491,20 +497,26 @@ def cmd_run(args) -> int:
             raise UsageError(f"--model {args.model} disagrees with the checkpoint's model {name}")
         kwargs = dict(meta.get("model_kwargs", {}))
         shape = tuple(meta["input_shape"])
+        # Traced and calibrated as the pipeline that trained it, where the options do not say.
+        hw = checkpoint_hardware(meta)
+        args.batch = args.batch or hw["batch"]
+        cfg["trace"] = {"weight_bits": hw["weight_bits"], "act_bits": hw["act_bits"],
+                        **cfg.get("trace", {})}
+        batches = hw["calib_batches"] if args.calib is None else args.calib
+        own_data = args.data in (None, meta.get("data"))
+        calib_set = calibration_set(
+            model, args.data or meta.get("data"),
+            args.data_root or (hw["root"] if own_data else None),
+            hw["split"] if own_data else "standard") if batches else None
+        if calib_set is not None:  # gate densities are measured, not assumed
+            calib = calibration_batches(calib_set, batches, hw["calib_batch_size"])
     else:
         name = args.model
-    calib = None
-    if args.checkpoint:  # gate densities are measured, not assumed
-        batches, batch_size = checkpoint_calibration(meta)
-        batches = batches if args.calib is None else args.calib
-        calib_set = calibration_set(model, args.data or meta.get("data"),
-                                    args.data_root) if batches else None
-        if calib_set is not None:
-            calib = calibration_batches(calib_set, batches, batch_size)
+        args.batch = args.batch or 1
     graph = _graph_for(name, kwargs, cfg, args, model, shape, calib)
+    baseline = _baseline_for(name, kwargs, graph, cfg, args)  # a misfit before any scoring
     test_acc = (evaluate_accuracy(model, args.data, args.data_root)
                 if args.data and args.checkpoint else None)
-    baseline = _baseline_for(name, kwargs, graph, cfg, args)
     report = evaluate_record(graph, accel, args.objective, baseline=baseline,
                              test_acc=test_acc, accel_changes=_accel_changes(args.accel, accel))
     if baseline is None and args.baseline == "auto":

@@ -13,6 +13,10 @@ import yaml
 
 # Namespaces whose keys are passed to the compressed models as one dict argument of that name.
 METHOD_NAMESPACES = ("mlg", "resrep", "pg", "cg")
+# Least values of the calibration settings (hwsim pipeline's hardware keys, sweep points, a
+# checkpoint's stored config): 0 batches is no calibration. Here, not in hwsim.pipeline, so
+# that checking a sweep file does not import torch.
+CALIB_LEAST = {"calib_batches": 0, "calib_batch_size": 1}
 
 MAX_NESTING = 64  # a config deeper than this is a mistake (or an attack on the parser)
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"

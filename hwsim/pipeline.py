@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from models.checkpoint import build_model, file_digest, load_checkpoint
-from models.data import ImageSet, load_dataset, sample
+from models.data import ImageSet, dataset_shape, load_dataset, sample
 from models.paths import check_destination
 from models.provenance import provenance
 from models.registry import create_model, list_models
@@ -56,6 +56,7 @@ from models.train import (
 )
 
 from .accel import load_accelerator
+from .config import CALIB_LEAST
 from .cost import DEFAULT_OBJECTIVE, OBJECTIVES
 from .record import Baseline, baseline_name, evaluate_record, record_row, trace_baseline
 from .results import append_table, check_table_format
@@ -83,8 +84,9 @@ def hardware_section(config: dict) -> dict:
     """The ``hardware`` section with defaults filled in; unknown keys and bad values are errors."""
     hw = check_section("hardware", config.get("hardware"), HARDWARE,
                        choices={"objective": OBJECTIVES},
-                       positive=("batch", "calib_batch_size", "weight_bits", "act_bits"),
-                       non_negative=("calib_batches",),
+                       positive=("batch", "weight_bits", "act_bits",
+                                 *(k for k, least in CALIB_LEAST.items() if least == 1)),
+                       non_negative=tuple(k for k, least in CALIB_LEAST.items() if least == 0),
                        items={"accelerators": ((str,), None)},
                        at_most={"weight_bits": MAX_BITS, "act_bits": MAX_BITS,
                                 "batch": MAX_BATCH})
@@ -125,13 +127,16 @@ def load_checkpoint_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     ``sha256`` of the file.
     """
     checkpoint = load_checkpoint(path)
-    model = build_model(checkpoint, path).eval()
+    return build_model(checkpoint, path).eval(), _checkpoint_meta(checkpoint, path)
+
+
+def _checkpoint_meta(checkpoint: dict, path: str | os.PathLike) -> dict:
+    """``load_checkpoint_model``'s ``meta`` of the loaded ``checkpoint`` read from ``path``."""
     history = checkpoint.get("history") or [{}]
-    meta = {"model": checkpoint["model_name"], "model_kwargs": checkpoint["model_kwargs"],
+    return {"model": checkpoint["model_name"], "model_kwargs": checkpoint["model_kwargs"],
             "input_shape": tuple(checkpoint["input_shape"]), "data": checkpoint.get("data"),
             "config": checkpoint["config"], "epoch": checkpoint.get("epoch"),
             "metrics": history[-1], "sha256": file_digest(path)}
-    return model, meta
 
 
 def _accuracy(model: nn.Module, test_set: ImageSet, batch_size: int) -> float:
@@ -157,28 +162,36 @@ def calibration_batches(train_set: ImageSet, batches: int = HARDWARE["calib_batc
     return [images for images, _ in itertools.islice(train_set.batches(batch_size), batches)]
 
 
-def checkpoint_calibration(meta: dict) -> tuple[int, int]:
-    """(calib_batches, calib_batch_size) of the pipeline that trained a checkpoint (the
-    ``hardware`` section of the config it stores), else the defaults: what ``hwsim run
-    --checkpoint`` calibrates on unless ``--calib`` says, so it reproduces the results rows."""
-    hw = ((meta.get("config") or {}).get("hardware") or {})
-    out = []
-    for key, low in (("calib_batches", 0), ("calib_batch_size", 1)):
-        value = hw.get(key) if isinstance(hw, dict) else None
-        valid = isinstance(value, int) and not isinstance(value, bool) and value >= low
-        out.append(value if valid else HARDWARE[key][0])
-    return out[0], out[1]
+def checkpoint_hardware(meta: dict) -> dict:
+    """``batch``, ``weight_bits``, ``act_bits``, ``calib_batches`` and ``calib_batch_size`` of
+    the pipeline that trained a checkpoint (the ``hardware`` section of the config it stores),
+    each else its default, and the ``split`` and ``root`` of its data: what ``hwsim run
+    --checkpoint`` traces and calibrates with unless its options say, so it reproduces the
+    results rows."""
+    config = meta.get("config") or {}
+    hw, data = config.get("hardware"), config.get("data")
+    hw, data = (hw if isinstance(hw, dict) else {}), (data if isinstance(data, dict) else {})
+    least = {"batch": 1, "weight_bits": 1, "act_bits": 1, **CALIB_LEAST}
+    most = {"batch": MAX_BATCH, "weight_bits": MAX_BITS, "act_bits": MAX_BITS}
+    out = {}
+    for key, low in least.items():
+        value = hw.get(key)
+        valid = (isinstance(value, int) and not isinstance(value, bool)
+                 and low <= value <= most.get(key, value))
+        out[key] = value if valid else HARDWARE[key][0]
+    return {**out, "split": data.get("split") or "standard", "root": data.get("root")}
 
 
-def calibration_set(model: nn.Module, data_name: str | None, data_root: str | None = None
-                    ) -> ImageSet | None:
-    """Training split of ``data_name`` when ``model`` keeps dynamic statistics, else None."""
+def calibration_set(model: nn.Module, data_name: str | None, data_root: str | None = None,
+                    split: str = "standard") -> ImageSet | None:
+    """Training set of ``data_name`` (its ``split``) when ``model`` keeps dynamic statistics,
+    else None."""
     if not any(hasattr(m, "reset_hw_stats") for m in model.modules()):
         return None
     if not data_name:
         raise ValueError("the model has gated layers whose densities are measured on data: "
                          "give --data NAME (calibration uses its training split)")
-    return load_dataset(data_name, data_root)[0]
+    return load_dataset(data_name, data_root, split=split)[0]
 
 
 def append_rows(path: str | os.PathLike, rows: pd.DataFrame) -> None:
@@ -218,8 +231,10 @@ def _with_base(config: dict, base_checkpoint: str) -> dict:
     return {**config, "init": init}
 
 
-def pruned_checkpoint(checkpoint: str, test_acc: float | None) -> tuple[str, dict]:
-    """The checkpoint to cost for the trained ``checkpoint`` and the columns its rows gain.
+def pruned_checkpoint(checkpoint: str, test_acc: float | None
+                      ) -> tuple[str, dict, nn.Module, dict]:
+    """The checkpoint to cost for the trained ``checkpoint``, the columns its rows gain and
+    its model and meta (``load_checkpoint_model``; each file is read once).
 
     A ResRep compactor model is converted to its narrower network, saved as ``pruned.pt``
     beside it; the columns keep what training measured (``test_acc_unconverted``: the mask
@@ -227,14 +242,16 @@ def pruned_checkpoint(checkpoint: str, test_acc: float | None) -> tuple[str, dic
     scores again), the largest dropped compactor row, the channel plan and the unconverted
     checkpoint. Any other checkpoint is returned as it is, with no columns.
     """
-    if not has_compactors(load_checkpoint_model(checkpoint)[0]):
-        return checkpoint, {}
+    loaded = load_checkpoint(checkpoint)
+    model = build_model(loaded, checkpoint).eval()
+    if not has_compactors(model):
+        return checkpoint, {}, model, _checkpoint_meta(loaded, checkpoint)
     pruned = str(Path(checkpoint).with_name("pruned.pt"))
-    conversion = convert_checkpoint(checkpoint, pruned)
+    conversion = convert_checkpoint(checkpoint, pruned, (loaded, model))
     return pruned, {"test_acc_unconverted": test_acc,
                     "dropped_row_norm": conversion.dropped_row_norm,
                     "channels": json.dumps(list(conversion.channels)),
-                    "unconverted_checkpoint": checkpoint}
+                    "unconverted_checkpoint": checkpoint}, *load_checkpoint_model(pruned)
 
 
 def _check_dense_base(config: dict, base_train: dict) -> None:
@@ -245,29 +262,29 @@ def _check_dense_base(config: dict, base_train: dict) -> None:
         return
     built = []
     for cfg in (resolve_config(config, PIPELINE_SECTIONS), resolve_config(base_train)):
-        data = cfg["data"]
-        train_set = load_dataset(data["name"], data["root"], data["download"], data["split"])[0]
-        name, kwargs = model_spec(cfg, train_set.input_shape, train_set.num_classes)
+        name, kwargs = model_spec(cfg, *dataset_shape(cfg["data"]["name"]))  # no data read
         built.append((name, create_model(name, **kwargs)))
     (name, model), (dense_name, dense) = built
-    bad = dense_mismatch(model, dense.state_dict())
+    bad = dense_mismatch(model.state_dict(), dense.state_dict())
     if bad:
         raise ValueError(f"base.model: {dense_name} is not the dense form of {name} (first "
                          f"mismatch: {bad}); {DENSE_FORM}")
 
 
-def _stage_rows(stage: str, checkpoint_path: str, test_acc: float | None, extra: dict,
-                resolved: dict, hw: dict, accelerators: list, train_set: ImageSet,
-                test_set: ImageSet, resrep_columns: bool,
+def _stage_rows(stage: str, checkpoint_path: str, loaded: tuple[nn.Module, dict],
+                test_acc: float | None, extra: dict, resolved: dict, hw: dict,
+                accelerators: list, train_set: ImageSet, test_set: ImageSet,
+                resrep_columns: bool,
                 baseline: Baseline | None = None) -> tuple[list[dict], Baseline]:
     """One results row per accelerator for the checkpoint of one pipeline stage (the record
-    of ``hwsim.record.evaluate_record``, flattened), and the stage as a baseline for the next.
+    of ``hwsim.record.evaluate_record``, flattened), and the stage as a baseline for the next;
+    ``loaded``: ``load_checkpoint_model(checkpoint_path)``.
 
     The baseline is ``baseline`` (the trained base stage) or else the policy's dense
     counterpart of a compressed model, traced like this stage's graph.
     """
     data_cfg = resolved["data"]
-    model, meta = load_checkpoint_model(checkpoint_path)
+    model, meta = loaded
     if test_acc is None:
         test_acc = _accuracy(model, sample(test_set, data_cfg["test_subset"]), EVAL_BATCH_SIZE)
 
@@ -318,31 +335,34 @@ def run_pipeline(config: dict, progress: bool = True, resume: bool = False) -> p
     data_cfg = resolved["data"]
     base = base_config(config)
     accelerators = [load_accelerator(name) for name in hw["accelerators"]]  # fail before training
-    stages = []  # (stage, checkpoint, test accuracy or None to measure, extra columns)
+    stages = []  # (stage, checkpoint, (model, meta), test accuracy or None to measure, extra)
     if base is not None:
         if base.get("checkpoint"):
-            stages.append(("base", str(base["checkpoint"]), None, {}))
+            path = str(base["checkpoint"])
+            stages.append(("base", path, load_checkpoint_model(path), None, {}))
         else:
             base_train = {k: v for k, v in base.items() if k != "checkpoint"}
             _check_dense_base(config, base_train)
             metrics = train(base_train, resume=_resumes(base_train, resume), progress=progress)
-            stages.append(("base", metrics["checkpoint"], metrics["test_acc"], {}))
+            stages.append(("base", metrics["checkpoint"],
+                           load_checkpoint_model(metrics["checkpoint"]), metrics["test_acc"], {}))
         config = _with_base(config, stages[0][1])
     if config.get("checkpoint"):
         checkpoint_path, test_acc = str(config["checkpoint"]), None
     else:
         metrics = train_from_config(config, resume=_resumes(config, resume), progress=progress)
         checkpoint_path, test_acc = metrics["checkpoint"], metrics["test_acc"]
-    costed, extra = pruned_checkpoint(checkpoint_path, test_acc)
+    costed, extra, model, meta = pruned_checkpoint(checkpoint_path, test_acc)
     stage = "pruned" if extra else "trained"
-    stages.append((stage, costed, None if extra else test_acc, extra))
+    stages.append((stage, costed, (model, meta), None if extra else test_acc, extra))
     train_set, test_set = load_dataset(data_cfg["name"], data_cfg["root"], data_cfg["download"],
                                        data_cfg["split"])
     resrep_columns = base is not None or stage == "pruned"
     rows, baseline = [], None
-    for stage, path, acc, extra in stages:  # the trained base is the later stages' baseline
-        stage_rows, done = _stage_rows(stage, path, acc, extra, resolved, hw, accelerators,
-                                       train_set, test_set, resrep_columns, baseline)
+    for stage, path, loaded, acc, extra in stages:  # the base is the later stages' baseline
+        stage_rows, done = _stage_rows(stage, path, loaded, acc, extra, resolved, hw,
+                                       accelerators, train_set, test_set, resrep_columns,
+                                       baseline)
         rows += stage_rows
         baseline = done if stage == "base" else baseline
     frame = pd.DataFrame(rows)

@@ -97,13 +97,13 @@ def prepare_run(config: dict, config_path: str, command: str, *, name: str | Non
     if name is not None and not _NAME.fullmatch(name):
         raise ValueError(f"--name {name!r}: use letters, digits and . _ + - (a folder name, "
                          f"not a path; --runs-dir sets where it goes)")
+    if runs_dir == "":
+        raise ValueError("--runs-dir '': give a folder, e.g. runs (the default)")
     given = _train_section(config).get("out_dir")
     for flag, value in (("--name", name), ("--runs-dir", runs_dir)):
         if value is not None and given:
             raise ValueError(f"{flag} {value}: the config already sets train.out_dir ({given}); "
                              f"give one of the two")
-    if runs_dir == "":
-        raise ValueError("--runs-dir '': give a folder, e.g. runs (the default)")
     runs_dir = RUNS_DIR if runs_dir is None else runs_dir
     explicit = Path(given) if given else Path(runs_dir) / name if name else None
     if explicit is None and (resume or overwrite):

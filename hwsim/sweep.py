@@ -47,7 +47,7 @@ from pathlib import Path
 
 from models.paths import check_destination
 
-from .config import METHOD_NAMESPACES, load_yaml, set_dotted
+from .config import CALIB_LEAST, METHOD_NAMESPACES, load_yaml, set_dotted
 from .executors import dask_results, local_results
 from .results import HASH_COLUMN, TABLE_SUFFIXES, append_table, check_table_format, done_hashes
 
@@ -56,7 +56,6 @@ TRAIN_SECTIONS = ("data", "optimizer", "schedule", "train", "losses", "grad_hook
 POINT_SECTIONS = ("model", "accel", "trace", *METHOD_NAMESPACES, *TRAIN_SECTIONS)
 POINT_SCALARS = {"batch": int, "objective": str, "input": str, "method": str,
                  "calib_batches": int, "calib_batch_size": int, "quantize": str}
-CALIB_LEAST = {"calib_batches": 0, "calib_batch_size": 1}  # as hwsim pipeline's hardware keys
 QUANTIZE_MODES = ("none", "ptq")  # ptq: accuracy after post-training quantization (models.ptq)
 TRACE_KEYS = ("weight_bits", "act_bits")
 DEFAULT_ACCEL = "systolic_32"
@@ -412,10 +411,9 @@ def _trained_model(checkpoint: str, test_acc: float) -> tuple:
     from models.resrep import seed_flops
     from models.train import evaluate as evaluate_accuracy
 
-    from .pipeline import EVAL_BATCH_SIZE, load_checkpoint_model, pruned_checkpoint
+    from .pipeline import EVAL_BATCH_SIZE, pruned_checkpoint
 
-    costed, extra = pruned_checkpoint(checkpoint, test_acc)
-    model, meta = load_checkpoint_model(costed)
+    costed, extra, model, meta = pruned_checkpoint(checkpoint, test_acc)
     data = meta["config"]["data"]
     train_set, test_set = load_dataset(data["name"], data["root"], data["download"],
                                        data["split"])

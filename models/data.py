@@ -342,13 +342,30 @@ DATASETS: dict[str, Callable[..., tuple[ImageSet, ImageSet]]] = {
     "digits": digits, "mnist": mnist, "cifar10": cifar10, "cifar100": cifar100,
     "synthetic": synthetic,
 }
+# (C, H, W) and classes of each dataset, for the checks that need no images (a test holds
+# them to the loaded sets)
+DATASET_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
+    "digits": ((1, DIGITS_SIZE_PX, DIGITS_SIZE_PX), 10), "mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100),
+    "synthetic": ((3, 32, 32), 10),
+}
+
+
+def _check_name(name: str) -> None:
+    if name not in DATASETS:
+        raise ValueError(f"data.name: unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
+
+
+def dataset_shape(name: str) -> tuple[tuple[int, int, int], int]:
+    """(input shape (C, H, W), number of classes) of dataset ``name``, without loading it."""
+    _check_name(name)
+    return DATASET_SHAPES[name]
 
 
 def load_dataset(name: str, root: str | None = None, download: bool = False,
                  split: str = "standard") -> tuple[ImageSet, ImageSet]:
     """Train and test sets of dataset ``name``; ``split`` is only meaningful for ``mnist``."""
-    if name not in DATASETS:
-        raise ValueError(f"data.name: unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
+    _check_name(name)
     if split not in SPLITS:
         raise ValueError(f"data.split: unknown split {split!r}; allowed: {', '.join(SPLITS)}")
     if split == "test_only":

@@ -207,11 +207,11 @@ def resrep_base(model: nn.Module, checkpoint: str | None = None) -> None:
         raise ValueError("resrep_base: give checkpoint: PATH of the dense model (hwsim pipeline "
                          "fills it in from its base stage)")
     source = build_model(load_checkpoint(checkpoint), checkpoint).state_dict()
-    bad = dense_mismatch(model, source)
+    own = model.state_dict()
+    bad = dense_mismatch(own, source)
     if bad:
         raise ValueError(f"resrep_base: {checkpoint} is not the dense form of this model "
                          f"(first mismatch: {bad}); {DENSE_FORM}")
-    own = model.state_dict()
     model.load_state_dict({**own, **{k: v.to(own[k].device) for k, v in source.items()}})
 
 
@@ -219,10 +219,10 @@ DENSE_FORM = ("train the same architecture, width and data with shortcut B, e.g.
               "for resrep_resnet56")
 
 
-def dense_mismatch(model: nn.Module, dense_state: dict) -> str | None:
+def dense_mismatch(own: dict, dense_state: dict) -> str | None:
     """The first state-dict key in which ``dense_state`` is not the dense form of the
-    compactor ``model`` (a key only one has, compactors aside, or another shape), or None."""
-    own = model.state_dict()
+    compactor model whose state dict is ``own`` (a key only one has, compactors aside, or
+    another shape), or None."""
     extra = [k for k in own if k not in dense_state and ".compactor." not in k]
     foreign = [k for k in dense_state if k not in own]
     reshaped = [k for k in dense_state if k in own and own[k].shape != dense_state[k].shape]
@@ -252,11 +252,15 @@ def convert_model(name: str, kwargs: dict, model: nn.Module) -> tuple[nn.Module,
     return converted.eval(), Conversion(new_kwargs, tuple(plan), dropped)
 
 
-def convert_checkpoint(source: str, target: str) -> Conversion:
+def convert_checkpoint(source: str, target: str,
+                       loaded: tuple[dict, nn.Module] | None = None) -> Conversion:
     """Convert the checkpoint ``source`` and save the pruned network (with its channel plan in
-    the model arguments) as ``target``."""
-    checkpoint = load_checkpoint(source)
-    model = build_model(checkpoint, source).eval()
+    the model arguments) as ``target``. ``loaded``: the caller's ``load_checkpoint(source)``
+    and the model built from it, so the file is not read twice."""
+    if loaded is None:
+        checkpoint = load_checkpoint(source)
+        loaded = checkpoint, build_model(checkpoint, source).eval()
+    checkpoint, model = loaded
     if not has_compactors(model):
         raise ValueError(f"{source}: model {checkpoint['model_name']} has no compactors to "
                          f"convert (already converted?)")

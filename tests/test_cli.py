@@ -431,3 +431,54 @@ def test_readme_names_every_model_dataset_and_total(capsys):
     missing = [c for c in summed if c not in record["totals"]]
     assert missing == ["gen_cycles", "sram_cycles"]  # the README names the exceptions
     assert "summed except `gen_cycles` and `sram_cycles`" in " ".join(readme.split())
+
+
+def test_baseline_checkpoint_is_traced_before_any_scoring(tmp_path, capsys, monkeypatch):
+    import hwsim.pipeline
+    import hwsim.record
+    from models.checkpoint import new_checkpoint, save_checkpoint
+    from models.registry import create_model
+
+    gray = tmp_path / "gray.pt"  # trained at 1x16x16, traced at the model's 3x32x32
+    save_checkpoint(gray, new_checkpoint("resnet20", {"width": 0.25, "in_channels": 1},
+                                         create_model("resnet20", width=0.25, in_channels=1),
+                                         {}, (1, 16, 16)))
+
+    def scored(*_args, **_kwargs):
+        raise AssertionError("the test set was scored before the baseline was traced")
+
+    monkeypatch.setattr(hwsim.pipeline, "evaluate_accuracy", scored)
+    run = ("run", "--model", "resnet20", "--set", "model.width=0.25", "--data", "digits",
+           "--baseline-checkpoint", str(gray))
+    code, _, err = _run(capsys, *run)
+    assert code == 2 and "trained at 1x16x16" in err and "does not fit resnet20" in err
+
+    # Another cause at the same input is not blamed on the input shape.
+    def misfit(*_args, **_kwargs):
+        raise ValueError("trace: something else")
+
+    monkeypatch.setattr(hwsim.record, "trace_baseline", misfit)
+    code, _, err = _run(capsys, *run[:-4], "--set", "model.in_channels=1", "--input",
+                        "1x16x16", *run[-4:])
+    assert code == 2 and f"--baseline-checkpoint {gray}: trace: something else" in err
+    assert "trained at" not in err
+
+
+def test_gating_gap_refuses_a_model_without_gates_in_one_line(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    from models.checkpoint import new_checkpoint, save_checkpoint
+    from models.registry import create_model
+
+    dense = tmp_path / "dense.pt"
+    save_checkpoint(dense, new_checkpoint("resnet20", {"width": 0.25},
+                                          create_model("resnet20", width=0.25), {}, (3, 32, 32)))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "experiments"))
+    import gating_gap
+
+    monkeypatch.setattr("sys.argv", ["gating_gap.py", str(dense)])
+    with pytest.raises(SystemExit) as done:
+        gating_gap.command(gating_gap.main)
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert f"gating_gap.py: error: {dense}: no channel-gated layers" in err

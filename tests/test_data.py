@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.data import ImageSet, load_dataset, read_idx, sample
+from models.data import DATASET_SHAPES, ImageSet, dataset_shape, load_dataset, read_idx, sample
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -132,3 +132,19 @@ def test_unknown_dataset_or_split_lists_the_allowed_ones():
 def test_real_mnist_test_only_split():
     train, test = load_dataset("mnist", str(MNIST_DIR), split="test_only")
     assert (len(train), len(test), train.input_shape) == (8000, 2000, (1, 28, 28))
+
+
+def test_dataset_shapes_are_those_of_the_loaded_sets(tmp_path):
+    rng = np.random.default_rng(0)
+    for prefix in ("train", "t10k"):
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (3, 28, 28)),
+                   False)
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, 3), False)
+    _write_cifar(tmp_path / "cifar-10-batches-py",
+                 [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], b"labels", 2)
+    _write_cifar(tmp_path / "cifar-100-python", ["train", "test"], b"fine_labels", 2)
+    for name in DATASET_SHAPES:
+        train = load_dataset(name, str(tmp_path))[0]
+        assert dataset_shape(name) == (train.input_shape, train.num_classes), name
+    with pytest.raises(ValueError, match="data.name: unknown dataset 'svhn'; allowed: digits"):
+        dataset_shape("svhn")

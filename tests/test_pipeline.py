@@ -27,7 +27,9 @@ def tiny(tmp_path) -> dict:
                          "results": str(tmp_path / "results.csv")}}
 
 
-def test_pipeline_trains_costs_and_appends_one_row_per_accelerator(tmp_path):
+def test_pipeline_trains_costs_and_appends_one_row_per_accelerator(tmp_path, monkeypatch):
+    import hwsim.pipeline
+
     cfg = tiny(tmp_path)
     rows = run_pipeline(cfg, progress=False)
     assert list(rows["accelerator"]) == ["systolic_32", "eyeriss_like"]
@@ -39,7 +41,11 @@ def test_pipeline_trains_costs_and_appends_one_row_per_accelerator(tmp_path):
     assert saved["train"]["epochs"] == 1 and saved["optimizer"]["name"] == "sgd"
     assert saved["hardware"]["accelerators"] == ["systolic_32", "eyeriss_like"]
 
+    loads, load = [], hwsim.pipeline.load_checkpoint
+    monkeypatch.setattr(hwsim.pipeline, "load_checkpoint", lambda path: loads.append(path)
+                        or load(path))
     again = run_pipeline({**cfg, "checkpoint": str(checkpoint)}, progress=False)
+    assert loads == [str(checkpoint)]  # read once, to convert (it needs not) and to cost
     table = pd.read_csv(tmp_path / "results.csv")
     assert len(table) == 4  # appended, not overwritten
     # Same weights, same test subset: the reloaded checkpoint scores what training reported.
@@ -55,8 +61,8 @@ def test_pipeline_row_is_the_record_hwsim_run_emits(tmp_path, capsys):
     from hwsim.record import record_row
 
     cfg = tiny(tmp_path)
-    cfg["hardware"]["accelerators"] = ["mlg_gen"]
-    assert "objective" not in cfg["hardware"]
+    cfg["hardware"].update(accelerators=["mlg_gen"], batch=2, weight_bits=4, act_bits=6)
+    assert "objective" not in cfg["hardware"]  # run --checkpoint reads batch and bits, not it
     assert hardware_section(cfg)["objective"] == DEFAULT_OBJECTIVE
     row = run_pipeline(cfg, progress=False).iloc[0]
     assert main(["run", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--accel", "mlg_gen",
@@ -114,3 +120,21 @@ def test_shipped_configs_are_valid(name):
                     / f"{name}.yaml")
     resolve_config(cfg, ("hardware", "checkpoint"))
     hardware_section(cfg)
+
+
+def test_dense_base_check_reads_no_data(tmp_path, monkeypatch):
+    import hwsim.pipeline
+
+    def no_data(*_args, **_kwargs):
+        raise AssertionError("the dense-base check loaded a dataset")
+
+    monkeypatch.setattr(hwsim.pipeline, "load_dataset", no_data)
+    config = {**tiny(tmp_path), "model": {"name": "resrep_resnet20", "width": 0.25},
+              "init": {"resrep_base": {}}}
+    base = {"model": {"name": "resnet20", "width": 0.25}, "data": config["data"],
+            "train": {"epochs": 1, "out_dir": str(tmp_path / "base")}}
+    with pytest.raises(ValueError, match="base.model: resnet20 is not the dense form of "
+                                         "resrep_resnet20"):
+        hwsim.pipeline._check_dense_base(config, base)
+    hwsim.pipeline._check_dense_base(config, {**base, "model": {**base["model"],
+                                                                 "shortcut": "B"}})

@@ -89,6 +89,7 @@ def test_named_run_is_refused_resumed_or_overwritten(config, tmp_path, capsys):
     (["--name", "a", "--resume", "--overwrite"], "--resume and --overwrite: give one"),
     (["--name", "../elsewhere"], "--name '../elsewhere': use letters, digits"),
     (["--name", "a", "--set", "train.out_dir=x"], "the config already sets train.out_dir"),
+    (["--runs-dir", "", "--set", "train.out_dir=x"], "--runs-dir '': give a folder"),
 ])
 def test_run_folder_misuse_is_one_line(config, tmp_path, capsys, argv, message):
     code, out, err = _run(capsys, "train", str(config), *argv)
