@@ -25,6 +25,12 @@ def _size(size_bytes: float) -> str:
         f"{size_bytes / 1024 ** 2:.0f}M"
 
 
+def _text_color(rgba) -> str:
+    """White on a dark cell, black on a light one (perceived luminance of its colour)."""
+    red, green, blue = rgba[:3]
+    return "white" if 0.299 * red + 0.587 * green + 0.114 * blue < 0.5 else "black"
+
+
 def ratios(table, metric: str):
     """MLG / dense ``metric`` on the grid (rows: buffer sizes, columns: bandwidths)."""
     rows = table[table["objective"] == metric]
@@ -43,7 +49,8 @@ def figure(table):
         image = ax.imshow(values, origin="lower", aspect="auto", cmap="RdBu_r", norm=norm)
         ax.contour(values, levels=[1.0], colors="black", linewidths=1.5)
         for (i, j), value in np.ndenumerate(values):
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6.5)
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                    color=_text_color(image.cmap(norm(value))))
         ax.set_xticks(range(len(ratio.columns)), [f"{b:g}" for b in ratio.columns])
         ax.set_yticks(range(len(ratio.index)), [_size(s) for s in ratio.index])
         ax.set_xlabel("DRAM bandwidth (bytes/cycle at 700 MHz)")

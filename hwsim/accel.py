@@ -363,7 +363,8 @@ def load_accelerator(name_or_path: str, overrides: dict | None = None) -> Accele
         # The override set the key, a section the key belongs to, or a key inside it.
         if any(".".join(parts[:i]) in touched for i in range(1, len(parts) + 1)) or any(
                 t.startswith(f"{key}.") for t in touched):
-            raise ValueError(f"accel.{message}") from None
+            # Name the accelerator too: one --set goes to every --accel of hwsim compare.
+            raise ValueError(f"accel.{message} (accelerator {name_or_path})") from None
         raise ValueError(f"{path.name}: {message}") from None
 
 

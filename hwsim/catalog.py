@@ -176,6 +176,12 @@ def check_model(name: str) -> str:
     return name
 
 
+def no_namespace(name: str, ns: str) -> str:
+    """Why ``{ns}.*`` settings cannot go to model ``name``, and which models take them."""
+    takers = [m for m, e in MODELS.items() if ns in e["namespaces"]]
+    return f"model {name} has no {ns} settings; models that do: {', '.join(takers) or 'none yet'}"
+
+
 def _source(table: dict) -> str:
     """``MODELS = {...}`` as Python source, lines within 100 characters."""
     lines = ["MODELS = {"]

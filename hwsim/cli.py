@@ -8,6 +8,7 @@ instead. Help, ``list`` and argument errors answer before torch, pandas or numpy
 """
 
 import argparse
+import dataclasses
 import math
 import os
 import re
@@ -343,9 +344,7 @@ def model_kwargs(name: str, cfg: dict) -> dict:
     for ns in METHOD_NAMESPACES:
         if ns in cfg:
             if ns not in entry["namespaces"]:
-                takers = [m for m, e in catalog.MODELS.items() if ns in e["namespaces"]]
-                raise UsageError(f"--set {ns}.*: model {name} has no {ns} settings; models that "
-                                 f"do: {', '.join(takers) or 'none yet'}")
+                raise UsageError(f"--set {ns}.*: {catalog.no_namespace(name, ns)}")
             kwargs[ns] = cfg[ns]
     return kwargs
 
@@ -433,8 +432,15 @@ def _baseline_for(name: str, kwargs: dict, graph, cfg: dict, args):
     if args.baseline_checkpoint:
         model, meta = load_checkpoint_model(args.baseline_checkpoint)
         test_acc = evaluate_accuracy(model, args.data, args.data_root) if args.data else None
-        return trace_baseline(name, kwargs, graph, cfg.get("trace", {}), meta["model"], model,
-                              test_acc)
+        try:
+            traced = trace_baseline(name, kwargs, graph, cfg.get("trace", {}), meta["model"],
+                                    model, test_acc)
+        except ValueError as exc:  # the usual cause: trained at another input than the model's
+            trained = "x".join(str(d) for d in meta["input_shape"])
+            raise UsageError(f"--baseline-checkpoint {args.baseline_checkpoint}: the baseline "
+                             f"(trained at {trained}) is traced at the model's input; {exc}"
+                             ) from None
+        return dataclasses.replace(traced, checkpoint=args.baseline_checkpoint)
     base = baseline_name(name, args.baseline, models.list_models())
     if base is None:
         return None
@@ -475,7 +481,7 @@ def cmd_run(args) -> int:
         evaluate_accuracy,
         load_checkpoint_model,
     )
-    from .record import evaluate_record
+    from .record import evaluate_record, missing_counterpart_note
 
     model = shape = None
     if args.checkpoint:
@@ -498,9 +504,14 @@ def cmd_run(args) -> int:
     graph = _graph_for(name, kwargs, cfg, args, model, shape, calib)
     test_acc = (evaluate_accuracy(model, args.data, args.data_root)
                 if args.data and args.checkpoint else None)
-    report = evaluate_record(graph, accel, args.objective,
-                             baseline=_baseline_for(name, kwargs, graph, cfg, args),
+    baseline = _baseline_for(name, kwargs, graph, cfg, args)
+    report = evaluate_record(graph, accel, args.objective, baseline=baseline,
                              test_acc=test_acc, accel_changes=_accel_changes(args.accel, accel))
+    if baseline is None and args.baseline == "auto":
+        import models
+
+        note = missing_counterpart_note(name, models.list_models())
+        report["notes"] += [note] if note else []
     sim = _simulate(graph, accel, args.objective) if args.sim == "event" else None
     if sim is not None:
         _add_simulation(report, sim, accel)
@@ -511,7 +522,8 @@ def cmd_run(args) -> int:
                     "input": list(report["input_shape"][1:]), "objective": args.objective,
                     "checkpoint": args.checkpoint, "sim": args.sim,
                     "baseline": args.baseline, "baseline_checkpoint": args.baseline_checkpoint}
-        save_run(args.out, report, resolved, sim.timeline if sim is not None else None)
+        paths = save_run(args.out, report, resolved, sim.timeline if sim is not None else None)
+        print(f"wrote {', '.join(p.name for p in paths)} to {paths[0].parent}", file=sys.stderr)
     _print_record(report, args.format, args.layers, sim is not None)
     return 0
 
@@ -813,6 +825,10 @@ def cmd_sweep(args) -> int:
         return 130
     print(f"{report.total} points: {report.skipped} already in the table, {report.ran} run "
           f"({report.failed} failed, rows with status=error); table {report.results}")
+    if report.errors:  # what went wrong, without opening the table
+        (message, count), others = report.errors[0], len(report.errors) - 1
+        more = f" (and {others} other error message{'s' * (others > 1)})" if others else ""
+        print(f"most common error ({count} of {report.failed} failed): {message}{more}")
     return 0
 
 

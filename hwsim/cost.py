@@ -576,6 +576,10 @@ def search_space(layers: tuple, rows: int, cols: int, dataflow: str):
     return space, tiles, q, gates, candidate_geometry(q, space, array, gates)
 
 
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}" + ("" if n == 1 else "s")
+
+
 def _search(graph: LayerGraph, accel: Accelerator, objective: str):
     """Search the distinct layer shapes: the shapes, each layer's shape, their arrays, the
     candidates with their costs, and the index of each shape's chosen one (among those whose
@@ -592,9 +596,11 @@ def _search(graph: LayerGraph, accel: Accelerator, objective: str):
         j = int(np.argmin(total))
         raise ValueError(mp.misfit_message(
             first[i], {t: float(v[j]) for t, v in tiles.items()}, accel,
-            f"the smallest tile that fills the array ({space.tile_groups[j]} groups, "
-            f"{space.tile_filters[j]} filters, {space.tile_channels[j]} channels, "
-            f"{space.tile_rows[j]} output rows)"))
+            "the smallest tile that fills the array ("
+            + ", ".join(_count(int(n), unit) for n, unit in (
+                (space.tile_groups[j], "group"), (space.tile_filters[j], "filter"),
+                (space.tile_channels[j], "channel"), (space.tile_rows[j], "output row")))
+            + ")"))
     # Costs of every candidate (cheaper than gathering the geometry of the fitting ones), the
     # choice among the fitting ones only.
     costs = candidate_costs(accel, q, space, gates=gates, geometry=geometry)

@@ -97,6 +97,18 @@ def _log_scale(values: np.ndarray) -> bool:
             and positive.max() / positive.min() > LOG_RANGE)
 
 
+def _numbers(table: pd.DataFrame, column: str, option: str) -> np.ndarray:
+    """The column as floats, or a one-line error naming it and some columns that would do."""
+    try:
+        return table[column].to_numpy(float)
+    except (TypeError, ValueError):
+        numeric = [str(c) for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+        raise ValueError(f"plot tradeoff: {option} {column}: the column must be numeric, it "
+                         f"holds e.g. {table[column].iloc[0]!r}; numeric columns: "
+                         f"{', '.join(numeric[:8])}{' ...' if len(numeric) > 8 else ''}"
+                         ) from None
+
+
 def tradeoff(table: pd.DataFrame, x: str, y: str, color: str = "method",
              marker: str = "accelerator", title: str | None = None,
              maximize: tuple[str, ...] = (), ax=None):
@@ -120,8 +132,7 @@ def tradeoff(table: pd.DataFrame, x: str, y: str, color: str = "method",
     if table.empty:
         raise ValueError(f"plot tradeoff: no rows with both {x} and {y}")
     (x_label, x_scale), (y_label, y_scale) = axis_label(x), axis_label(y)
-    xs = table[x].to_numpy(float) * x_scale
-    ys = table[y].to_numpy(float) * y_scale
+    xs, ys = _numbers(table, x, "--x") * x_scale, _numbers(table, y, "--y") * y_scale
     max_x, max_y = x in maximize or higher_is_better(x), y in maximize or higher_is_better(y)
     front = pareto_mask(xs, ys, max_x, max_y)
 

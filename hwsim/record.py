@@ -42,10 +42,14 @@ WHOLE_SUFFIXES = ("_bytes", "macs", "_params", "_transactions", "_bits", "_cycle
 
 @dataclass(frozen=True)
 class Baseline:
-    """A dense model to compare with: its traced graph and, when measured, its accuracy."""
+    """A dense model to compare with: its traced graph and, when measured, its accuracy;
+    ``changed``: the arguments it takes away from its own defaults that no ``--set`` asked
+    for (e.g. ResRep's projection shortcuts), ``checkpoint``: the file it was loaded from."""
 
     graph: LayerGraph
     test_acc: float | None = None
+    changed: dict | None = None
+    checkpoint: str | None = None
 
 
 def dense_counterpart(name: str, registered) -> str | None:
@@ -55,6 +59,18 @@ def dense_counterpart(name: str, registered) -> str | None:
         if name.startswith(prefix) and name[len(prefix):] in registered:
             return name[len(prefix):]
     return None
+
+
+def missing_counterpart_note(name: str, registered) -> str | None:
+    """Why a compressed model (``cg_resnet20_postact``) has no automatic dense baseline: its
+    name less the method prefix is not registered; the note names the nearest one that is."""
+    prefix = next((p for p in COMPRESSED_PREFIXES if name.startswith(p)), None)
+    if prefix is None or dense_counterpart(name, registered):
+        return None
+    dense = name[len(prefix):]
+    near = max((m for m in registered if dense.startswith(m)), key=len, default=None)
+    hint = f"; --baseline {near} picks the nearest that is (its blocks may differ)" if near else ""
+    return f"no dense baseline: {dense} is not a registered model{hint}"
 
 
 def baseline_name(name: str, choice: str, registered) -> str | None:
@@ -83,13 +99,15 @@ def trace_baseline(name: str, kwargs: dict, graph: LayerGraph, trace_options: di
 
     from .trace import trace
 
+    changed = None
     if model is None:
         shared = baseline_kwargs(models.model_arguments(name), models.model_arguments(base),
                                  kwargs)
         model = models.create_model(base, **shared)
+        changed = {k: v for k, v in shared.items() if k not in kwargs}
     batch, *shape = graph.input_shape
     return Baseline(trace(model, tuple(shape), batch=batch, name=base, **trace_options),
-                    test_acc)
+                    test_acc, changed)
 
 
 def accelerator_changes(preset, accel) -> dict:
@@ -238,7 +256,8 @@ def evaluate_record(graph: LayerGraph, accel=None, objective: str | None = None,
         if baseline.test_acc is not None:
             base_totals["test_acc"] = float(baseline.test_acc)
         base_storage = _storage(baseline.graph)
-        record["baseline"] = {"model": baseline.graph.model, "totals": base_totals,
+        record["baseline"] = {"model": baseline.graph.model, "changed": baseline.changed or {},
+                              "checkpoint": baseline.checkpoint, "totals": base_totals,
                               "storage": base_storage,
                               "ratios": ratios(totals, storage, base_totals, base_storage)}
     if gating is not None:
@@ -266,5 +285,5 @@ def record_row(record: dict) -> dict:
 
 
 __all__ = ["Baseline", "accelerator_changes", "baseline_kwargs", "baseline_name",
-           "dense_counterpart", "evaluate_record", "plain", "ratios", "record_row",
-           "trace_baseline", "workload_frame"]
+           "dense_counterpart", "evaluate_record", "missing_counterpart_note", "plain", "ratios",
+           "record_row", "trace_baseline", "workload_frame"]

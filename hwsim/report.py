@@ -241,13 +241,20 @@ def format_headline(record: dict, width: int | None = None) -> str:
     # A baseline named with --baseline NAME need not be this model's dense counterpart.
     role = base and ("dense" if base["model"] == dense_counterpart(record["model"], MODELS)
                      else "baseline")
-    header = ["", record["model"]] + ([f"{base['model']} ({role})", "ratio"] if base else [])
+    # What the baseline was built with beyond its defaults (e.g. resrep's shortcut=B), so the
+    # column is reproducible with hwsim run --model BASE --set model.KEY=VALUE.
+    changed = "".join(f", {k}={_plain(v)}" for k, v in (base or {}).get("changed", {}).items())
+    header = ["", record["model"]] + ([f"{base['model']} ({role}{changed})", "ratio"]
+                                      if base else [])
     rows = (HARDWARE_ROWS if accel else WORKLOAD_ROWS) + MODEL_ROWS
     cells = _rows(columns, rows, clock, base["ratios"] if base else None)
     lines = _context(record, width)
     if base:
         what = "its dense counterpart" if role == "dense" else "the baseline"
-        lines += _wrap(f"compared with {base['model']}, {what}, on the same "
+        if base.get("checkpoint"):
+            what = f"the checkpoint {base['checkpoint']}"
+        built = f" ({changed[2:]})" if changed else ""
+        lines += _wrap(f"compared with {base['model']}{built}, {what}, on the same "
                        f"accelerator (ratio = this / {role})", width)
     if base and _fitting(_widths(header, cells), width) < len(header):
         header = ["", "this", role, "ratio"]  # the names are in the lines above

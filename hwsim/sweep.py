@@ -32,6 +32,7 @@ model keeps per graph and array shape is reused. Executors: a local process pool
 one worker per core) or Dask distributed.
 """
 
+import collections
 import functools
 import hashlib
 import inspect
@@ -360,8 +361,15 @@ def _hardware_row(point: Point, graph, extra: dict | None = None) -> dict:
 
 
 def _model_kwargs(config: dict) -> dict:
+    from .catalog import MODELS, no_namespace
+
+    name = config["model"]["name"]
     kwargs = {k: v for k, v in config["model"].items() if k != "name"}
-    kwargs.update({ns: config[ns] for ns in METHOD_NAMESPACES if ns in config})
+    for ns in METHOD_NAMESPACES:
+        if ns in config:  # the message hwsim run gives, not the builder's "unknown argument"
+            if name in MODELS and ns not in MODELS[name]["namespaces"]:
+                raise ValueError(f"{ns}.*: {no_namespace(name, ns)}")
+            kwargs[ns] = config[ns]
     return kwargs
 
 
@@ -556,6 +564,7 @@ class SweepReport:
     ran: int
     failed: int
     results: Path
+    errors: tuple[tuple[str, int], ...] = ()  # the failed points' messages, most common first
 
 
 def run_sweep(sweep: Sweep, executor: str = "local", workers: int | None = None,
@@ -585,6 +594,7 @@ def run_sweep(sweep: Sweep, executor: str = "local", workers: int | None = None,
     tasks = plan([p for p in pending if p.train_hash is not None or p.graph_key in graphs],
                  workers)
     ran, failed = len(rows), len(rows)
+    errors = collections.Counter(row["error"] for row in rows)
     bar = tqdm(total=len(pending), initial=len(rows), unit="point", desc="sweep",
                disable=not progress, smoothing=0.1)
     last_flush, flush_s = time.monotonic(), 0.0
@@ -598,6 +608,7 @@ def run_sweep(sweep: Sweep, executor: str = "local", workers: int | None = None,
             rows += task_rows
             ran += len(task_rows)
             failed += sum(row["status"] == "error" for row in task_rows)
+            errors.update(row["error"] for row in task_rows if row["status"] == "error")
             bar.update(len(task_rows))
             if time.monotonic() - last_flush > max(FLUSH_S, flush_s / FLUSH_SHARE):
                 started = time.monotonic()
@@ -608,7 +619,8 @@ def run_sweep(sweep: Sweep, executor: str = "local", workers: int | None = None,
         bar.close()
         if rows:
             append_table(sweep.results, rows)
-    return SweepReport(report.total, report.skipped, ran, failed, sweep.results)
+    return SweepReport(report.total, report.skipped, ran, failed, sweep.results,
+                       tuple(errors.most_common()))
 
 
 __all__ = ["Point", "Sweep", "SweepReport", "combinations", "load_sweep", "resolve_point",

@@ -29,8 +29,8 @@ def check_type(model: str, key: str, value: object, default: object) -> object:
         value = float(value)
     if isinstance(default, (int, float, str)) and (
             not isinstance(value, type(default)) or isinstance(value, bool)):
-        raise ValueError(
-            f"model {model}: argument {key!r} must be {type(default).__name__}, got {value!r}")
+        kind = "a finite number" if isinstance(default, float) else type(default).__name__
+        raise ValueError(f"model {model}: argument {key!r} must be {kind}, got {value!r}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"model {model}: argument {key!r} must be a finite number, got {value}")
     if key in POSITIVE_ARGUMENTS and not 0 < value <= MAX_ARGUMENT:

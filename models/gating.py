@@ -48,8 +48,8 @@ def _from_dict(section: str, given: dict | None, defaults):
         default = getattr(defaults, key)
         if isinstance(default, bool) != isinstance(value, bool) or not isinstance(
                 value, (type(default), int) if isinstance(default, float) else type(default)):
-            raise ValueError(f"{section}.{key}: must be {type(default).__name__}, "
-                             f"got {value!r}")
+            kind = "a finite number" if isinstance(default, float) else type(default).__name__
+            raise ValueError(f"{section}.{key}: must be {kind}, got {value!r}")
         if key in _POSITIVE and value <= 0 or key in _NON_NEGATIVE and value < 0:
             raise ValueError(f"{section}.{key}: must be {'> 0' if key in _POSITIVE else '>= 0'}"
                              f", got {value!r}")

@@ -140,6 +140,9 @@ def d(tmp_path_factory) -> Path:
     _checkpoint(d / "history_dict.pt", history={"a": 1})
     _checkpoint(d / "weights_mismatch.pt", model_kwargs={"width": 0.5})
     _checkpoint(d / "ok.pt")
+    gray = create_model("resnet20", width=0.25, in_channels=1)  # trained at another input
+    save_checkpoint(d / "gray.pt", new_checkpoint("resnet20", {"width": 0.25, "in_channels": 1},
+                                                  gray, {}, (1, 16, 16)))
     mnist = d / "mnist_bad_labels"
     mnist.mkdir()
     for prefix in ("train", "t10k"):
@@ -200,7 +203,11 @@ CASES = [
      "accel.buffers.shared.bw_bytes_per_cycle: required key missing"),
     ([*RUN, "--set", "accel.buffers.shared.size_bytes=100", "--set",
       "accel.buffers.shared.bw_bytes_per_cycle=3"], "accel.buffers must be either"),
-    ([*RUN, "--set", "accel.weight_gen.bits=8"], "accel.weight_gen.macs_per_cycle: required"),
+    ([*RUN, "--set", "accel.weight_gen.bits=8"],
+     "accel.weight_gen.macs_per_cycle: required key missing (accelerator systolic_32)"),
+    (["compare", "--model", "resnet20", "--accel", "mlg_gen", "systolic_32", "--set",
+      "accel.weight_gen.macs_per_cycle=256"],
+     "accel.weight_gen.bits: required key missing (accelerator systolic_32)"),
     ([*RUN, "--set", "model.name=resnet18"], "model.name=resnet18: disagrees with --model"),
     ([*RUN, "--set", "accel.buffers.weight.size_bytes=1"], "needs 112 B of the weight buffer"),
     # model arguments and input shapes
@@ -312,7 +319,7 @@ CASES = [
     (["train", "{d}/model_unknown.yaml"], "model.name: unknown model 'resnet99'"),
     (["train", "{d}/model_width0.yaml"], "'width' must be > 0"),
     (["train", "{d}/model_conv.yaml"], "'conv' must be a callable"),
-    (["train", "{d}/model_nested.yaml"], "'width' must be float"),
+    (["train", "{d}/model_nested.yaml"], "'width' must be a finite number"),
     (["train", "{d}/model_intkey.yaml"], "unknown argument 1"),
     (["train", "{d}/mlg_on_dense.yaml"], "mlg: model resnet20 takes no mlg settings"),
     (["train", "{d}/mlg_list.yaml"], "mlg: must be a mapping"),
@@ -385,10 +392,18 @@ CASES = [
     (["run", "--model", "resrep_resnet20", "--set", "resrep.lasso_strength=.inf"],
      "resrep.lasso_strength: must be a finite number"),
     (["run", "--model", "pg_resnet20", "--set", "pg.gtar=.nan"], "pg.gtar: must be a finite"),
+    (["run", "--model", "pg_resnet20", "--set", "pg.gtar=inf"],
+     "pg.gtar: must be a finite number, got 'inf'"),  # YAML's inf is a word, .inf the number
+    (["run", "--model", "cg_resnet20", "--set", "cg.gtar=nan"],
+     "cg.gtar: must be a finite number, got 'nan'"),
+    ([*RUN, "--set", "model.width=nan"], "'width' must be a finite number, got 'nan'"),
     (["run", "--model", "pg_resnet20", "--set", "pg.wbits=-1"], "pg.wbits must be an int"),
     (["run", "--model", "cg_resnet20", "--set", "cg.alpha=-.inf"], "cg.alpha: must be a finite"),
     (["run", "--model", "cg_resnet20", "--set", "cg.colour=1"], "cg: unknown key 'colour'"),
     ([*RUN, "--baseline-checkpoint", "{d}/garbage.pt"], "garbage.pt: not a readable"),
+    ([*RUN, "--baseline-checkpoint", "{d}/gray.pt"],
+     "--baseline-checkpoint {d}/gray.pt: the baseline (trained at 1x16x16) is traced at the "
+     "model's input; trace: input shape (3, 32, 32) does not fit resnet20"),
     ([*RUN, "--baseline", "resnet99"], "unknown model 'resnet99'"),
     # run folders: --runs-dir, --name, --resume
     (["train", "{d}/no_out_dir.yaml", "--runs-dir", "{d}/a_file"],
@@ -462,6 +477,9 @@ CASES = [
     (["plot", "tradeoff", "--out", "{d}/p.png"], "give TABLE --x COLUMN --y COLUMN"),
     (["plot", "tradeoff", "{d}/missing.csv", "--x", "x", "--y", "y", "--out", "{d}/p.png"],
      "missing.csv: no such results table"),
+    (["plot", "tradeoff", "{d}/table.csv", "--x", "x", "--y", "method", "--out", "{d}/p.png"],
+     "plot tradeoff: --y method: the column must be numeric, it holds e.g. 'a'; numeric "
+     "columns: x, y"),
     (["plot", "tradeoff", "{d}/table.csv", "--x", "zz", "--y", "y", "--out", "{d}/p.png"],
      "no column 'zz' in the table"),
     (["plot", "tradeoff", "{d}/table.csv", "--x", "x", "--y", "y", "--maximize", "zz", "--out",

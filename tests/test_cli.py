@@ -28,10 +28,11 @@ def test_run_json_has_stable_keys_and_exact_counts(capsys):
 
 
 def test_run_table_csv_and_out(tmp_path, capsys):
-    code, out, _ = _run(capsys, "run", "--model", "resnet20", "--accel", "none", "--set",
-                        "model.width=0.25", "--set", "model.num_classes=5", "--batch", "2",
-                        "--out", str(tmp_path))
+    code, out, err = _run(capsys, "run", "--model", "resnet20", "--accel", "none", "--set",
+                          "model.width=0.25", "--set", "model.num_classes=5", "--batch", "2",
+                          "--out", str(tmp_path))
     assert code == 0 and "workload only" in out and "layers.2.2.conv2" not in out
+    assert err == f"wrote layers.csv, summary.json, run.yaml to {tmp_path}\n"  # not on stdout
     run = yaml.safe_load((tmp_path / "run.yaml").read_text())
     assert run["model"] == {"name": "resnet20", "width": 0.25, "num_classes": 5}
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -117,6 +118,42 @@ def test_compressed_model_is_compared_with_its_dense_counterpart(capsys):
     assert report["totals"]["gen_macs"] > 0 and base["totals"]["gen_macs"] == 0
 
 
+def test_baseline_label_names_what_it_was_built_with(capsys):
+    # resrep_resnet20's dense baseline keeps its projection shortcuts (B), not resnet20's A.
+    code, out, _ = _run(capsys, "run", "--model", "resrep_resnet20", "--set", "model.width=0.25",
+                        "--format", "json")
+    base = json.loads(out)["baseline"]
+    assert code == 0 and base["changed"] == {"shortcut": "B"} and base["checkpoint"] is None
+    code, out, _ = _run(capsys, "run", "--model", "resnet20", "--set", "model.width=0.25",
+                        "--set", "model.shortcut=B", "--format", "json")
+    assert json.loads(out)["totals"]["macs"] == base["totals"]["macs"]  # reproducible
+    code, out, _ = _run(capsys, "run", "--model", "resrep_resnet20", "--set", "model.width=0.25")
+    assert "compared with resnet20 (shortcut=B), its dense counterpart" in out
+    assert "resnet20 (dense, shortcut=B)" in out
+    code, out, _ = _run(capsys, "run", "--model", "cg_resnet20", "--set", "model.width=0.25")
+    assert "resnet20 (dense)" in out and "no dense baseline" not in out  # same defaults
+    code, out, _ = _run(capsys, "run", "--model", "cg_resnet20_postact", "--set",
+                        "model.width=0.25")
+    assert code == 0 and "(dense" not in out
+    assert ("note: no dense baseline: resnet20_postact is not a registered model; --baseline "
+            "resnet20 picks" in " ".join(out.split()))
+
+
+def test_sweep_errors_read_like_run_and_the_summary_shows_them(tmp_path, capsys):
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump({
+        "results": str(tmp_path / "r.csv"),
+        "base": {"input": "3x16x16", "model": {"name": "resnet20", "width": 0.25}},
+        "points": [{"model.name": "resnet20"}, {"model.name": "cg_resnet20"}],
+        "grid": {"cg.pt": [2, 4]}}))
+    code, out, err = _run(capsys, "sweep", str(config), "--workers", "1", "--no-progress")
+    assert code == 0, err
+    wanted = "cg.*: model resnet20 has no cg settings; models that do: cg_resnet20"
+    assert f"most common error (2 of 2 failed): {wanted}" in out
+    _, _, err = _run(capsys, "run", "--model", "resnet20", "--set", "cg.pt=2")
+    assert f"--set {wanted}" in err  # the same words as hwsim run
+
+
 def test_export_scalesim(tmp_path, capsys):
     code, out, _ = _run(capsys, "export", "--model", "resnet20", "--set", "model.width=0.25",
                         "--out", str(tmp_path))
@@ -153,6 +190,7 @@ def test_train_then_run_checkpoint_with_accuracy(tmp_path, capsys):
     assert set(compared["baseline"]["ratios"].values()) == {1.0}
     code, out, _ = _run(capsys, "run", "--checkpoint", str(checkpoint), "--data", "digits",
                         "--baseline-checkpoint", str(checkpoint))
+    assert f"compared with resnet20, the checkpoint {checkpoint}, on" in " ".join(out.split())
     acc = next(line for line in out.splitlines() if line.startswith("test_acc"))
     value = f"{100 * compared['totals']['test_acc']:.2f}"
     assert acc.split() == ["test_acc", value, "%", value, "%"]
@@ -373,3 +411,23 @@ def test_lazy_package_keeps_the_trace_function():
         import hwsim
 
         hwsim.nope  # noqa: B018
+
+
+def test_readme_names_every_model_dataset_and_total(capsys):
+    """The README's Models and Datasets lists and its JSON totals against the live ones."""
+    from pathlib import Path
+
+    from hwsim import catalog
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    models = readme.split("## Models", 1)[1].split("\n## ", 1)[0]
+    assert [m for m in catalog.MODELS if f"`{m}`" not in models] == []
+    assert [d for d in catalog.DATASETS if f"`{d}`" not in readme.split("- Datasets")[1]] == []
+    code, out, _ = _run(capsys, "run", "--model", "mlg_resnet18", "--set", "model.width=0.25",
+                        "--accel", "mlg_gen", "--format", "json")
+    record = json.loads(out)
+    summed = [c for c, v in record["layers"][0].items() if isinstance(v, (int, float))
+              and c.endswith(("_bytes", "_cycles", "_pj", "macs", "_transactions"))]
+    missing = [c for c in summed if c not in record["totals"]]
+    assert missing == ["gen_cycles", "sram_cycles"]  # the README names the exceptions
+    assert "summed except `gen_cycles` and `sram_cycles`" in " ".join(readme.split())

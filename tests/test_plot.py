@@ -1,5 +1,7 @@
 """hwsim plot: Pareto front against brute force, figure contents, files, CLI."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -176,3 +178,26 @@ def test_cli_plot(tmp_path, capsys):
     assert main(["plot", "tradeoff", str(table), "--x", "dram_bytes", "--y", "test_acc",
                  "--where", "bw=5", "--out", str(out)]) == 2
     assert "--where 'bw=5': no row left; bw holds 4.0, 8.0" in capsys.readouterr().err
+
+
+def test_study_labels_stay_apart_inside_the_axes(monkeypatch):
+    """The gating study's labels: two points almost on top of each other get labels that do
+    not overlap, a point near the lower edge keeps its label inside the axes, and a second
+    point with the same label on top of the first gets none."""
+    import matplotlib.pyplot as plt
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "experiments"))
+    from study_gating_speedup import _label
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    _label(ax, [(0.5, 0.5, "pbits 1"), (0.505, 0.5, "pbits 3"), (0.5, 0.01, "pt 2"),
+                (0.501, 0.01, "pt 2")])
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    bottom = ax.get_window_extent(renderer).y0
+    assert [t.get_text() for t in ax.texts] == ["pbits 1", "pbits 3", "pt 2"]
+    plt.close(fig)
+    assert not boxes[0].overlaps(boxes[1])
+    assert boxes[2].y0 >= bottom
