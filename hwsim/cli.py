@@ -808,6 +808,7 @@ def cmd_pipeline(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    from .report import plural
     from .results import done_hashes
     from .sweep import load_sweep, run_sweep
 
@@ -839,7 +840,7 @@ def cmd_sweep(args) -> int:
           f"({report.failed} failed, rows with status=error); table {report.results}")
     if report.errors:  # what went wrong, without opening the table
         (message, count), others = report.errors[0], len(report.errors) - 1
-        more = f" (and {others} other error message{'s' * (others > 1)})" if others else ""
+        more = f" (and {plural(others, 'other error message')})" if others else ""
         print(f"most common error ({count} of {report.failed} failed): {message}{more}")
     return 0
 

@@ -27,6 +27,7 @@ from .accel import Accelerator, PEArray
 from .energy import action_counts, action_energies, check_energy, energy_breakdown
 from .layer import LayerGraph
 from .objective import DEFAULT_OBJECTIVE, OBJECTIVES, SELECTION_COLUMNS, check_objective, select
+from .report import plural
 from .tech import get_tech
 from .workload import LayerArrays
 
@@ -576,10 +577,6 @@ def search_space(layers: tuple, rows: int, cols: int, dataflow: str):
     return space, tiles, q, gates, candidate_geometry(q, space, array, gates)
 
 
-def _count(n: int, unit: str) -> str:
-    return f"{n} {unit}" + ("" if n == 1 else "s")
-
-
 def _search(graph: LayerGraph, accel: Accelerator, objective: str):
     """Search the distinct layer shapes: the shapes, each layer's shape, their arrays, the
     candidates with their costs, and the index of each shape's chosen one (among those whose
@@ -597,7 +594,7 @@ def _search(graph: LayerGraph, accel: Accelerator, objective: str):
         raise ValueError(mp.misfit_message(
             first[i], {t: float(v[j]) for t, v in tiles.items()}, accel,
             "the smallest tile that fills the array ("
-            + ", ".join(_count(int(n), unit) for n, unit in (
+            + ", ".join(plural(int(n), unit) for n, unit in (
                 (space.tile_groups[j], "group"), (space.tile_filters[j], "filter"),
                 (space.tile_channels[j], "channel"), (space.tile_rows[j], "output row")))
             + ")"))

@@ -305,10 +305,10 @@ class Simulation:
 
 
 def intervals(timeline: pd.DataFrame, resource: str, activities: tuple[str, ...]):
-    """(starts, ends) of ``resource``'s ``activities``, sorted (one actor's never overlap)."""
+    """The records of ``resource``'s ``activities``, sorted by start (one actor's never
+    overlap)."""
     rows = timeline[(timeline["resource"] == resource) & timeline["activity"].isin(activities)]
-    rows = rows.sort_values("start")
-    return rows["start"].to_numpy(), rows["end"].to_numpy()
+    return rows.sort_values("start")
 
 
 def busy_between(spans, t0: np.ndarray, t1: np.ndarray) -> np.ndarray:
@@ -365,7 +365,8 @@ def _layer_table(timeline: pd.DataFrame, layers: tuple[LayerSchedule, ...],
     latency = array_end - window_start
     window = np.maximum(latency, 1e-12)
     acts = {"dram": ("load", "store"), "gen": ("generate",), "array": ("compute",)}
-    spans = {res: intervals(timeline, res, a) for res, a in acts.items()}
+    rows = {res: intervals(timeline, res, a) for res, a in acts.items()}
+    spans = {res: (r["start"].to_numpy(), r["end"].to_numpy()) for res, r in rows.items()}
     busy = {res: busy_between(iv, window_start, array_end) for res, iv in spans.items()}
     fraction = {res: b / window for res, b in busy.items()}
     # Share of each unit's busy time in the window that the array's compute hides (NaN: idle).

@@ -102,9 +102,12 @@ def _numbers(table: pd.DataFrame, column: str, option: str) -> np.ndarray:
     try:
         return table[column].to_numpy(float)
     except (TypeError, ValueError):
+        values = table[column]
+        bad = values[values.notna() & pd.to_numeric(values, errors="coerce").isna()]
+        example = bad.iloc[0] if len(bad) else values.iloc[0]  # a value that is no number
         numeric = [str(c) for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
         raise ValueError(f"plot tradeoff: {option} {column}: the column must be numeric, it "
-                         f"holds e.g. {table[column].iloc[0]!r}; numeric columns: "
+                         f"holds e.g. {example!r}; numeric columns: "
                          f"{', '.join(numeric[:8])}{' ...' if len(numeric) > 8 else ''}"
                          ) from None
 

@@ -54,6 +54,11 @@ def binary_bytes(size: int) -> str:
     return f"{size:g} {units[power]}"
 
 
+def plural(n: int, unit: str) -> str:
+    """``n`` and ``unit``, an "s" added unless ``n`` is one: 1 group, 4 output rows."""
+    return f"{n} {unit}" + ("" if n == 1 else "s")
+
+
 def human(value, kind: str, clock_mhz: float | None = None) -> str:
     """A total as the console shows it; ``kind`` is bytes, energy_pj, cycles (as time), ms,
     count, fraction (as %), accuracy (as %) or ratio."""

@@ -14,7 +14,7 @@ layer's inputs wait for the previous layer's outputs; each wait there is at leas
 import numpy as np
 import pandas as pd
 
-from .des import Simulation, busy_between
+from .des import Simulation, busy_between, intervals
 
 LANES = (("DRAM read", "dram", ("load",)), ("DRAM write", "dram", ("store",)),
          ("generation", "gen", ("generate",)), ("PE array", "array", ("compute",)))
@@ -27,27 +27,23 @@ PALETTE_INDICES = [i for i in range(0, 20, 2) if i not in (6, 14)] + [
     i for i in range(1, 20, 2) if i not in (7, 15)]
 
 
-def _pick(timeline: pd.DataFrame, resource: str, activities: tuple[str, ...]) -> pd.DataFrame:
-    rows = timeline[(timeline["resource"] == resource) & timeline["activity"].isin(activities)]
-    return rows.sort_values("start")
-
-
 def _occupancy(rows: pd.DataFrame, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Busy share of each column between ``edges`` and the layer of the last interval that
-    started before the column ends."""
+    """Busy share of each column between ``edges``, in steps of 1/``LEVELS`` (so bars stacked
+    on it start where it ends and equal columns merge), and the layer of the last interval
+    that started before the column ends."""
     starts, ends = rows["start"].to_numpy(), rows["end"].to_numpy()
     share = busy_between((starts, ends), edges[:-1], edges[1:]) / np.diff(edges)
+    share = np.round(share * LEVELS) / LEVELS
     last = np.maximum(np.searchsorted(starts, edges[1:], side="left") - 1, 0)
     codes = rows["layer"].cat.codes.to_numpy()
     return share, codes[last] if len(codes) else np.zeros(len(share), dtype=int)
 
 
 def _columns(ax, edges, bottom, height, codes, colours, **style) -> None:
-    """Bars of ``height`` on ``bottom`` per column, coloured ``colours[codes]``, heights in
-    steps of ``LEVELS`` (finer than a lane's pixels); runs of equal columns are one bar."""
+    """Bars of ``height`` on ``bottom`` per column, coloured ``colours[codes]``; runs of equal
+    columns are one bar."""
     from matplotlib.collections import PolyCollection
 
-    height = np.round(height * LEVELS) / LEVELS
     bottom = np.broadcast_to(bottom, height.shape)
     starts = np.flatnonzero(np.r_[True, (height[1:] != height[:-1])
                                   | (codes[1:] != codes[:-1]) | (bottom[1:] != bottom[:-1])])
@@ -94,16 +90,16 @@ def _draw(ax, sim: Simulation, t0: float, t1: float, colours: np.ndarray) -> Non
     lanes = _lanes(sim)
     for lane, (_, resource, activities) in enumerate(lanes):
         y = len(lanes) - 1 - lane
-        share, codes = _occupancy(_pick(window, resource, activities), edges)
+        share, codes = _occupancy(intervals(window, resource, activities), edges)
         _columns(ax, edges, y - 0.4, 0.8 * share, codes, colours)
         if resource == "array":
-            stall, _ = _occupancy(_pick(window, "array", ("wait_data",)), edges)
+            stall, _ = _occupancy(intervals(window, "array", ("wait_data",)), edges)
             _columns(ax, edges, y - 0.4 + 0.8 * share, 0.8 * stall, np.zeros(COLUMNS, int),
                      np.array([STALL_COLOUR]), alpha=0.6, hatch="////", edgecolor="white")
             _labels(ax, sim, t0, t1, y)
         if activities == ("load",):
             for activity, colour in DMA_WAITS:
-                _strip(ax, _pick(window, "dram", (activity,)), pixel, y - 0.5, colour)
+                _strip(ax, intervals(window, "dram", (activity,)), pixel, y - 0.5, colour)
     ax.set_yticks(range(len(lanes) - 1, -1, -1), [label for label, _, _ in lanes])
     ax.set_ylim(-0.6, len(lanes) - 0.4)
     ax.set_xlim(t0, t1)

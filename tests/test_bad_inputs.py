@@ -5,6 +5,7 @@ training or costing starts) and a few run through a real subprocess. ``{d}`` in 
 the folder of prepared files (configs, checkpoints, accelerator specs), in the expected text too.
 """
 
+import argparse
 import importlib.util
 import os
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from hwsim.cli import main
+from hwsim.cli import build_parser, main
 from models import create_model
 from models.checkpoint import new_checkpoint, save_checkpoint
 
@@ -383,8 +384,6 @@ CASES = [
      "({d}/a_file is a file, not a folder)"),
     (["run", "--checkpoint", "{d}/ok.pt", "--data", "cifar10", "--data-root", "{d}"],
      "CIFAR file data_batch_1 not found; give the folder holding cifar-10-batches-py/"),
-    ([*RUN, "--accel", "none", "--out", "/proc/hwsim-out"],
-     "/proc/hwsim-out: cannot write there"),
     (["run", "--model", "resrep_resnet20", "--set", "resrep.flops_target=2"],
      "resrep: flops_target must be a number in (0, 1]"),
     (["run", "--model", "resrep_resnet20", "--set", "resrep.flops_target=.nan"],
@@ -533,10 +532,19 @@ def test_bad_input_is_one_line_exit_2(d, capsys, monkeypatch, argv, needle):
     _check_one_line(err, needle.replace("{d}", str(d)))
 
 
-def test_matrix_size():
-    assert len(CASES) >= 60
-    commands = {"run", "compare", "list", "export", "train", "pipeline", "sweep", "plot"}
-    assert {argv[0] for argv, _ in CASES if argv} == commands  # every command has cases
+def test_out_folder_the_os_refuses_is_one_line(d, capsys, monkeypatch):
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "mkdir", refuse)  # as in a read-only folder, portably
+    monkeypatch.delenv("HWSIM_DEBUG", raising=False)
+    assert main([*RUN, "--accel", "none", "--out", str(d / "refused")]) == 2
+    _check_one_line(capsys.readouterr().err, f"{d / 'refused'}: cannot write there")
+
+
+def test_every_command_has_cases():
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert {argv[0] for argv, _ in CASES if argv} == set(sub.choices)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pyarrow") is not None, reason="pyarrow installed")

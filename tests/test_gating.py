@@ -239,7 +239,9 @@ def test_training_loop_sparsity_equals_the_traced_density(trained_pg):
     assert "gate_sparsity" in (out / "metrics.csv").read_text().splitlines()[0]
 
 
-def test_run_checkpoint_calibrates_and_reports_ideal_vs_realized(trained_pg, capsys):
+def test_run_checkpoint_calibrates_and_reports_ideal_vs_realized(trained_pg, capsys,
+                                                                monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the per-layer table's columns fit (terminal_width)
     checkpoint = trained_pg[0]["checkpoint"]
     assert main(["run", "--checkpoint", checkpoint, "--accel", "bitserial_32", "--calib", "1",
                  "--format", "json"]) == 0

@@ -86,6 +86,11 @@ def test_tradeoff_front_faded_points_and_axes():
 def test_tradeoff_errors():
     with pytest.raises(ValueError, match="no column 'nope'"):
         plot.tradeoff(results_table(), "nope", "test_acc")
+    mixed = results_table().astype({"test_acc": object})
+    mixed.loc[mixed.index[1:3], "test_acc"] = [None, "n/a"]  # the first value is a number
+    with pytest.raises(ValueError, match="--y test_acc: the column must be numeric, it holds "
+                                         "e.g. 'n/a'"):
+        plot.tradeoff(mixed, "dram_bytes", "test_acc")
     table = results_table().assign(test_acc=np.nan)
     with pytest.raises(ValueError, match="no rows with both"):
         plot.tradeoff(table, "dram_bytes", "test_acc")

@@ -447,7 +447,16 @@ def test_pipeline_base_then_pruned_rows_and_run_on_the_pruned_checkpoint(tmp_pat
     assert 0.58 <= pruned["flops_ratio"] <= 0.6 and pruned["seed_flops"] < base["seed_flops"]
     model, meta = load_checkpoint_model(pruned["checkpoint"])
     assert json.loads(pruned["channels"]) == meta["model_kwargs"]["channels"]
-    assert pruned["seed_flops"] == seed_flops(model, meta["input_shape"])
+    # The seed's counter: the conv and FC MACs, each stride-2 1x1 projection counted 4x.
+    projection_macs = []
+    for conv in model.modules():
+        if isinstance(conv, torch.nn.Conv2d) and conv.kernel_size == (1, 1) \
+                and conv.stride == (2, 2):
+            conv.register_forward_hook(
+                lambda m, _, out: projection_macs.append(out.numel() * m.in_channels))
+    oracle = _oracle_macs(model, meta["input_shape"])
+    assert len(projection_macs) == 2
+    assert pruned["seed_flops"] == oracle + 3 * sum(projection_macs)
     assert pruned["dram_bytes"] < base["dram_bytes"]
     checkpoint = str(tmp_path / "rr" / "pruned.pt")
     assert pruned["checkpoint"] == checkpoint
