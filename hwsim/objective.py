@@ -29,11 +29,9 @@ def layer_starts(layer: np.ndarray) -> np.ndarray:
 
 
 def per_layer_min(layer: np.ndarray, values: np.ndarray, starts=None) -> np.ndarray:
-    """Each candidate's layer minimum of ``values`` (candidates grouped by layer along the
-    last axis; leading axes are rows reduced independently)."""
+    """Each candidate's layer minimum of ``values`` (candidates grouped by layer)."""
     starts = layer_starts(layer) if starts is None else starts
-    return np.repeat(np.minimum.reduceat(values, starts, axis=-1),
-                     np.diff(starts, append=len(layer)), axis=-1)
+    return np.repeat(np.minimum.reduceat(values, starts), np.diff(starts, append=len(layer)))
 
 
 def pareto_front(layer: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -56,42 +54,20 @@ def choose(layer: np.ndarray, keys: list[np.ndarray], starts=None) -> np.ndarray
     """Index of the best candidate of each layer: lexicographic over ``keys``, then first.
 
     Candidates must be grouped by layer; ties on every key go to the earliest candidate, so
-    the choice is deterministic. Keys may carry leading rows (broadcast against each other):
-    then each row gets its own choice, one row of indices per row.
+    the choice is deterministic.
     """
     starts = layer_starts(layer) if starts is None else starts
-    alive = np.ones(np.broadcast_shapes(*(np.shape(key) for key in keys)), dtype=bool)
+    alive = np.ones(len(layer), dtype=bool)
     for key in keys:
         masked = np.where(alive, key, np.inf)
         alive &= masked == per_layer_min(layer, masked, starts)
     index = np.arange(len(layer))
-    return np.minimum.reduceat(np.where(alive, index, len(layer)), starts, axis=-1)
+    return np.minimum.reduceat(np.where(alive, index, len(layer)), starts)
 
 
 def check_objective(objective: str) -> None:
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
-
-
-def _slack_step(layer: np.ndarray, costs: dict, picked: np.ndarray) -> np.ndarray:
-    """``balanced``'s last step on each row of ``picked`` (one candidate per layer): per layer,
-    the fewest array cycles among the candidates with no more DRAM bytes and at most
-    BALANCE_SLACK more latency than the pick, then the least energy, latency and DRAM
-    transactions. A fill saved is worth more than a sliver of overlap the latency model
-    credits to smaller first tiles."""
-    latency, dram = costs["latency_cycles"], costs["dram_bytes"]
-    lat_cap, dram_cap = latency[picked] * (1 + BALANCE_SLACK), dram[picked]
-    # Only candidates inside some row's window can win: the rows are built over those alone.
-    counts = np.diff(layer_starts(layer), append=len(layer))
-    inside = np.flatnonzero((latency <= np.repeat(lat_cap.max(axis=0), counts))
-                            & (dram <= np.repeat(dram_cap.max(axis=0), counts)))
-    starts = layer_starts(layer[inside])
-    counts = np.diff(starts, append=len(inside))
-    near = ((latency[inside] <= np.repeat(lat_cap, counts, axis=-1))
-            & (dram[inside] <= np.repeat(dram_cap, counts, axis=-1)))
-    keys = [np.where(near, costs["compute_cycles"][inside], np.inf)]
-    keys += [costs[k][inside] for k in ("energy_pj", "latency_cycles", "dram_transactions")]
-    return inside[choose(layer[inside], keys, starts)]
 
 
 def select(layer: np.ndarray, costs: dict, objective: str,
@@ -100,11 +76,11 @@ def select(layer: np.ndarray, costs: dict, objective: str,
 
     ``balanced`` balances the whole network (``weight``: how often each layer occurs): with
     L0 and D0 the network's latency and DRAM bytes when every layer takes its own optimum of
-    each, every layer minimizes latency / L0 + lambda * DRAM / D0 (ties: the least energy),
-    then takes ``_slack_step``; lambda is the one of ``BALANCE_WEIGHTS`` whose network totals
-    after that step keep the larger of latency / L0 and DRAM / D0 smallest (then their sum).
-    A weighted sum of network totals splits into one term per layer, so the per-layer choices
-    are exact for each lambda; only the (latency, DRAM) Pareto front of each layer is scored.
+    each, every layer minimizes latency / L0 + lambda * DRAM / D0, and lambda is the one of
+    ``BALANCE_WEIGHTS`` whose network totals keep the larger of latency / L0 and DRAM / D0
+    smallest (then their sum). A weighted sum of network totals splits into one term per
+    layer, so the per-layer choices are exact for each lambda; only the (latency, DRAM) Pareto
+    front of each layer is scored. Ties go to the least energy.
 
     Last, every objective breaks ties by the fewest DRAM transactions (``balanced`` first by
     the least latency): a pool or add split into tiles smaller than a burst moves the same
@@ -113,23 +89,36 @@ def select(layer: np.ndarray, costs: dict, objective: str,
     if objective != "balanced":
         keys = [costs[objective]] + [costs[k] for k in _TIE_BREAK[objective]]
         return choose(layer, keys + [costs["dram_transactions"]])
-    latency, dram = costs["latency_cycles"], costs["dram_bytes"]
+    all_layers, all_starts = layer, layer_starts(layer)
+    latency, dram, energy = costs["latency_cycles"], costs["dram_bytes"], costs["energy_pj"]
     front = pareto_front(layer, latency, dram)
-    starts = layer_starts(layer[front])
+    layer, latency, dram, energy = layer[front], latency[front], dram[front], energy[front]
+    starts = layer_starts(layer)
     weight = np.ones(len(starts)) if weight is None else weight
-    lat0 = float(weight @ np.minimum.reduceat(latency[front], starts))
-    dram0 = float(weight @ np.minimum.reduceat(dram[front], starts))
-    # All lambdas at once: row i holds every front candidate's score for BALANCE_WEIGHTS[i].
+    lat0 = float(weight @ np.minimum.reduceat(latency, starts))
+    dram0 = float(weight @ np.minimum.reduceat(dram, starts))
+    # All lambdas at once: row i holds every candidate's score for BALANCE_WEIGHTS[i].
     lam = np.array(BALANCE_WEIGHTS)[:, None]
-    score = latency[front] / lat0 + lam * dram[front] / dram0
-    picked = front[choose(layer[front], [score, costs["energy_pj"][front]], starts)]
-    final = _slack_step(layer, costs, picked)
-    lat_ratio, dram_ratio = latency[final] @ weight / lat0, dram[final] @ weight / dram0
-    # lambda by the network totals after the slack step: the larger ratio smallest, then
-    # their sum.
+    counts = np.diff(starts, append=len(layer))
+    score = latency / lat0 + lam * dram / dram0
+    alive = score == np.repeat(np.minimum.reduceat(score, starts, axis=1), counts, axis=1)
+    cost_e = np.where(alive, energy, np.inf)
+    alive &= cost_e == np.repeat(np.minimum.reduceat(cost_e, starts, axis=1), counts, axis=1)
+    chosen = np.minimum.reduceat(np.where(alive, np.arange(len(layer)), len(layer)), starts,
+                                 axis=1)
+    lat_ratio, dram_ratio = latency[chosen] @ weight / lat0, dram[chosen] @ weight / dram0
     key = np.lexsort((np.round(lat_ratio + dram_ratio, 12),
                       np.round(np.maximum(lat_ratio, dram_ratio), 12)))
-    return final[key[0]]
+    best = chosen[key[0]]
+    # Then the fewest array cycles among the layer's candidates with no more DRAM bytes and at
+    # most BALANCE_SLACK more latency: a fill saved is worth more than a sliver of overlap
+    # the latency model credits to smaller first tiles.
+    picked = np.repeat(front[best], np.diff(all_starts, append=len(all_layers)))
+    near = ((costs["latency_cycles"] <= costs["latency_cycles"][picked] * (1 + BALANCE_SLACK))
+            & (costs["dram_bytes"] <= costs["dram_bytes"][picked]))
+    return choose(all_layers, [np.where(near, costs["compute_cycles"], np.inf),
+                               costs["energy_pj"], costs["latency_cycles"],
+                               costs["dram_transactions"]], all_starts)
 
 
 __all__ = [
