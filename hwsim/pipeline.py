@@ -80,16 +80,20 @@ EVAL_BATCH_SIZE = 256
 BASE_FOLDER = "base"  # a ResRep base trains in <train.out_dir>/base unless it names a folder
 
 
+def _hardware_keys(section: object) -> dict:
+    """``section`` checked against ``HARDWARE``, defaults filled in (no file-system checks)."""
+    return check_section("hardware", section, HARDWARE, choices={"objective": OBJECTIVES},
+                         positive=("batch", "weight_bits", "act_bits",
+                                   *(k for k, least in CALIB_LEAST.items() if least == 1)),
+                         non_negative=tuple(k for k, least in CALIB_LEAST.items() if least == 0),
+                         items={"accelerators": ((str,), None)},
+                         at_most={"weight_bits": MAX_BITS, "act_bits": MAX_BITS,
+                                  "batch": MAX_BATCH})
+
+
 def hardware_section(config: dict) -> dict:
     """The ``hardware`` section with defaults filled in; unknown keys and bad values are errors."""
-    hw = check_section("hardware", config.get("hardware"), HARDWARE,
-                       choices={"objective": OBJECTIVES},
-                       positive=("batch", "weight_bits", "act_bits",
-                                 *(k for k, least in CALIB_LEAST.items() if least == 1)),
-                       non_negative=tuple(k for k, least in CALIB_LEAST.items() if least == 0),
-                       items={"accelerators": ((str,), None)},
-                       at_most={"weight_bits": MAX_BITS, "act_bits": MAX_BITS,
-                                "batch": MAX_BATCH})
+    hw = _hardware_keys(config.get("hardware"))
     if not hw["accelerators"]:
         raise ValueError("hardware.accelerators: give at least one accelerator")
     results = Path(hw["results"])
@@ -163,23 +167,19 @@ def calibration_batches(train_set: ImageSet, batches: int = HARDWARE["calib_batc
 
 
 def checkpoint_hardware(meta: dict) -> dict:
-    """``batch``, ``weight_bits``, ``act_bits``, ``calib_batches`` and ``calib_batch_size`` of
-    the pipeline that trained a checkpoint (the ``hardware`` section of the config it stores),
-    each else its default, and the ``split`` and ``root`` of its data: what ``hwsim run
+    """The ``hardware`` keys of the pipeline that trained a checkpoint (the section of the
+    config it stores; the defaults for a ``hwsim train`` checkpoint or a section this hwsim
+    does not accept) and the ``split`` and ``root`` of its data: what ``hwsim run
     --checkpoint`` traces and calibrates with unless its options say, so it reproduces the
     results rows."""
     config = meta.get("config") or {}
-    hw, data = config.get("hardware"), config.get("data")
-    hw, data = (hw if isinstance(hw, dict) else {}), (data if isinstance(data, dict) else {})
-    least = {"batch": 1, "weight_bits": 1, "act_bits": 1, **CALIB_LEAST}
-    most = {"batch": MAX_BATCH, "weight_bits": MAX_BITS, "act_bits": MAX_BITS}
-    out = {}
-    for key, low in least.items():
-        value = hw.get(key)
-        valid = (isinstance(value, int) and not isinstance(value, bool)
-                 and low <= value <= most.get(key, value))
-        out[key] = value if valid else HARDWARE[key][0]
-    return {**out, "split": data.get("split") or "standard", "root": data.get("root")}
+    try:
+        hw = _hardware_keys(config.get("hardware"))
+    except ValueError:
+        hw = _hardware_keys(None)
+    data = config.get("data")
+    data = data if isinstance(data, dict) else {}
+    return {**hw, "split": data.get("split") or "standard", "root": data.get("root")}
 
 
 def calibration_set(model: nn.Module, data_name: str | None, data_root: str | None = None,
